@@ -1,0 +1,303 @@
+"""The gate: one pure function over loaded facts.
+
+`evaluate_gate(facts, now)` answers whether a release is cleared and, if not, every reason why,
+each as a blocker with a stable code. It reads nothing and writes nothing; `selectors.load_gate_facts`
+loads the facts in a fixed number of queries. Everything that asks "is it cleared?" (API, pages,
+promotion, CLI) comes here.
+"""
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from releasegate.releases.evidence import manifest_digest
+
+PASSED = "passed"
+FAILED_STATUSES = frozenset({"failed", "error"})
+
+
+@dataclass(frozen=True)
+class PolicyFacts:
+    version: int
+    required_items: tuple[str, ...]
+    required_checks: tuple[str, ...]
+    required_approvals: dict[str, int]
+    max_approval_age: timedelta
+    max_review_age: timedelta
+
+
+@dataclass(frozen=True)
+class ReleaseFacts:
+    id: int
+    project_id: int
+    project_slug: str
+    version: str
+    artifact_digest: str
+    environment: str
+    state: str
+    requester_id: int
+    promoted_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class EvidenceFact:
+    kind: str
+    digest: str
+    reviewed_at: str | None = None  # pipeline_review only: its date, checked for age
+
+
+@dataclass(frozen=True)
+class ApprovalFact:
+    user_id: int
+    username: str
+    role: str
+    manifest_digest: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class VetoFact:
+    id: int
+    release_id: int
+    project_id: int
+    role: str
+    by: str
+    reason: str
+    since: datetime
+    scope: str
+
+
+@dataclass(frozen=True)
+class CheckFact:
+    check: str
+    status: str
+    manifest_digest: str
+    updated_at: datetime
+    summary: str = ""
+
+
+@dataclass(frozen=True)
+class GateFacts:
+    release: ReleaseFacts
+    policy: PolicyFacts
+    evidence: tuple[EvidenceFact, ...] = ()
+    approvals: tuple[ApprovalFact, ...] = ()
+    vetoes: tuple[VetoFact, ...] = ()
+    checks: tuple[CheckFact, ...] = ()
+
+
+@dataclass(frozen=True)
+class Blocker:
+    code: str
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, **self.details, "message": self.message}
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    release: ReleaseFacts
+    cleared: bool
+    blockers: tuple[Blocker, ...]
+    policy_version: int
+    manifest_digest: str
+    evaluated_at: datetime
+
+    def as_dict(self) -> dict[str, Any]:
+        r = self.release
+        return {
+            "release": {
+                "id": r.id,
+                "project": r.project_slug,
+                "version": r.version,
+                "artifact_digest": r.artifact_digest,
+                "environment": r.environment,
+                "state": r.state,
+            },
+            "cleared": self.cleared,
+            "blockers": [b.as_dict() for b in self.blockers],
+            "policy_version": self.policy_version,
+            "manifest_digest": self.manifest_digest,
+            "evaluated_at": _iso(self.evaluated_at),
+        }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def current_manifest(facts: GateFacts) -> str:
+    return manifest_digest(
+        artifact_digest=facts.release.artifact_digest,
+        evidence={e.kind: e.digest for e in facts.evidence},
+    )
+
+
+def _lifecycle_blockers(release: ReleaseFacts) -> list[Blocker]:
+    if release.state == "withdrawn":
+        return [Blocker("withdrawn", "The release was withdrawn.")]
+    if release.state == "draft":
+        return [Blocker("not_submitted", "The release has not been submitted for review.")]
+    return []
+
+
+def _veto_blockers(facts: GateFacts) -> list[Blocker]:
+    blockers = []
+    for veto in facts.vetoes:
+        details: dict[str, Any] = {"role": veto.role, "since": _iso(veto.since), "veto_id": veto.id}
+        if veto.project_id != facts.release.project_id:
+            # A veto on the same artifact in another project blocks too, but tells nothing of it.
+            details.update(by=None, reason="This artifact is vetoed in another project.")
+            message = "The same artifact is vetoed in another project."
+        else:
+            details.update(by=veto.by, reason=veto.reason, release_id=veto.release_id)
+            if veto.release_id == facts.release.id:
+                message = f"Vetoed by {veto.by} ({veto.role}): {veto.reason}"
+            else:
+                message = (
+                    f"A veto by {veto.by} ({veto.role}) on an earlier release carries forward: "
+                    f"{veto.reason}"
+                )
+        blockers.append(Blocker("veto", message, details))
+    return blockers
+
+
+def _review_date_problem(value: str | None, at: datetime, max_age: timedelta) -> str | None:
+    try:
+        reviewed = date.fromisoformat(value or "")
+    except ValueError:
+        return "the review date is not a date"
+    if reviewed > at.date():
+        return "the review is dated in the future"
+    if at.date() - reviewed > max_age:
+        return f"the review is older than {max_age.days} days"
+    return None
+
+
+def _evidence_blockers(facts: GateFacts, at: datetime) -> list[Blocker]:
+    present = {e.kind: e for e in facts.evidence}
+    blockers = []
+    for kind in facts.policy.required_items:
+        item = present.get(kind)
+        if item is None:
+            blockers.append(Blocker("evidence_missing", f"No {kind} evidence.", {"kind": kind}))
+            continue
+        if kind == "pipeline_review":
+            problem = _review_date_problem(item.reviewed_at, at, facts.policy.max_review_age)
+            if problem:
+                blockers.append(
+                    Blocker("evidence_invalid", f"pipeline_review: {problem}.", {"kind": kind})
+                )
+    return blockers
+
+
+def _check_blockers(facts: GateFacts, manifest: str) -> list[Blocker]:
+    latest: dict[str, CheckFact] = {}
+    for result in facts.checks:
+        if result.manifest_digest != manifest:
+            continue  # computed on older evidence: never counts
+        held = latest.get(result.check)
+        if held is None or result.updated_at >= held.updated_at:
+            latest[result.check] = result
+    blockers = []
+    for check in facts.policy.required_checks:
+        result = latest.get(check)
+        if result is None:
+            blockers.append(
+                Blocker(
+                    "check_pending",
+                    f"Check {check} has no result for the current evidence yet.",
+                    {"check": check, "status": "missing"},
+                )
+            )
+        elif result.status in FAILED_STATUSES:
+            summary = f": {result.summary}" if result.summary else ""
+            blockers.append(
+                Blocker(
+                    "check_failed",
+                    f"Check {check} {'errored' if result.status == 'error' else 'failed'}{summary}",
+                    {"check": check, "status": result.status, "summary": result.summary},
+                )
+            )
+        elif result.status != PASSED:
+            blockers.append(
+                Blocker(
+                    "check_pending",
+                    f"Check {check} is {result.status}.",
+                    {"check": check, "status": result.status},
+                )
+            )
+    return blockers
+
+
+def _approval_blockers(facts: GateFacts, manifest: str, at: datetime) -> list[Blocker]:
+    policy = facts.policy
+    oldest_valid = at - policy.max_approval_age
+    counted_role: dict[int, str] = {}  # one person counts for one role only: their first
+    stale: dict[str, set[int]] = {}
+    expired: dict[str, set[int]] = {}
+    for approval in sorted(facts.approvals, key=lambda a: a.created_at):
+        if approval.user_id == facts.release.requester_id:
+            continue
+        if approval.role not in policy.required_approvals:
+            continue
+        if approval.manifest_digest != manifest:
+            stale.setdefault(approval.role, set()).add(approval.user_id)
+        elif approval.created_at < oldest_valid:
+            expired.setdefault(approval.role, set()).add(approval.user_id)
+        else:
+            counted_role.setdefault(approval.user_id, approval.role)
+    blockers = []
+    for role, need in sorted(policy.required_approvals.items()):
+        have = sum(1 for r in counted_role.values() if r == role)
+        if have >= need:
+            continue
+        details = {"role": role, "have": have, "need": need}
+        others = set(counted_role)
+        if stale.get(role, set()) - others:
+            blockers.append(
+                Blocker(
+                    "approval_stale",
+                    f"{role} approval was given on earlier evidence; it must be given again "
+                    f"({have} of {need}).",
+                    details,
+                )
+            )
+        elif expired.get(role, set()) - others:
+            blockers.append(
+                Blocker(
+                    "approval_expired",
+                    f"{role} approval is older than {policy.max_approval_age.days} days "
+                    f"({have} of {need}).",
+                    details,
+                )
+            )
+        else:
+            blockers.append(
+                Blocker("approval_missing", f"{role} approval needed ({have} of {need}).", details)
+            )
+    return blockers
+
+
+def evaluate_gate(facts: GateFacts, now: datetime) -> GateDecision:
+    """Decide whether the release is cleared at `now`, with every blocker that stands."""
+    manifest = current_manifest(facts)
+    # A promoted release was judged when it was promoted; what can still stop it is a veto.
+    at = facts.release.promoted_at or now
+    blockers = [
+        *_lifecycle_blockers(facts.release),
+        *_veto_blockers(facts),
+        *_evidence_blockers(facts, at),
+        *_check_blockers(facts, manifest),
+        *_approval_blockers(facts, manifest, at),
+    ]
+    return GateDecision(
+        release=facts.release,
+        cleared=not blockers,
+        blockers=tuple(blockers),
+        policy_version=facts.policy.version,
+        manifest_digest=manifest,
+        evaluated_at=now,
+    )

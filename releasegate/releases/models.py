@@ -1,0 +1,198 @@
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from releasegate.accounts.roles import role_permissions
+
+
+class EvidenceKind(models.TextChoices):
+    PIPELINE_REVIEW = "pipeline_review", "Pipeline security review"
+    DATA_FLOW_MAP = "data_flow_map", "Data-flow map"
+    SBOM = "sbom", "Software and ML bill of materials"
+    MONITORING_PLAN = "monitoring_plan", "Monitoring plan"
+    AGENT_ACCESS_REVIEW = "agent_access_review", "AI-identity access review"
+
+
+class Project(models.Model):
+    slug = models.SlugField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(default=timezone.now)
+    current_policy = models.ForeignKey(
+        "GatePolicy", null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        permissions = role_permissions()
+        ordering = ["slug"]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class GatePolicy(models.Model):
+    """One version of a project's gate policy. Versions are never edited; a change adds one."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="policies")
+    version = models.PositiveIntegerField()
+    required_items = models.JSONField(default=list)
+    required_checks = models.JSONField(default=list)
+    required_approvals = models.JSONField(default=dict)
+    veto_roles = models.JSONField(default=list)
+    max_approval_age_days = models.PositiveIntegerField(default=14)
+    max_review_age_days = models.PositiveIntegerField(default=180)
+    vulnerability_threshold = models.CharField(max_length=16, default="high")
+    license_denylist = models.JSONField(default=list, blank=True)
+    external_ci = models.JSONField(default=dict, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "version"], name="policy_version_unique")
+        ]
+        ordering = ["project", "-version"]
+
+    def __str__(self) -> str:
+        return f"{self.project} policy v{self.version}"
+
+
+class Release(models.Model):
+    class State(models.TextChoices):
+        DRAFT = "draft", "Draft"
+        IN_REVIEW = "in_review", "In review"
+        PROMOTED = "promoted", "Promoted"
+        WITHDRAWN = "withdrawn", "Withdrawn"
+
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="releases")
+    version = models.CharField(max_length=100)
+    artifact_digest = models.CharField(max_length=71, db_index=True)
+    environment = models.CharField(max_length=64, default="production")
+    summary = models.TextField(blank=True)
+    requester = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="requested_releases"
+    )
+    created_via_token = models.ForeignKey(
+        "accounts.ApiToken", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    state = models.CharField(max_length=16, choices=State.choices, default=State.DRAFT)
+    manifest_digest = models.CharField(max_length=71)
+    created_at = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "version"], name="release_version_unique")
+        ]
+        indexes = [models.Index(fields=["project", "environment", "state"])]
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.project.slug} {self.version}"
+
+    @property
+    def is_editable(self) -> bool:
+        return self.state in {self.State.DRAFT, self.State.IN_REVIEW}
+
+
+def evidence_upload_path(instance: "Evidence", filename: str) -> str:
+    return f"evidence/{instance.release_id}/{instance.kind}/{filename}"
+
+
+class Evidence(models.Model):
+    """One version of one checklist item's evidence. Replacing it keeps the old row (not current)."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="evidence")
+    kind = models.CharField(max_length=32, choices=EvidenceKind.choices)
+    document = models.JSONField()
+    digest = models.CharField(max_length=71)
+    attachment = models.FileField(upload_to=evidence_upload_path, null=True, blank=True)
+    attachment_digest = models.CharField(max_length=71, blank=True)
+    link = models.URLField(max_length=500, blank=True)
+    is_current = models.BooleanField(default=True)
+    attached_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    attached_by_label = models.CharField(max_length=150)
+    attached_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["release", "kind"],
+                condition=models.Q(is_current=True),
+                name="one_current_evidence_per_kind",
+            )
+        ]
+        ordering = ["release", "kind", "-attached_at"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} for {self.release_id}"
+
+
+class Approval(models.Model):
+    """An approval by one person in one role, bound to the evidence manifest it was given on."""
+
+    release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="approvals")
+    role = models.CharField(max_length=32)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    manifest_digest = models.CharField(max_length=71)
+    comment = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"approval {self.role} by {self.user_id} on {self.release_id}"
+
+
+class Veto(models.Model):
+    class Scope(models.TextChoices):
+        CARRY_FORWARD = "carry_forward", "This and later releases, and the same artifact"
+        RELEASE = "release", "This release only"
+
+    release = models.ForeignKey(Release, on_delete=models.PROTECT, related_name="vetoes")
+    # Copied from the release so a carry-forward lookup is one indexed query.
+    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="vetoes")
+    environment = models.CharField(max_length=64)
+    artifact_digest = models.CharField(max_length=71, db_index=True)
+    role = models.CharField(max_length=32)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    reason = models.TextField()
+    scope = models.CharField(max_length=16, choices=Scope.choices, default=Scope.CARRY_FORWARD)
+    created_at = models.DateTimeField(default=timezone.now)
+    lifted_at = models.DateTimeField(null=True, blank=True)
+    lifted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    lift_reason = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["project", "environment", "lifted_at"])]
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"veto {self.role} on {self.release_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.lifted_at is None
+
+
+class Promotion(models.Model):
+    release = models.OneToOneField(Release, on_delete=models.PROTECT, related_name="promotion")
+    promoted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    promoted_by_label = models.CharField(max_length=150)
+    promoted_at = models.DateTimeField(default=timezone.now)
+    manifest_digest = models.CharField(max_length=71)
+    policy_version = models.PositiveIntegerField()
+    decision = models.JSONField()
+
+    def __str__(self) -> str:
+        return f"promotion of {self.release_id}"

@@ -1,0 +1,33 @@
+"""Events other areas react to (checks are enqueued, notifications sent), always after commit.
+
+Receivers get `event` (a name from RELEASE_EVENTS) and `release_id`, plus event-specific keywords.
+"""
+
+from django.db import transaction
+from django.dispatch import Signal
+
+RELEASE_EVENTS = frozenset(
+    {
+        "release_created",
+        "evidence_attached",
+        "review_requested",
+        "withdrawn",
+        "approved",
+        "veto_cast",
+        "veto_lifted",
+        "promoted",
+        "check_recorded",
+        "policy_changed",
+    }
+)
+
+release_event = Signal()
+
+
+def send_after_commit(event: str, *, release_id: int | None, **extra: object) -> None:
+    assert event in RELEASE_EVENTS, event
+
+    def send() -> None:
+        release_event.send(sender=None, event=event, release_id=release_id, **extra)
+
+    transaction.on_commit(send)

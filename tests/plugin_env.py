@@ -1,0 +1,31 @@
+"""Loaded with `-p tests.plugin_env` before Django starts: safe settings for the test run.
+
+DEBUG stays off, as in production; the secret key is random; PostgreSQL is used when it answers
+on 127.0.0.1:5432 (or DATABASE_URL says where), else SQLite, and tests marked `postgres` skip,
+except under CI=true, where they fail instead.
+"""
+
+import os
+import secrets
+import socket
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+os.environ.setdefault("DEBUG", "false")
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
+os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
+os.environ.setdefault("CSRF_COOKIE_SECURE", "false")
+os.environ.setdefault("RELEASEGATE_FAST_PASSWORD_HASHER", "true")
+os.environ.setdefault("CELERY_BROKER_URL", "memory://")
+os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
+if "DATABASE_URL" not in os.environ and _reachable("127.0.0.1", 5432):
+    os.environ["DATABASE_URL"] = "postgres://postgres@127.0.0.1:5432/releasegate"
