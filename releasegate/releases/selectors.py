@@ -21,6 +21,7 @@ from releasegate.releases.gate import (
     VetoFact,
     evaluate_gate,
 )
+from releasegate.releases.signals import gate_evaluated
 from releasegate.releases.models import Approval, Evidence, GatePolicy, Project, Release, Veto
 
 
@@ -163,4 +164,7 @@ def gate_release_queryset() -> QuerySet[Release]:
 
 
 def gate_decision(release: Release) -> GateDecision:
-    return evaluate_gate(load_gate_facts(release), timezone.now())
+    """The gate's answer for a release loaded with `gate_release_queryset`, announced to metrics."""
+    decision = evaluate_gate(load_gate_facts(release), timezone.now())
+    gate_evaluated.send(sender=None, decision=decision)
+    return decision

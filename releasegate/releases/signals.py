@@ -31,3 +31,8 @@ def send_after_commit(event: str, *, release_id: int | None, **extra: object) ->
         release_event.send(sender=None, event=event, release_id=release_id, **extra)
 
     transaction.on_commit(send)
+
+
+# Sent after every gate evaluation that answers a caller (API, pages, CLI): `decision` keyword.
+# Receivers must not touch the database: the gate endpoint's query count is pinned.
+gate_evaluated = Signal()
