@@ -1,0 +1,210 @@
+"""API tokens: issue, revoke and authenticate bearer tokens for people and pipelines.
+
+A token reads `<prefix><key id>_<secret>`: `rgp_` for a personal token, `rgs_` for a service
+token, so a leaked one is recognisable to secret scanners. The key id finds the row; only a
+SHA-256 of the secret is stored (the secret is 256 random bits, so a slow hash buys nothing) and it
+is compared in constant time. Every token expires; tokens work on the API only, never on pages.
+"""
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from releasegate.accounts.actors import Actor, Capability, Scope
+from releasegate.accounts.models import ApiToken
+from releasegate.audit.services import audit_record
+from releasegate.errors import FieldError, InvalidInput, NotPermitted, ReleasegateError
+
+PREFIXES = {ApiToken.Kind.PERSONAL: "rgp_", ApiToken.Kind.SERVICE: "rgs_"}
+KEY_ID_BYTES = 6  # 12 hex characters, well within ApiToken.key_id
+MAX_EXPIRY = timedelta(days=365)
+MIN_EXPIRY = timedelta(minutes=5)
+DEFAULT_EXPIRY = timedelta(days=90)
+# Recording every use would turn each gate query into a write; once a minute is enough to audit.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+_TOKEN_RE = re.compile(r"^(rgp|rgs)_([0-9a-f]{12})_([A-Za-z0-9_\-]{20,100})$")
+# Hashed when the key id is unknown, so an unknown id costs the same work as a wrong secret.
+_DUMMY_HASH = hashlib.sha256(b"releasegate-no-such-token").hexdigest()
+
+
+class TokenRejected(ReleasegateError):
+    """The bearer token is missing its parts, unknown, forged, expired or revoked; 401."""
+
+    def __init__(self, message: str, *, code: str):
+        super().__init__(message=message, code=code, status=401)
+
+
+def _hash(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _scopes(kind: str, scopes: Sequence[str]) -> list[str]:
+    if isinstance(scopes, str) or not all(isinstance(s, str) for s in scopes):
+        raise InvalidInput("Invalid scopes.", errors=[FieldError("scopes", "a list of scope names")])
+    if kind == ApiToken.Kind.PERSONAL:
+        if scopes:
+            raise InvalidInput(
+                "A personal token acts as its user and takes no scopes.",
+                errors=[FieldError("scopes", "must be empty for a personal token")],
+            )
+        return []
+    unknown = [s for s in scopes if s not in Scope._value2member_map_]
+    if unknown or not scopes:
+        raise InvalidInput(
+            "A service token needs at least one known scope.",
+            errors=[FieldError("scopes", f"one or more of {', '.join(s.value for s in Scope)}")],
+        )
+    return sorted(set(scopes))
+
+
+def _may_create(actor: Actor, kind: str, user: Any, project: Any) -> None:
+    if actor.token is not None:
+        raise NotPermitted("A token cannot issue tokens.", code="token_cannot_issue")
+    if actor.system:
+        return
+    if kind == ApiToken.Kind.PERSONAL:
+        person = actor.person
+        if person is None or person.pk != user.pk:
+            raise NotPermitted("A personal token is issued only to yourself.")
+        return
+    if not actor.can(project, Capability.MANAGE_SERVICE_TOKENS):
+        raise NotPermitted("Only a project admin may issue service tokens for this project.")
+
+
+@transaction.atomic
+def token_create(
+    *,
+    actor: Actor,
+    kind: str,
+    name: str,
+    user: Any = None,
+    project: Any = None,
+    scopes: Sequence[str] = (),
+    expires_in: timedelta = DEFAULT_EXPIRY,
+    owner: Any = None,
+) -> tuple[ApiToken, str]:
+    """Issue a token; returns the row and the plaintext token, which is never shown again.
+
+    `owner` (service tokens only, default: the issuing person) is the person releases created
+    through the token are requested in the name of, so that person can never approve them.
+    """
+    if kind not in ApiToken.Kind.values:
+        raise InvalidInput("Unknown token kind.", errors=[FieldError("kind", "personal or service")])
+    errors = []
+    if not isinstance(name, str) or not name.strip() or len(name.strip()) > 100:
+        errors.append(FieldError("name", "1 to 100 characters"))
+    if not isinstance(expires_in, timedelta) or not MIN_EXPIRY <= expires_in <= MAX_EXPIRY:
+        errors.append(FieldError("expires_in", "between 5 minutes and 365 days"))
+    if kind == ApiToken.Kind.PERSONAL and (user is None or project is not None or owner is not None):
+        errors.append(FieldError("user", "a personal token names its user and no project"))
+    if kind == ApiToken.Kind.SERVICE and (project is None or user is not None):
+        errors.append(FieldError("project", "a service token names its project and no user"))
+    if kind == ApiToken.Kind.PERSONAL and user is not None and not user.is_active:
+        errors.append(FieldError("user", "the user is not active"))
+    if errors:
+        raise InvalidInput("The token is not valid.", errors=errors)
+    clean_scopes = _scopes(kind, scopes)
+    _may_create(actor, kind, user, project)
+    if kind == ApiToken.Kind.PERSONAL:
+        created_by = actor.person or user
+    else:
+        created_by = owner if owner is not None else actor.person
+    key_id = secrets.token_hex(KEY_ID_BYTES)
+    secret = secrets.token_urlsafe(32)
+    now = timezone.now()
+    token = ApiToken.objects.create(
+        kind=kind,
+        name=name.strip(),
+        key_id=key_id,
+        secret_hash=_hash(secret),
+        user=user if kind == ApiToken.Kind.PERSONAL else None,
+        project=project if kind == ApiToken.Kind.SERVICE else None,
+        scopes=clean_scopes,
+        created_by=created_by,
+        created_at=now,
+        expires_at=now + expires_in,
+    )
+    audit_record(
+        action="token_created",
+        actor=actor,
+        project_id=token.project_id,
+        data={
+            "kind": kind,
+            "name": token.name,
+            "key_id": key_id,
+            "user": user.get_username() if token.user_id else None,
+            "owner": created_by.get_username() if created_by is not None else None,
+            "scopes": clean_scopes,
+            "expires_at": token.expires_at,
+        },
+    )
+    return token, f"{PREFIXES[ApiToken.Kind(kind)]}{key_id}_{secret}"
+
+
+@transaction.atomic
+def token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
+    """Revoke a token at once. Revoking a revoked token changes nothing."""
+    if actor.token is not None:
+        raise NotPermitted("A token cannot revoke tokens.", code="token_cannot_issue")
+    if not actor.system:
+        if token.kind == ApiToken.Kind.PERSONAL:
+            person = actor.person
+            if person is None or person.pk != token.user_id:
+                raise NotPermitted("A personal token is revoked only by its user.")
+        elif not actor.can(token.project, Capability.MANAGE_SERVICE_TOKENS):
+            raise NotPermitted("Only a project admin may revoke this project's service tokens.")
+    locked = ApiToken.objects.select_for_update().get(pk=token.pk)
+    if locked.revoked_at is not None:
+        return locked
+    locked.revoked_at = timezone.now()
+    locked.save(update_fields=["revoked_at"])
+    audit_record(
+        action="token_revoked",
+        actor=actor,
+        project_id=locked.project_id,
+        data={"kind": locked.kind, "name": locked.name, "key_id": locked.key_id},
+    )
+    token.revoked_at = locked.revoked_at
+    return locked
+
+
+def token_verify(raw: str) -> ApiToken:
+    """The active token `raw` names, or TokenRejected with a code saying why (one query, plus a
+    write at most once a minute to record its last use)."""
+    match = _TOKEN_RE.match(raw or "")
+    if match is None:
+        raise TokenRejected("The token is malformed.", code="token_invalid")
+    prefix, key_id, secret = match.groups()
+    token = ApiToken.objects.select_related("user").filter(key_id=key_id).first()
+    expected = token.secret_hash if token is not None else _DUMMY_HASH
+    if not hmac.compare_digest(_hash(secret), expected) or token is None:
+        raise TokenRejected("The token is not valid.", code="token_invalid")
+    if f"{prefix}_" != PREFIXES[ApiToken.Kind(token.kind)]:
+        raise TokenRejected("The token is not valid.", code="token_invalid")
+    now = timezone.now()
+    if token.revoked_at is not None:
+        raise TokenRejected("The token was revoked.", code="token_revoked")
+    if token.expires_at <= now:
+        raise TokenRejected("The token has expired.", code="token_expired")
+    if token.user is not None and not token.user.is_active:
+        raise TokenRejected("The token's user is not active.", code="token_user_inactive")
+    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_RESOLUTION:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        token.last_used_at = now
+    return token
+
+
+def token_authenticate(raw: str) -> ApiToken | None:
+    """The active token `raw` names, or None if it is malformed, forged, expired or revoked."""
+    try:
+        return token_verify(raw)
+    except TokenRejected:
+        return None
