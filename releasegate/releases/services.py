@@ -119,7 +119,11 @@ def policy_change(
     _require(actor, project, Capability.CHANGE_POLICY, "Only a project admin may change its policy.")
     if not isinstance(changes, dict) or not changes:
         raise InvalidInput("Nothing to change.", errors=[FieldError("(document)", "no settings given")])
-    locked = Project.objects.select_for_update().select_related("current_policy").get(pk=project.pk)
+    locked = (
+        Project.objects.select_for_update(of=("self",))
+        .select_related("current_policy")
+        .get(pk=project.pk)
+    )
     current = locked.current_policy
     assert current is not None
     base = PolicySpec(**{k: getattr(current, k) for k in PolicySpec().as_fields()})
