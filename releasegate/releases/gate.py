@@ -146,13 +146,16 @@ def _lifecycle_blockers(release: ReleaseFacts) -> list[Blocker]:
 def _veto_blockers(facts: GateFacts) -> list[Blocker]:
     blockers = []
     for veto in facts.vetoes:
-        details: dict[str, Any] = {"role": veto.role, "since": _iso(veto.since), "veto_id": veto.id}
+        details: dict[str, Any] = {"role": veto.role, "since": _iso(veto.since)}
         if veto.project_id != facts.release.project_id:
-            # A veto on the same artifact in another project blocks too, but tells nothing of it.
+            # A veto on the same artifact in another project blocks too, but tells nothing of it:
+            # not who, not why, not which veto or release (ids a caller could probe with).
             details.update(by=None, reason="This artifact is vetoed in another project.")
             message = "The same artifact is vetoed in another project."
         else:
-            details.update(by=veto.by, reason=veto.reason, release_id=veto.release_id)
+            details.update(
+                by=veto.by, reason=veto.reason, veto_id=veto.id, release_id=veto.release_id
+            )
             if veto.release_id == facts.release.id:
                 message = f"Vetoed by {veto.by} ({veto.role}): {veto.reason}"
             else:

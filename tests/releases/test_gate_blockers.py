@@ -15,8 +15,14 @@ from releasegate.releases.services import (
     release_withdraw,
     veto_cast,
 )
-from tests.builders import DEFAULT_CHECKS, attach_all, document, make_release, pass_checks
-from tests.builders import submitted_release
+from tests.builders import (
+    DEFAULT_CHECKS,
+    attach_all,
+    document,
+    make_release,
+    pass_checks,
+    submitted_release,
+)
 from tests.releases.gatehelpers import blockers, cleared_release, codes, decide, load
 
 
@@ -50,7 +56,9 @@ def test_missing_evidence_is_named_per_item(personas):
     p = personas
     release = make_release(p.project, p.requester)
     for kind in ("pipeline_review", "data_flow_map", "monitoring_plan"):
-        evidence_attach(release=release, actor=p.actor("requester"), kind=kind, document=document(kind))
+        evidence_attach(
+            release=release, actor=p.actor("requester"), kind=kind, document=document(kind)
+        )
     release_submit(release=release, actor=p.actor("requester"))
     missing = blockers(decide(release), "evidence_missing")
     assert sorted(b["kind"] for b in missing) == ["agent_access_review", "sbom"]
@@ -72,7 +80,9 @@ def test_pipeline_review_dated_in_the_future_is_invalid(personas):
 def _attach_review_dated(p, release, reviewed_at: date) -> None:
     review = document("pipeline_review")
     review["reviewed_at"] = reviewed_at.isoformat()
-    evidence_attach(release=release, actor=p.actor("requester"), kind="pipeline_review", document=review)
+    evidence_attach(
+        release=release, actor=p.actor("requester"), kind="pipeline_review", document=review
+    )
 
 
 def test_pipeline_review_older_than_policy_allows_is_invalid(personas):
@@ -120,7 +130,9 @@ def test_check_passed_only_for_older_evidence_is_pending(personas):
     release = cleared_release(p)
     review = document("pipeline_review")
     review["reviewer"] = "Someone Else"
-    evidence_attach(release=release, actor=p.actor("requester"), kind="pipeline_review", document=review)
+    evidence_attach(
+        release=release, actor=p.actor("requester"), kind="pipeline_review", document=review
+    )
     pending = blockers(decide(release), "check_pending")
     assert sorted(b["check"] for b in pending) == sorted(DEFAULT_CHECKS)
 
@@ -158,7 +170,9 @@ def test_approval_becomes_stale_when_evidence_is_replaced(personas):
     release = cleared_release(p)
     monitoring = document("monitoring_plan")
     monitoring["owner"] = "another team"
-    evidence_attach(release=release, actor=p.actor("requester"), kind="monitoring_plan", document=monitoring)
+    evidence_attach(
+        release=release, actor=p.actor("requester"), kind="monitoring_plan", document=monitoring
+    )
     pass_checks(release)  # the checks pass again on the new evidence; the approvals do not carry
     decision = decide(release)
     assert sorted(b["role"] for b in blockers(decision, "approval_stale")) == ["security", "sme"]
@@ -169,7 +183,10 @@ def test_approval_given_again_on_new_evidence_clears(personas):
     p = personas
     release = cleared_release(p)
     evidence_attach(
-        release=release, actor=p.actor("requester"), kind="sbom", document=document("sbom") | {"version": 2}
+        release=release,
+        actor=p.actor("requester"),
+        kind="sbom",
+        document=document("sbom") | {"version": 2},
     )
     pass_checks(release)
     approval_give(release=load(release), actor=p.actor("security"), role="security")
