@@ -24,6 +24,11 @@ if not DEBUG and (SECRET_KEY == INSECURE_SECRET_KEY or len(SECRET_KEY) < 32):
     )
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] if DEBUG else [])
+if not DEBUG and any(host in {"*", "."} for host in ALLOWED_HOSTS):
+    raise ImproperlyConfigured(
+        "ALLOWED_HOSTS must name the service's host names when DEBUG is off, not '*' "
+        "(e.g. ALLOWED_HOSTS=releasegate.example.com): a wildcard lets any Host header through"
+    )
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 INSTALLED_APPS = [
@@ -48,6 +53,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "releasegate.ops.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -194,9 +200,48 @@ EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "releasegate@localhost")
 
+# One JSON object per line on stderr (LOG_FORMAT=text for people reading a terminal), with the
+# request id, and every record scrubbed of tokens, passwords and session ids.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        "request_id": {"()": "releasegate.ops.logs.RequestIdFilter"},
+        "redact": {"()": "releasegate.ops.logs.RedactSecretsFilter"},
+    },
+    "formatters": {
+        "json": {"()": "releasegate.ops.logs.JsonFormatter"},
+        "text": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "text" if env_str("LOG_FORMAT", "json") == "text" else "json",
+            "filters": ["request_id", "redact"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    "loggers": {
+        # The request middleware logs every request once, with its id; Django's own 4xx/5xx
+        # lines would repeat them (and carry the whole request object).
+        "django.request": {"level": "ERROR"},
+        "django.server": {"level": "WARNING"},
+    },
 }
+# Celery keeps the logging configured above instead of installing its own handlers.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# Operations: /metrics needs `Authorization: Bearer $METRICS_TOKEN` when DEBUG is off (and is a
+# 404 without a token configured); /readyz gives each dependency this many seconds.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+if METRICS_TOKEN and len(METRICS_TOKEN) < 24:
+    raise ImproperlyConfigured("METRICS_TOKEN must be at least 24 characters when set")
+RELEASEGATE_READY_TIMEOUT = env_int("RELEASEGATE_READY_TIMEOUT", 2, minimum=1)
+RELEASEGATE_WORKER_METRICS_PORT = env_int("RELEASEGATE_WORKER_METRICS_PORT", 0, minimum=0)
+RELEASEGATE_WORKER_METRICS_ADDR = env_str("RELEASEGATE_WORKER_METRICS_ADDR", "0.0.0.0")  # noqa: S104
+
+# Notifications: webhook deliveries are retried with exponential back-off, then recorded failed.
+RELEASEGATE_NOTIFY_MAX_ATTEMPTS = env_int("RELEASEGATE_NOTIFY_MAX_ATTEMPTS", 5, minimum=1)
+RELEASEGATE_NOTIFY_BACKOFF_SECONDS = env_int("RELEASEGATE_NOTIFY_BACKOFF_SECONDS", 30, minimum=1)
+RELEASEGATE_WEBHOOK_TIMEOUT = env_int("RELEASEGATE_WEBHOOK_TIMEOUT", 10, minimum=1)
+RELEASEGATE_WEBHOOK_ALLOW_HTTP = env_bool("RELEASEGATE_WEBHOOK_ALLOW_HTTP", DEBUG)

@@ -1,0 +1,74 @@
+from typing import Any
+
+from django.contrib import admin
+from django.http import HttpRequest
+
+from releasegate.ops.models import Delivery, NotificationTarget
+
+
+@admin.register(NotificationTarget)
+class NotificationTargetAdmin(admin.ModelAdmin):
+    """Read-only: targets are added and removed through the audited services, and the webhook
+    secret is never shown after creation."""
+
+    list_display = ("id", "project", "kind", "destination", "events", "created_at", "removed_at")
+    list_filter = ("kind", "project")
+    fields = (
+        "project",
+        "kind",
+        "url",
+        "address",
+        "events",
+        "created_by",
+        "created_at",
+        "removed_at",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Delivery)
+class DeliveryAdmin(admin.ModelAdmin):
+    list_display = (
+        "id",
+        "event",
+        "release",
+        "target",
+        "status",
+        "attempts",
+        "response_code",
+        "created_at",
+    )
+    list_filter = ("status", "event")
+    readonly_fields = (
+        "target",
+        "event",
+        "release",
+        "dedupe_key",
+        "payload",
+        "status",
+        "attempts",
+        "last_error",
+        "response_code",
+        "created_at",
+        "last_attempt_at",
+        "delivered_at",
+    )
+    list_select_related = ("target", "release", "release__project")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

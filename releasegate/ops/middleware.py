@@ -1,0 +1,61 @@
+"""One log line per request, with a request id the caller can quote and its tasks carry."""
+
+import logging
+import time
+from collections.abc import Callable
+
+from django.http import HttpRequest, HttpResponse
+from django.utils.functional import SimpleLazyObject, empty
+
+from releasegate.ops.context import request_id_var, sane_request_id
+
+logger = logging.getLogger("releasegate.request")
+
+REQUEST_ID_HEADER = "X-Request-ID"
+
+
+def _user_id(request: HttpRequest) -> int | None:
+    """The signed-in user's id, only if authentication already loaded it.
+
+    Loading a lazy session user here would add queries to every request (and to pinned counts).
+    """
+    user = request.__dict__.get("user")
+    if isinstance(user, SimpleLazyObject):
+        wrapped = user._wrapped  # noqa: SLF001 - the only way to ask a lazy object if it loaded
+        if wrapped is empty:
+            return None
+        user = wrapped
+    if user is None or not getattr(user, "is_authenticated", False):
+        return None
+    return user.pk
+
+
+class RequestContextMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        request_id = sane_request_id(request.headers.get(REQUEST_ID_HEADER))
+        token = request_id_var.set(request_id)
+        started = time.perf_counter()
+        try:
+            response = self.get_response(request)
+            response[REQUEST_ID_HEADER] = request_id
+            status = response.status_code
+            logger.log(
+                logging.WARNING if status >= 500 else logging.INFO,
+                "%s %s %s",
+                request.method,
+                request.path,
+                status,
+                extra={
+                    "method": request.method,
+                    "path": request.path,
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "user_id": _user_id(request),
+                },
+            )
+            return response
+        finally:
+            request_id_var.reset(token)

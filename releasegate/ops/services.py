@@ -1,0 +1,263 @@
+"""Notification targets (add, remove) and deliveries (create, attempt, give up).
+
+A delivery's network call never runs inside a transaction: an attempt is claimed with a short
+conditional update, sent, then its outcome recorded with another.
+"""
+
+import hashlib
+import hmac
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
+from django.core.validators import validate_email
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from releasegate.accounts.actors import Actor, Capability
+from releasegate.audit.services import audit_record
+from releasegate.errors import Conflict, FieldError, InvalidInput, NotPermitted
+from releasegate.ops.models import NOTIFICATION_EVENTS, Delivery, NotificationTarget
+from releasegate.releases.models import Project, Release
+
+SIGNATURE_HEADER = "X-Releasegate-Signature"
+TIMESTAMP_HEADER = "X-Releasegate-Timestamp"
+MAX_TARGETS_PER_PROJECT = 20
+
+
+def _require_manager(actor: Actor, project: Project) -> None:
+    # Webhook secrets are integration credentials, managed by whoever manages service tokens.
+    if not actor.can(project, Capability.MANAGE_SERVICE_TOKENS):
+        raise NotPermitted("Only a project admin may manage its notifications.")
+
+
+def _events(value: Any) -> list[str]:
+    if (
+        not isinstance(value, list | tuple)
+        or not value
+        or any(not isinstance(e, str) or e not in NOTIFICATION_EVENTS for e in value)
+    ):
+        raise InvalidInput(
+            "Invalid events.",
+            errors=[FieldError("events", f"a non-empty list of {', '.join(NOTIFICATION_EVENTS)}")],
+        )
+    return sorted(set(value), key=NOTIFICATION_EVENTS.index)
+
+
+def _webhook_url(value: Any) -> str:
+    parsed = urlparse(value) if isinstance(value, str) else None
+    if (
+        parsed is None
+        or parsed.scheme not in {"http", "https"}
+        or not parsed.hostname
+        or len(value) > 500
+    ):
+        raise InvalidInput("Invalid webhook URL.", errors=[FieldError("url", "an http(s) URL")])
+    if parsed.scheme != "https" and not settings.RELEASEGATE_WEBHOOK_ALLOW_HTTP:
+        raise InvalidInput(
+            "Webhooks must use HTTPS.", errors=[FieldError("url", "must start with https://")]
+        )
+    if parsed.username or parsed.password:
+        raise InvalidInput(
+            "Invalid webhook URL.", errors=[FieldError("url", "must not contain credentials")]
+        )
+    return value
+
+
+def _address(value: Any) -> str:
+    try:
+        validate_email(value)
+    except ValidationError:
+        raise InvalidInput(
+            "Invalid e-mail address.", errors=[FieldError("address", "an e-mail address")]
+        ) from None
+    return str(value)
+
+
+@transaction.atomic
+def notification_target_add(
+    *,
+    project: Project,
+    actor: Actor,
+    kind: Any,
+    events: Any,
+    url: Any = "",
+    address: Any = "",
+) -> tuple[NotificationTarget, str]:
+    """Add a target; returns it and, for a webhook, its signing secret (shown this once only)."""
+    _require_manager(actor, project)
+    if kind not in NotificationTarget.Kind.values:
+        raise InvalidInput(
+            "Unknown target kind.",
+            errors=[
+                FieldError("kind", f"must be one of {', '.join(NotificationTarget.Kind.values)}")
+            ],
+        )
+    chosen = _events(events)
+    secret = ""
+    if kind == NotificationTarget.Kind.WEBHOOK:
+        url, address, secret = _webhook_url(url), "", secrets.token_urlsafe(32)
+    else:
+        url, address = "", _address(address)
+    Project.objects.select_for_update().only("id").get(pk=project.pk)
+    live = NotificationTarget.objects.filter(project=project, removed_at__isnull=True)
+    if live.count() >= MAX_TARGETS_PER_PROJECT:
+        raise Conflict(
+            f"A project has at most {MAX_TARGETS_PER_PROJECT} notification targets.",
+            code="too_many",
+        )
+    if live.filter(kind=kind, url=url, address=address).exists():
+        raise Conflict("This target exists already.", code="duplicate_target")
+    target = NotificationTarget.objects.create(
+        project=project,
+        kind=kind,
+        url=url,
+        address=address,
+        secret=secret,
+        events=chosen,
+        created_by=actor.person,
+    )
+    audit_record(
+        action="notification_target_added",
+        actor=actor,
+        project_id=project.pk,
+        data={
+            "target_id": target.pk,
+            "kind": kind,
+            "destination": target.destination,
+            "events": chosen,
+        },
+    )
+    return target, secret
+
+
+@transaction.atomic
+def notification_target_remove(*, target: NotificationTarget, actor: Actor) -> NotificationTarget:
+    _require_manager(actor, target.project)
+    updated = NotificationTarget.objects.filter(pk=target.pk, removed_at__isnull=True).update(
+        removed_at=timezone.now()
+    )
+    if not updated:
+        raise Conflict("The target was removed already.", code="already_removed")
+    target.refresh_from_db()
+    audit_record(
+        action="notification_target_removed",
+        actor=actor,
+        project_id=target.project_id,
+        data={"target_id": target.pk, "kind": target.kind, "destination": target.destination},
+    )
+    return target
+
+
+def targets_for(project_id: int, event: str) -> list[NotificationTarget]:
+    return [
+        t
+        for t in NotificationTarget.objects.filter(project_id=project_id, removed_at__isnull=True)
+        if event in t.events
+    ]
+
+
+def deliveries_create(
+    *,
+    targets: list[NotificationTarget],
+    event: str,
+    release: Release,
+    dedupe_key: str,
+    payload: dict[str, Any],
+) -> list[Delivery]:
+    """One pending delivery per target; an occurrence already recorded is not created again."""
+    created = []
+    for target in targets:
+        delivery, is_new = Delivery.objects.get_or_create(
+            target=target,
+            event=event,
+            release=release,
+            dedupe_key=dedupe_key,
+            defaults={"payload": payload},
+        )
+        if is_new:
+            created.append(delivery)
+    return created
+
+
+def sign(secret: str, timestamp: str, body: bytes) -> str:
+    """`sha256=<hex>` of HMAC-SHA256 over "<timestamp>.<body>"; the receiver recomputes it."""
+    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
+    return f"sha256={mac.hexdigest()}"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    delivery: Delivery | None  # None: nothing to do (delivered or given up already)
+    delivered: bool = False
+
+
+def _send_webhook(target: NotificationTarget, payload: dict[str, Any]) -> int:
+    body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
+    timestamp = str(int(time.time()))
+    response = httpx.post(
+        target.url,
+        content=body,
+        headers={
+            "Content-Type": "application/json",
+            "User-Agent": "releasegate-webhook/1",
+            TIMESTAMP_HEADER: timestamp,
+            SIGNATURE_HEADER: sign(target.secret, timestamp, body),
+        },
+        timeout=settings.RELEASEGATE_WEBHOOK_TIMEOUT,
+        follow_redirects=False,
+    )
+    return response.status_code
+
+
+def _send_email(target: NotificationTarget, payload: dict[str, Any]) -> None:
+    send_mail(
+        subject=f"[releasegate] {payload['text'][:150]}",
+        message=payload["text"] + "\n\n" + json.dumps(payload, indent=2, sort_keys=True),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=[target.address],
+    )
+
+
+def delivery_attempt(*, delivery_id: int) -> Attempt:
+    """Make one attempt; the delivery stays pending after a failure so that it may be retried."""
+    now = timezone.now()
+    claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).update(
+        attempts=F("attempts") + 1, last_attempt_at=now
+    )
+    if not claimed:
+        return Attempt(delivery=None)
+    delivery = Delivery.objects.select_related("target").get(pk=delivery_id)
+    target = delivery.target
+    code: int | None = None
+    error = ""
+    try:
+        if target.kind == NotificationTarget.Kind.WEBHOOK:
+            code = _send_webhook(target, delivery.payload)
+            if not 200 <= code < 300:
+                error = f"HTTP {code}"
+        else:
+            _send_email(target, delivery.payload)
+    except (httpx.HTTPError, OSError) as exc:
+        # Only the exception's class and message: never the request, which carries the signature.
+        error = f"{exc.__class__.__name__}: {exc}"[:500]
+    fields: dict[str, Any] = {"response_code": code, "last_error": error}
+    if not error:
+        fields.update(status=Delivery.Status.DELIVERED, delivered_at=timezone.now())
+    Delivery.objects.filter(pk=delivery_id).update(**fields)
+    delivery.refresh_from_db()
+    return Attempt(delivery=delivery, delivered=not error)
+
+
+def delivery_give_up(*, delivery_id: int) -> None:
+    Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).update(
+        status=Delivery.Status.FAILED
+    )

@@ -1,0 +1,112 @@
+"""Notification tasks: decide who is told about what, then deliver each message with retries."""
+
+import logging
+import random
+from typing import Any
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from releasegate.ops.models import Delivery
+from releasegate.ops.notifications import cleared_payload, event_payload
+from releasegate.ops.services import (
+    deliveries_create,
+    delivery_attempt,
+    delivery_give_up,
+    targets_for,
+)
+from releasegate.releases.gate import evaluate_gate
+from releasegate.releases.models import Release
+from releasegate.releases.selectors import gate_release_queryset, load_gate_facts
+
+logger = logging.getLogger(__name__)
+
+
+def _enqueue(deliveries: list[Delivery]) -> int:
+    for delivery in deliveries:
+        deliver_notification.delay(delivery.pk)
+    return len(deliveries)
+
+
+@shared_task(acks_late=True, ignore_result=True, time_limit=120)
+def notify_release_event(event: str, release_id: int, veto_id: int | None = None) -> int:
+    """Record one delivery per subscribed target for `event` and enqueue them."""
+    release = Release.objects.select_related("project", "requester").get(pk=release_id)
+    targets = targets_for(release.project_id, event)
+    if not targets:
+        return 0
+    payload, dedupe_key = event_payload(event=event, release=release, veto_id=veto_id)
+    return _enqueue(
+        deliveries_create(
+            targets=targets, event=event, release=release, dedupe_key=dedupe_key, payload=payload
+        )
+    )
+
+
+@shared_task(acks_late=True, ignore_result=True, time_limit=120)
+def notify_if_cleared(release_id: int) -> int:
+    """After an approval, a check result or a lifted veto: tell "cleared" once per manifest.
+
+    The gate is evaluated here, in the worker, so the request that caused it never pays for it.
+    """
+    release = gate_release_queryset().get(pk=release_id)
+    if release.state != Release.State.IN_REVIEW:
+        return 0
+    targets = targets_for(release.project_id, "cleared")
+    if not targets:
+        return 0
+    decision = evaluate_gate(load_gate_facts(release), timezone.now())
+    if not decision.cleared:
+        return 0
+    return _enqueue(
+        deliveries_create(
+            targets=targets,
+            event="cleared",
+            release=release,
+            dedupe_key=decision.manifest_digest,
+            payload=cleared_payload(release=release, decision=decision),
+        )
+    )
+
+
+def backoff_seconds(retries: int) -> float:
+    """Exponential back-off with jitter, so a recovering receiver is not hit all at once."""
+    base = settings.RELEASEGATE_NOTIFY_BACKOFF_SECONDS * (2**retries)
+    return float(min(base, 3600) * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not crypto
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    ignore_result=True,
+    time_limit=120,
+    max_retries=settings.RELEASEGATE_NOTIFY_MAX_ATTEMPTS - 1,
+)
+def deliver_notification(self: Any, delivery_id: int) -> str:
+    attempt = delivery_attempt(delivery_id=delivery_id)
+    delivery = attempt.delivery
+    if delivery is None:
+        return "skipped"
+    if attempt.delivered:
+        return "delivered"
+    if self.request.retries >= self.max_retries:
+        delivery_give_up(delivery_id=delivery_id)
+        logger.warning(
+            "notification failed for good",
+            extra={
+                "delivery_id": delivery_id,
+                "attempts": delivery.attempts,
+                "error": delivery.last_error,
+            },
+        )
+        return "failed"
+    logger.info(
+        "notification attempt failed, will retry",
+        extra={
+            "delivery_id": delivery_id,
+            "attempts": delivery.attempts,
+            "error": delivery.last_error,
+        },
+    )
+    raise self.retry(countdown=backoff_seconds(self.request.retries))
