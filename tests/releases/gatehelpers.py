@@ -4,12 +4,21 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from guardian.models import UserObjectPermission
 
 from releasegate.accounts.actors import Actor
 from releasegate.audit.models import AuditEvent
 from releasegate.checks.models import CheckResult
 from releasegate.releases.gate import GateDecision, evaluate_gate
-from releasegate.releases.models import Approval, Evidence, Promotion, Release, Veto
+from releasegate.releases.models import (
+    Approval,
+    Evidence,
+    GatePolicy,
+    Project,
+    Promotion,
+    Release,
+    Veto,
+)
 from releasegate.releases.selectors import gate_decision, gate_release_queryset, load_gate_facts
 from releasegate.releases.services import approval_give, role_grant
 from tests.builders import pass_checks, submitted_release
@@ -58,6 +67,11 @@ def superuser(username: str = "root") -> Any:
 def snapshot() -> dict[str, Any]:
     """Everything a service could change, to assert that a refused act changed nothing."""
     return {
+        "projects": list(
+            Project.objects.order_by("pk").values_list("pk", "name", "current_policy")
+        ),
+        "policies": GatePolicy.objects.count(),
+        "roles": UserObjectPermission.objects.count(),
         "releases": list(
             Release.objects.order_by("pk").values_list("pk", "state", "manifest_digest")
         ),
