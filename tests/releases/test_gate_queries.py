@@ -1,0 +1,125 @@
+"""The gate loads its facts in a fixed number of queries, whatever the number of facts."""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from releasegate.checks.models import CheckResult
+from releasegate.releases.models import Approval, Evidence, Release, Veto
+from releasegate.releases.selectors import gate_decision, gate_release_queryset
+from releasegate.releases.services import approval_give, release_promote
+from tests.builders import digest_of, document, pass_checks, submitted_release
+from tests.releases.gatehelpers import blockers
+
+# The release with its project, policy and promotion; current evidence; approvals with their
+# people; vetoes that reach it, with their people; check results for its manifest.
+GATE_QUERIES = 5
+
+
+def _earlier_release(p, version, environment="production"):
+    return Release.objects.create(
+        project=p.project,
+        version=version,
+        artifact_digest=digest_of(version),
+        environment=environment,
+        requester=p.requester,
+        manifest_digest=digest_of(f"manifest {version}"),
+    )
+
+
+def _release_with(p, n: int) -> Release:
+    earlier = _earlier_release(p, "0.9.0")
+    elsewhere = _earlier_release(p, "0.9.1", environment="staging")
+    release = submitted_release(p.project, p.requester, version="1.0.0")
+    pass_checks(release)
+    now = timezone.now()
+    Evidence.objects.bulk_create(
+        Evidence(
+            release=release,
+            kind="pipeline_review",
+            document=document("pipeline_review") | {"reviewer": f"reviewer {i}"},
+            digest=digest_of(f"old review {i}"),
+            is_current=False,
+            attached_by_label="requester",
+        )
+        for i in range(n)
+    )
+    reviewers = get_user_model().objects.bulk_create(
+        get_user_model()(username=f"reviewer{i}") for i in range(n)
+    )
+    Approval.objects.bulk_create(
+        Approval(
+            release=release,
+            role="security" if i % 2 else "sme",
+            user=user,
+            # Half on older evidence, half on the current: both kinds are read.
+            manifest_digest=release.manifest_digest if i % 4 < 2 else digest_of(f"old {i}"),
+        )
+        for i, user in enumerate(reviewers)
+    )
+    kinds = [
+        # (release, scope, lifted): carried, lifted, own, another environment, release-only
+        (earlier, Veto.Scope.CARRY_FORWARD, False),
+        (earlier, Veto.Scope.CARRY_FORWARD, True),
+        (release, Veto.Scope.RELEASE, False),
+        (elsewhere, Veto.Scope.CARRY_FORWARD, False),
+        (earlier, Veto.Scope.RELEASE, False),
+    ]
+    Veto.objects.bulk_create(
+        Veto(
+            release=target,
+            project=p.project,
+            environment=target.environment,
+            artifact_digest=target.artifact_digest,
+            role="security",
+            user=reviewers[i],
+            reason=f"reason {i}",
+            scope=scope,
+            lifted_at=now if lifted else None,
+            lifted_by=p.security if lifted else None,
+        )
+        for i, (target, scope, lifted) in ((i, kinds[i % len(kinds)]) for i in range(n))
+    )
+    CheckResult.objects.bulk_create(
+        CheckResult(
+            release=release,
+            check_name="licenses",
+            manifest_digest=release.manifest_digest,
+            status="passed",
+            source=CheckResult.Source.CI,
+            external_id=f"ci-run-{i}",
+        )
+        for i in range(n)
+    )
+    return release
+
+
+def _blocking_vetoes(n: int) -> int:
+    # Of every five: the carried one and the release's own block; the lifted one, the one in
+    # another environment and the earlier release-only one do not.
+    return sum(1 for i in range(n) if i % 5 in (0, 2))
+
+
+@pytest.mark.parametrize("n", [1, 50])
+def test_gate_query_count_is_the_same_for_1_and_50_of_each_fact(
+    personas, django_assert_num_queries, n
+):
+    release = _release_with(personas, n)
+    with django_assert_num_queries(GATE_QUERIES):
+        decision = gate_decision(gate_release_queryset().get(pk=release.pk))
+    # The facts were all read: every blocking veto is reported.
+    assert len(blockers(decision, "veto")) == _blocking_vetoes(n)
+    assert not blockers(decision, "check_pending")
+    assert not blockers(decision, "evidence_missing")
+
+
+def test_gate_query_count_is_the_same_for_a_promoted_release(personas, django_assert_num_queries):
+    p = personas
+    release = submitted_release(p.project, p.requester)
+    pass_checks(release)
+    approval_give(release=release, actor=p.actor("security"), role="security")
+    approval_give(release=release, actor=p.actor("sme"), role="sme")
+    release_promote(release=release, actor=p.actor("requester"))
+    with django_assert_num_queries(GATE_QUERIES):
+        decision = gate_decision(gate_release_queryset().get(pk=release.pk))
+    assert decision.cleared
