@@ -48,7 +48,9 @@ def _hash(secret: str) -> str:
 
 def _scopes(kind: str, scopes: Sequence[str]) -> list[str]:
     if isinstance(scopes, str) or not all(isinstance(s, str) for s in scopes):
-        raise InvalidInput("Invalid scopes.", errors=[FieldError("scopes", "a list of scope names")])
+        raise InvalidInput(
+            "Invalid scopes.", errors=[FieldError("scopes", "a list of scope names")]
+        )
     if kind == ApiToken.Kind.PERSONAL:
         if scopes:
             raise InvalidInput(
@@ -97,13 +99,17 @@ def token_create(
     through the token are requested in the name of, so that person can never approve them.
     """
     if kind not in ApiToken.Kind.values:
-        raise InvalidInput("Unknown token kind.", errors=[FieldError("kind", "personal or service")])
+        raise InvalidInput(
+            "Unknown token kind.", errors=[FieldError("kind", "personal or service")]
+        )
     errors = []
     if not isinstance(name, str) or not name.strip() or len(name.strip()) > 100:
         errors.append(FieldError("name", "1 to 100 characters"))
     if not isinstance(expires_in, timedelta) or not MIN_EXPIRY <= expires_in <= MAX_EXPIRY:
         errors.append(FieldError("expires_in", "between 5 minutes and 365 days"))
-    if kind == ApiToken.Kind.PERSONAL and (user is None or project is not None or owner is not None):
+    if kind == ApiToken.Kind.PERSONAL and (
+        user is None or project is not None or owner is not None
+    ):
         errors.append(FieldError("user", "a personal token names its user and no project"))
     if kind == ApiToken.Kind.SERVICE and (project is None or user is not None):
         errors.append(FieldError("project", "a service token names its project and no user"))

@@ -1,3 +1,44 @@
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from releasegate.api import (
+    schema,  # noqa: F401  (registers the bearer scheme)
+    views,
+)
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("gate", views.GateView.as_view(), name="api-gate"),
+    path("releases", views.ReleasesView.as_view(), name="api-releases"),
+    path("releases/<int:release_id>", views.ReleaseDetailView.as_view(), name="api-release"),
+    path(
+        "releases/<int:release_id>/gate", views.ReleaseGateView.as_view(), name="api-release-gate"
+    ),
+    path(
+        "releases/<int:release_id>/evidence/<str:kind>",
+        views.EvidenceView.as_view(),
+        name="api-evidence",
+    ),
+    path("releases/<int:release_id>/submit", views.SubmitView.as_view(), name="api-submit"),
+    path("releases/<int:release_id>/signoffs", views.SignoffsView.as_view(), name="api-signoffs"),
+    path(
+        "releases/<int:release_id>/vetoes/<int:veto_id>/lift",
+        views.VetoLiftView.as_view(),
+        name="api-veto-lift",
+    ),
+    path("releases/<int:release_id>/checks", views.ChecksView.as_view(), name="api-checks"),
+    path("releases/<int:release_id>/promote", views.PromoteView.as_view(), name="api-promote"),
+    path("releases/<int:release_id>/audit", views.AuditView.as_view(), name="api-audit"),
+    path(
+        "schema",
+        SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),
+        name="api-schema",
+    ),
+    path(
+        "docs",
+        SpectacularSwaggerView.as_view(
+            url_name="api-schema", permission_classes=[AllowAny], authentication_classes=[]
+        ),
+        name="api-docs",
+    ),
+]

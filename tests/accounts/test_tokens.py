@@ -17,7 +17,9 @@ from releasegate.errors import InvalidInput, NotPermitted
 
 
 def _personal(user, **kwargs):
-    return token_create(actor=Actor.for_user(user), kind="personal", name="laptop", user=user, **kwargs)
+    return token_create(
+        actor=Actor.for_user(user), kind="personal", name="laptop", user=user, **kwargs
+    )
 
 
 def test_personal_token_is_shown_once_and_stored_only_as_a_hash(personas):
@@ -32,7 +34,10 @@ def test_personal_token_is_shown_once_and_stored_only_as_a_hash(personas):
 
 def test_service_token_carries_scopes_and_its_issuer_as_owner(personas):
     token, raw = token_create(
-        actor=personas.actor("admin"), kind="service", name="ci", project=personas.project,
+        actor=personas.actor("admin"),
+        kind="service",
+        name="ci",
+        project=personas.project,
         scopes=["gate:read", "checks:write"],
     )
     assert raw.startswith("rgs_")
@@ -44,8 +49,13 @@ def test_service_token_carries_scopes_and_its_issuer_as_owner(personas):
 @pytest.mark.parametrize("name", ["requester", "security", "sme", "auditor", "outsider"])
 def test_only_a_project_admin_issues_service_tokens(personas, name):
     with pytest.raises(NotPermitted):
-        token_create(actor=personas.actor(name), kind="service", name="ci",
-                     project=personas.project, scopes=["gate:read"])
+        token_create(
+            actor=personas.actor(name),
+            kind="service",
+            name="ci",
+            project=personas.project,
+            scopes=["gate:read"],
+        )
     assert not ApiToken.objects.exists()
 
 
@@ -63,8 +73,13 @@ def test_a_token_cannot_issue_tokens(personas):
 @pytest.mark.parametrize("scopes", [[], ["everything"], "gate:read"])
 def test_service_token_scopes_are_checked(personas, scopes):
     with pytest.raises(InvalidInput) as err:
-        token_create(actor=Actor.system_actor(), kind="service", name="ci",
-                     project=personas.project, scopes=scopes)
+        token_create(
+            actor=Actor.system_actor(),
+            kind="service",
+            name="ci",
+            project=personas.project,
+            scopes=scopes,
+        )
     assert err.value.errors[0].field == "scopes"
 
 
@@ -103,8 +118,13 @@ def test_last_use_is_recorded_at_most_once_a_minute(personas, django_assert_num_
 
 
 def test_creation_and_revocation_are_audited_without_the_secret(personas):
-    token, raw = token_create(actor=Actor.system_actor(), kind="service", name="ci",
-                              project=personas.project, scopes=["gate:read"])
+    token, raw = token_create(
+        actor=Actor.system_actor(),
+        kind="service",
+        name="ci",
+        project=personas.project,
+        scopes=["gate:read"],
+    )
     token_revoke(token=token, actor=personas.actor("admin"))
     events = list(AuditEvent.objects.filter(action__in=["token_created", "token_revoked"]))
     assert [e.action for e in events] == ["token_created", "token_revoked"]
@@ -113,8 +133,13 @@ def test_creation_and_revocation_are_audited_without_the_secret(personas):
 
 
 def test_only_the_admin_or_owner_revokes(personas):
-    service, _ = token_create(actor=Actor.system_actor(), kind="service", name="ci",
-                              project=personas.project, scopes=["gate:read"])
+    service, _ = token_create(
+        actor=Actor.system_actor(),
+        kind="service",
+        name="ci",
+        project=personas.project,
+        scopes=["gate:read"],
+    )
     personal, _ = _personal(personas.sme)
     with pytest.raises(NotPermitted):
         token_revoke(token=service, actor=personas.actor("requester"))

@@ -1,0 +1,94 @@
+"""The base of every API view: who acts, and which projects they may see.
+
+Every query for releases goes through `visible_releases` / `release`, which a subclass may not
+override (the class refuses to be defined), so no endpoint can forget to scope to the caller.
+"""
+
+from typing import Any, ClassVar
+
+from django.conf import settings
+from django.db.models import QuerySet
+from rest_framework.permissions import BasePermission
+from rest_framework.request import Request
+from rest_framework.views import APIView
+
+from releasegate.accounts.actors import Actor
+from releasegate.accounts.models import ApiToken
+from releasegate.api.errors import RequestTooLarge
+from releasegate.api.parsers import BoundedJSONParser
+from releasegate.errors import FieldError, InvalidInput, NotFound
+from releasegate.releases import selectors
+from releasegate.releases.models import Release
+
+MAX_ID = 2**63 - 1  # larger ids cannot exist; asking for one is a 404, not a database error
+
+
+class HasActor(BasePermission):
+    """A signed-in person or a valid token; what they may do is decided by the services."""
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        if isinstance(request.auth, ApiToken):
+            return True
+        user = request.user
+        return bool(user is not None and user.is_authenticated and user.is_active)
+
+
+def actor_for(request: Request) -> Actor:
+    if isinstance(request.auth, ApiToken):
+        return Actor.for_token(request.auth)
+    return Actor.for_user(request.user)
+
+
+class ScopedAPIView(APIView):
+    permission_classes = [HasActor]
+    parser_classes = [BoundedJSONParser]
+
+    _SEALED: ClassVar[tuple[str, ...]] = (
+        "actor",
+        "visible_project_ids",
+        "visible_releases",
+        "release",
+    )
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        overridden = [name for name in ScopedAPIView._SEALED if name in cls.__dict__]
+        if overridden:
+            raise TypeError(
+                f"{cls.__name__} overrides {', '.join(overridden)}: API views must scope every "
+                "query to the caller's visible projects through ScopedAPIView."
+            )
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        length = request.META.get("CONTENT_LENGTH") or "0"
+        if length.isdigit() and int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            raise RequestTooLarge()
+        super().initial(request, *args, **kwargs)
+
+    @property
+    def actor(self) -> Actor:
+        cached = getattr(self.request, "_releasegate_actor", None)
+        if cached is None:
+            cached = actor_for(self.request)
+            self.request._releasegate_actor = cached  # type: ignore[attr-defined]
+        return cached
+
+    def visible_project_ids(self) -> list[int]:
+        return selectors.visible_project_ids(self.actor)
+
+    def visible_releases(self) -> QuerySet[Release]:
+        return selectors.gate_release_queryset().filter(project_id__in=self.visible_project_ids())
+
+    def release(self, release_id: int) -> Release:
+        if release_id > MAX_ID:
+            raise NotFound("No such release.")
+        return selectors.release_for(self.actor, release_id)
+
+    def body_object(self) -> dict[str, Any]:
+        data = self.request.data
+        if not isinstance(data, dict):
+            raise InvalidInput(
+                "The body must be a JSON object.",
+                errors=[FieldError("(document)", "not an object")],
+            )
+        return data

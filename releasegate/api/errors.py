@@ -1,0 +1,96 @@
+"""Every API error is JSON `{"code", "message", "errors": [{"field", "message"}]}`.
+
+Typed service errors (releasegate.errors) keep their status and code; Django REST framework's own
+errors are given stable codes; nothing else is caught, so a bug is never dressed up as a 4xx.
+"""
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from releasegate.errors import ReleasegateError
+
+
+class RequestTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "too_large"
+
+
+_CODES = {
+    exceptions.NotAuthenticated: "not_authenticated",
+    exceptions.PermissionDenied: "forbidden",
+    exceptions.NotFound: "not_found",
+    exceptions.MethodNotAllowed: "method_not_allowed",
+    exceptions.UnsupportedMediaType: "unsupported_media_type",
+    exceptions.NotAcceptable: "not_acceptable",
+    exceptions.ParseError: "malformed_json",
+}
+
+
+def _field_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
+    if isinstance(detail, dict):
+        found = []
+        for key, value in detail.items():
+            name = "(document)" if key == "non_field_errors" else str(key)
+            found += _field_errors(value, f"{prefix}.{name}" if prefix else name)
+        return found
+    if isinstance(detail, list):
+        if all(not isinstance(item, dict | list) for item in detail):
+            return [{"field": prefix or "(document)", "message": str(item)} for item in detail]
+        found = []
+        for index, item in enumerate(detail):
+            found += _field_errors(item, f"{prefix}[{index}]")
+        return found
+    return [{"field": prefix or "(document)", "message": str(detail)}]
+
+
+def error_body(
+    code: str, message: str, errors: list[dict[str, str]] | None = None
+) -> dict[str, Any]:
+    return {"code": code, "message": message, "errors": errors or []}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    headers: dict[str, str] = {}
+    if isinstance(exc, ReleasegateError):
+        body = exc.as_dict()
+        body.setdefault("errors", [])
+        code = exc.status
+    elif isinstance(exc, RequestDataTooBig):
+        body, code = error_body("too_large", "The request body is too large."), 413
+    elif isinstance(exc, Http404):
+        body, code = error_body("not_found", "Not found."), 404
+    elif isinstance(exc, PermissionDenied):
+        body, code = error_body("forbidden", "You may not do this."), 403
+    elif isinstance(exc, exceptions.ValidationError):
+        body = error_body("invalid", "The request is not valid.", _field_errors(exc.detail))
+        code = 400
+    elif isinstance(exc, exceptions.APIException):
+        detail = exc.detail
+        own = exc.get_codes() if isinstance(detail, str) else None
+        name = next((c for cls, c in _CODES.items() if isinstance(exc, cls)), None)
+        if isinstance(
+            exc, exceptions.AuthenticationFailed | RequestTooLarge | exceptions.ParseError
+        ):
+            name = (
+                own
+                if isinstance(own, str) and own not in {"parse_error", "authentication_failed"}
+                else name
+            )
+        body = error_body(name or (own if isinstance(own, str) else "error"), str(detail))
+        code = exc.status_code
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
+        if getattr(exc, "wait", None):
+            headers["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
+    else:
+        return None
+    if isinstance(exc, exceptions.AuthenticationFailed) and body["code"] == "error":
+        body["code"] = "token_invalid"
+    set_rollback()
+    return Response(body, status=code, headers=headers)

@@ -1,0 +1,118 @@
+"""Models to the JSON the API answers with (shapes documented in serializers.py)."""
+
+from typing import Any
+
+from releasegate.audit.models import AuditEvent
+from releasegate.checks.models import CheckResult
+from releasegate.releases.models import Approval, Evidence, Release, Veto
+
+
+def _iso(moment: Any) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
+
+
+def release_dict(release: Release) -> dict[str, Any]:
+    return {
+        "id": release.pk,
+        "project": release.project.slug,
+        "version": release.version,
+        "artifact_digest": release.artifact_digest,
+        "environment": release.environment,
+        "summary": release.summary,
+        "state": release.state,
+        "requester": release.requester.get_username(),
+        "manifest_digest": release.manifest_digest,
+        "created_at": _iso(release.created_at),
+        "submitted_at": _iso(release.submitted_at),
+    }
+
+
+def evidence_dict(evidence: Evidence) -> dict[str, Any]:
+    return {
+        "kind": evidence.kind,
+        "digest": evidence.digest,
+        "attached_by": evidence.attached_by_label,
+        "attached_at": _iso(evidence.attached_at),
+        "link": evidence.link,
+    }
+
+
+def check_dict(result: CheckResult, manifest: str) -> dict[str, Any]:
+    return {
+        "id": result.pk,
+        "check": result.check_name,
+        "status": result.status,
+        "source": result.source,
+        "external_id": result.external_id,
+        "summary": result.summary,
+        "details_url": result.details_url,
+        "manifest_digest": result.manifest_digest,
+        "current": result.manifest_digest == manifest,
+        "updated_at": _iso(result.updated_at),
+    }
+
+
+def approval_dict(approval: Approval, manifest: str) -> dict[str, Any]:
+    return {
+        "id": approval.pk,
+        "decision": "approve",
+        "role": approval.role,
+        "by": approval.user.get_username(),
+        "comment": approval.comment,
+        "manifest_digest": approval.manifest_digest,
+        "current": approval.manifest_digest == manifest,
+        "created_at": _iso(approval.created_at),
+    }
+
+
+def veto_dict(veto: Veto) -> dict[str, Any]:
+    return {
+        "id": veto.pk,
+        "decision": "veto",
+        "release_id": veto.release_id,
+        "role": veto.role,
+        "by": veto.user.get_username(),
+        "reason": veto.reason,
+        "scope": veto.scope,
+        "created_at": _iso(veto.created_at),
+        "active": veto.lifted_at is None,
+        "lifted_at": _iso(veto.lifted_at),
+        "lifted_by": veto.lifted_by.get_username() if veto.lifted_by is not None else None,
+        "lift_reason": veto.lift_reason,
+    }
+
+
+def release_detail_dict(release: Release) -> dict[str, Any]:
+    manifest = release.manifest_digest
+    return {
+        **release_dict(release),
+        "evidence": [
+            evidence_dict(e) for e in Evidence.objects.filter(release=release, is_current=True)
+        ],
+        "checks": [
+            check_dict(c, manifest)
+            for c in CheckResult.objects.filter(release=release).order_by(
+                "check_name", "-updated_at"
+            )
+        ],
+        "signoffs": [
+            approval_dict(a, manifest)
+            for a in Approval.objects.filter(release=release).select_related("user")
+        ],
+        "vetoes": [
+            veto_dict(v)
+            for v in Veto.objects.filter(release=release).select_related("user", "lifted_by")
+        ],
+    }
+
+
+def audit_event_dict(event: AuditEvent) -> dict[str, Any]:
+    return {
+        "seq": event.seq,
+        "created_at": _iso(event.created_at),
+        "action": event.action,
+        "actor": event.actor,
+        "data": event.data,
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
+    }

@@ -1,0 +1,15 @@
+"""OpenAPI description of the bearer token scheme (drf-spectacular extension)."""
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+
+
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    target_class = "releasegate.api.authentication.BearerTokenAuthentication"
+    name = "bearerToken"
+
+    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "description": "A personal (`rgp_…`) or service (`rgs_…`) token from `create_token`.",
+        }

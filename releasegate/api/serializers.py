@@ -1,0 +1,233 @@
+"""Shapes of API bodies, for the OpenAPI schema and for parsing query strings.
+
+Request bodies are handed to the services as sent: the services validate them and name the field
+that is wrong, so no rule lives here twice.
+"""
+
+from rest_framework import serializers
+
+from releasegate.checks.models import CheckStatus
+from releasegate.releases.models import EvidenceKind, Release, Veto
+from releasegate.releases.policy import CHECK_NAMES
+
+BLOCKER_CODES = [
+    "not_submitted",
+    "evidence_missing",
+    "evidence_invalid",
+    "check_pending",
+    "check_failed",
+    "approval_missing",
+    "approval_stale",
+    "approval_expired",
+    "veto",
+    "withdrawn",
+]
+
+
+# Errors -------------------------------------------------------------------------------------------
+
+
+class FieldErrorSerializer(serializers.Serializer):
+    field = serializers.CharField()
+    message = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField(help_text="Stable, machine-readable, e.g. `token_expired`.")
+    message = serializers.CharField(help_text="For people.")
+    errors = FieldErrorSerializer(many=True, help_text="The fields that are wrong, if any.")
+
+
+class BlockerSerializer(serializers.Serializer):
+    """One reason the release is not cleared; further keys depend on the code (role, have, need,
+    kind, check, status, by, reason, since, veto_id, release_id)."""
+
+    code = serializers.ChoiceField(choices=BLOCKER_CODES)
+    message = serializers.CharField()
+
+
+class BlockedErrorSerializer(ErrorSerializer):
+    blockers = BlockerSerializer(many=True)
+
+
+# Gate ---------------------------------------------------------------------------------------------
+
+
+class GateQuerySerializer(serializers.Serializer):
+    project = serializers.CharField(required=False, max_length=64)
+    version = serializers.CharField(required=False, max_length=100)
+    digest = serializers.CharField(required=False, max_length=71)
+
+    def validate(self, attrs: dict) -> dict:
+        if "digest" in attrs:
+            if "version" in attrs:
+                raise serializers.ValidationError(
+                    {"version": "give a version or a digest, not both"}
+                )
+            return attrs
+        missing = {
+            name: "required without digest" for name in ("project", "version") if name not in attrs
+        }
+        if missing:
+            raise serializers.ValidationError(missing)
+        return attrs
+
+
+class GateReleaseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    project = serializers.CharField()
+    version = serializers.CharField()
+    artifact_digest = serializers.CharField()
+    environment = serializers.CharField()
+    state = serializers.ChoiceField(choices=Release.State.values)
+
+
+class GateDecisionSerializer(serializers.Serializer):
+    release = GateReleaseSerializer()
+    cleared = serializers.BooleanField()
+    blockers = BlockerSerializer(many=True)
+    policy_version = serializers.IntegerField()
+    manifest_digest = serializers.CharField()
+    evaluated_at = serializers.DateTimeField()
+
+
+# Releases -----------------------------------------------------------------------------------------
+
+
+class ReleaseListQuerySerializer(serializers.Serializer):
+    project = serializers.CharField(required=False, max_length=64)
+    state = serializers.ChoiceField(required=False, choices=Release.State.values)
+    version = serializers.CharField(required=False, max_length=100)
+
+
+class ReleaseCreateSerializer(serializers.Serializer):
+    project = serializers.CharField(help_text="The project's slug.")
+    version = serializers.CharField()
+    artifact_digest = serializers.CharField(help_text="sha256: and 64 lowercase hex digits.")
+    environment = serializers.CharField(required=False, default="production")
+    summary = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class ReleaseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    project = serializers.CharField()
+    version = serializers.CharField()
+    artifact_digest = serializers.CharField()
+    environment = serializers.CharField()
+    summary = serializers.CharField(allow_blank=True)
+    state = serializers.ChoiceField(choices=Release.State.values)
+    requester = serializers.CharField()
+    manifest_digest = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    submitted_at = serializers.DateTimeField(allow_null=True)
+
+
+class EvidenceSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=EvidenceKind.values)
+    digest = serializers.CharField()
+    attached_by = serializers.CharField()
+    attached_at = serializers.DateTimeField()
+    link = serializers.CharField(allow_blank=True)
+
+
+class EvidenceAttachedSerializer(EvidenceSerializer):
+    manifest_digest = serializers.CharField()
+
+
+class CheckResultSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    check = serializers.CharField()
+    status = serializers.ChoiceField(choices=CheckStatus.values)
+    source = serializers.CharField()
+    external_id = serializers.CharField(allow_blank=True)
+    summary = serializers.CharField(allow_blank=True)
+    details_url = serializers.CharField(allow_blank=True)
+    manifest_digest = serializers.CharField()
+    current = serializers.BooleanField(help_text="Computed on the current evidence.")
+    updated_at = serializers.DateTimeField()
+
+
+class ApprovalSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    decision = serializers.ChoiceField(choices=["approve"])
+    role = serializers.CharField()
+    by = serializers.CharField()
+    comment = serializers.CharField(allow_blank=True)
+    manifest_digest = serializers.CharField()
+    current = serializers.BooleanField(help_text="Given on the current evidence.")
+    created_at = serializers.DateTimeField()
+
+
+class VetoSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    decision = serializers.ChoiceField(choices=["veto"])
+    release_id = serializers.IntegerField()
+    role = serializers.CharField()
+    by = serializers.CharField()
+    reason = serializers.CharField()
+    scope = serializers.ChoiceField(choices=Veto.Scope.values)
+    created_at = serializers.DateTimeField()
+    active = serializers.BooleanField()
+    lifted_at = serializers.DateTimeField(allow_null=True)
+    lifted_by = serializers.CharField(allow_null=True)
+    lift_reason = serializers.CharField(allow_blank=True)
+
+
+class ReleaseDetailSerializer(ReleaseSerializer):
+    evidence = EvidenceSerializer(many=True, help_text="The current evidence of each item.")
+    checks = CheckResultSerializer(many=True)
+    signoffs = ApprovalSerializer(many=True)
+    vetoes = VetoSerializer(many=True, help_text="Vetoes cast on this release, active or lifted.")
+
+
+class ReleaseListSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    results = ReleaseSerializer(many=True)
+
+
+# Acts ---------------------------------------------------------------------------------------------
+
+
+class SignoffRequestSerializer(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["security", "sme"])
+    decision = serializers.ChoiceField(choices=["approve", "veto"])
+    reason = serializers.CharField(
+        required=False, allow_blank=True, help_text="Required for a veto; a comment on approval."
+    )
+    scope = serializers.ChoiceField(
+        required=False,
+        choices=Veto.Scope.values,
+        help_text="Vetoes: carry_forward (default) or release.",
+    )
+
+
+class ReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField()
+
+
+class CheckReportSerializer(serializers.Serializer):
+    check = serializers.ChoiceField(choices=list(CHECK_NAMES))
+    status = serializers.ChoiceField(choices=CheckStatus.values)
+    external_id = serializers.CharField(max_length=200)
+    summary = serializers.CharField(required=False, allow_blank=True, max_length=1000)
+    details_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
+
+
+class PromotionSerializer(serializers.Serializer):
+    release = ReleaseSerializer()
+    decision = GateDecisionSerializer()
+
+
+class AuditEventSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    action = serializers.CharField()
+    actor = serializers.CharField()
+    data = serializers.JSONField()
+    prev_hash = serializers.CharField()
+    hash = serializers.CharField()
+
+
+class AuditTrailSerializer(serializers.Serializer):
+    release = ReleaseSerializer()
+    events = AuditEventSerializer(many=True)

@@ -1,0 +1,334 @@
+"""API v1 (see PRODUCT.md, "The CI contract"). Thin: parse, call a selector or service, present."""
+
+from typing import Any
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
+from rest_framework import status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from releasegate.api import present
+from releasegate.api import serializers as s
+from releasegate.api.base import MAX_ID, ScopedAPIView
+from releasegate.audit.models import AuditEvent
+from releasegate.checks.services import check_result_record
+from releasegate.errors import FieldError, InvalidInput, NotFound
+from releasegate.releases import selectors, services
+from releasegate.releases.models import EvidenceKind, Veto
+
+_ERROR_TEXT = {
+    400: "Bad input; `errors` names the fields.",
+    401: "No token, or a malformed, forged, expired or revoked one (`code` says which).",
+    403: "The caller may see the release but lacks the role or scope for this act.",
+    404: "Unknown, or not visible to the caller (never told apart).",
+    409: "The act does not fit the release's current state.",
+    413: "The body is larger than the server accepts.",
+    415: "The body is not JSON.",
+}
+
+
+def errors(*codes: int) -> dict[int, OpenApiResponse]:
+    return {
+        code: OpenApiResponse(s.ErrorSerializer, description=_ERROR_TEXT[code]) for code in codes
+    }
+
+
+READ_ERRORS = (401, 404)
+WRITE_ERRORS = (400, 401, 403, 404, 409, 413, 415)
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+class GateView(ScopedAPIView):
+    @extend_schema(
+        operation_id="gate",
+        summary="Is this release cleared?",
+        description=(
+            "By project and version, or by artifact digest. A digest may belong to several "
+            "releases: the answer is for the newest one the caller can see, optionally narrowed "
+            "to one project with `project`."
+        ),
+        parameters=[s.GateQuerySerializer],
+        responses={200: s.GateDecisionSerializer, **errors(400, *READ_ERRORS)},
+        tags=["gate"],
+    )
+    def get(self, request: Request) -> Response:
+        query = s.GateQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        releases = self.visible_releases()
+        if "project" in params:
+            releases = releases.filter(project__slug=params["project"])
+        if "digest" in params:
+            releases = releases.filter(artifact_digest=params["digest"])
+        else:
+            releases = releases.filter(version=params["version"])
+        release = releases.order_by("-created_at", "-id").first()
+        if release is None:
+            raise NotFound("No such release.")
+        return Response(selectors.gate_decision(release).as_dict())
+
+
+class ReleaseGateView(ScopedAPIView):
+    @extend_schema(
+        operation_id="release_gate",
+        summary="Is this release cleared? (by id)",
+        responses={200: s.GateDecisionSerializer, **errors(*READ_ERRORS)},
+        tags=["gate"],
+    )
+    def get(self, request: Request, release_id: int) -> Response:
+        return Response(selectors.gate_decision(self.release(release_id)).as_dict())
+
+
+class ReleasesView(ScopedAPIView):
+    @extend_schema(
+        operation_id="releases_list",
+        summary="Releases the caller can see, newest first (at most 200)",
+        parameters=[s.ReleaseListQuerySerializer],
+        responses={200: s.ReleaseListSerializer, **errors(400, 401)},
+        tags=["releases"],
+    )
+    def get(self, request: Request) -> Response:
+        query = s.ReleaseListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        releases = self.visible_releases().select_related("requester")
+        if "project" in params:
+            releases = releases.filter(project__slug=params["project"])
+        if "state" in params:
+            releases = releases.filter(state=params["state"])
+        if "version" in params:
+            releases = releases.filter(version=params["version"])
+        found = list(releases.order_by("-created_at", "-id")[:200])
+        return Response({"count": len(found), "results": [present.release_dict(r) for r in found]})
+
+    @extend_schema(
+        operation_id="releases_create",
+        summary="Create a release (draft)",
+        request=s.ReleaseCreateSerializer,
+        responses={201: s.ReleaseSerializer, **errors(400, 401, 403, 409, 413, 415)},
+        tags=["releases"],
+    )
+    def post(self, request: Request) -> Response:
+        body = self.body_object()
+        slug = body.get("project")
+        try:
+            if not isinstance(slug, str):
+                raise NotFound()
+            project = selectors.project_for(self.actor, slug)
+        except NotFound:
+            raise InvalidInput(
+                "Unknown project.", errors=[FieldError("project", "no such project")]
+            ) from None
+        release = services.release_create(
+            project=project,
+            actor=self.actor,
+            version=body.get("version"),
+            artifact_digest=body.get("artifact_digest"),
+            environment=body.get("environment", "production"),
+            summary=body.get("summary", ""),
+        )
+        return Response(present.release_dict(release), status=status.HTTP_201_CREATED)
+
+
+class ReleaseDetailView(ScopedAPIView):
+    @extend_schema(
+        operation_id="releases_read",
+        summary="A release with its evidence, checks, sign-offs and vetoes",
+        responses={200: s.ReleaseDetailSerializer, **errors(*READ_ERRORS)},
+        tags=["releases"],
+    )
+    def get(self, request: Request, release_id: int) -> Response:
+        return Response(present.release_detail_dict(self.release(release_id)))
+
+
+class EvidenceView(ScopedAPIView):
+    @extend_schema(
+        operation_id="evidence_put",
+        summary="Attach or replace one checklist item's evidence",
+        description="The body is the JSON document itself (see PRODUCT.md for each kind).",
+        parameters=[
+            OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=EvidenceKind.values),
+        ],
+        request={"application/json": OpenApiTypes.OBJECT},
+        responses={200: s.EvidenceAttachedSerializer, **errors(*WRITE_ERRORS)},
+        tags=["releases"],
+    )
+    def put(self, request: Request, release_id: int, kind: str) -> Response:
+        release = self.release(release_id)
+        evidence = services.evidence_attach(
+            release=release, actor=self.actor, kind=kind, document=request.data
+        )
+        return Response(
+            {**present.evidence_dict(evidence), "manifest_digest": release.manifest_digest}
+        )
+
+
+class SubmitView(ScopedAPIView):
+    @extend_schema(
+        operation_id="releases_submit",
+        summary="Request review (draft to in_review)",
+        request=None,
+        responses={200: s.ReleaseSerializer, **errors(*WRITE_ERRORS)},
+        tags=["releases"],
+    )
+    def post(self, request: Request, release_id: int) -> Response:
+        release = services.release_submit(release=self.release(release_id), actor=self.actor)
+        return Response(present.release_dict(release))
+
+
+class SignoffsView(ScopedAPIView):
+    @extend_schema(
+        operation_id="signoffs_create",
+        summary="Approve, or veto with a reason",
+        description=(
+            "A veto carries forward to later releases of the project and environment and to the "
+            "same artifact unless `scope` is `release`."
+        ),
+        request=s.SignoffRequestSerializer,
+        responses={
+            201: OpenApiResponse(
+                PolymorphicProxySerializer(
+                    component_name="Signoff",
+                    serializers=[s.ApprovalSerializer, s.VetoSerializer],
+                    resource_type_field_name="decision",
+                ),
+                description="The approval, or the veto.",
+            ),
+            **errors(*WRITE_ERRORS),
+        },
+        tags=["sign-offs"],
+    )
+    def post(self, request: Request, release_id: int) -> Response:
+        release = self.release(release_id)
+        body = self.body_object()
+        decision = body.get("decision")
+        if decision == "approve":
+            approval = services.approval_give(
+                release=release,
+                actor=self.actor,
+                role=body.get("role"),
+                comment=body.get("reason", ""),
+            )
+            answer = present.approval_dict(approval, approval.manifest_digest)
+        elif decision == "veto":
+            veto = services.veto_cast(
+                release=release,
+                actor=self.actor,
+                role=body.get("role"),
+                reason=body.get("reason"),
+                scope=body.get("scope", Veto.Scope.CARRY_FORWARD),
+            )
+            answer = present.veto_dict(veto)
+        else:
+            raise InvalidInput(
+                "Unknown decision.", errors=[FieldError("decision", "approve or veto")]
+            )
+        return Response(answer, status=status.HTTP_201_CREATED)
+
+
+class VetoLiftView(ScopedAPIView):
+    @extend_schema(
+        operation_id="vetoes_lift",
+        summary="Lift a veto, with a reason",
+        description=(
+            "The veto is one cast on this release or one that blocks it (carried forward). Only a "
+            "holder of the vetoing role, never the requester."
+        ),
+        request=s.ReasonSerializer,
+        responses={200: s.VetoSerializer, **errors(*WRITE_ERRORS)},
+        tags=["sign-offs"],
+    )
+    def post(self, request: Request, release_id: int, veto_id: int) -> Response:
+        release = self.release(release_id)
+        body = self.body_object()
+        veto = None
+        if veto_id <= MAX_ID:
+            veto = (
+                Veto.objects.filter(pk=veto_id, release_id=release.pk).first()
+                or selectors.active_vetoes_for(release).filter(pk=veto_id).first()
+            )
+        if veto is None:
+            raise NotFound("No such veto on this release.")
+        lifted = services.veto_lift(veto=veto, actor=self.actor, reason=body.get("reason"))
+        return Response(present.veto_dict(lifted))
+
+
+class ChecksView(ScopedAPIView):
+    @extend_schema(
+        operation_id="checks_report",
+        summary="Report a check result (idempotent on external_id)",
+        request=s.CheckReportSerializer,
+        responses={
+            200: OpenApiResponse(
+                s.CheckResultSerializer, description="Updated (same external_id)."
+            ),
+            201: OpenApiResponse(s.CheckResultSerializer, description="Recorded."),
+            **errors(*WRITE_ERRORS),
+        },
+        tags=["checks"],
+    )
+    def post(self, request: Request, release_id: int) -> Response:
+        release = self.release(release_id)
+        body = self.body_object()
+        result, created = check_result_record(
+            release=release,
+            actor=self.actor,
+            check=body.get("check"),
+            status=body.get("status"),
+            external_id=body.get("external_id", ""),
+            summary=body.get("summary", ""),
+            details_url=body.get("details_url", ""),
+        )
+        return Response(
+            present.check_dict(result, result.manifest_digest),
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+class PromoteView(ScopedAPIView):
+    @extend_schema(
+        operation_id="releases_promote",
+        summary="Promote to production if the gate clears it at this instant",
+        request=None,
+        responses={
+            200: s.PromotionSerializer,
+            409: OpenApiResponse(
+                s.BlockedErrorSerializer,
+                description="Not cleared (`code` blocked, with `blockers`), or promoted already.",
+            ),
+            **errors(401, 403, 404, 413, 415),
+        },
+        tags=["releases"],
+    )
+    def post(self, request: Request, release_id: int) -> Response:
+        release, decision = services.release_promote(
+            release=self.release(release_id), actor=self.actor
+        )
+        return Response({"release": present.release_dict(release), "decision": decision.as_dict()})
+
+
+class AuditView(ScopedAPIView):
+    @extend_schema(
+        operation_id="releases_audit",
+        summary="The release's audit trail, as one JSON document",
+        responses={200: s.AuditTrailSerializer, **errors(*READ_ERRORS)},
+        tags=["audit"],
+    )
+    def get(self, request: Request, release_id: int) -> Response:
+        release = self.release(release_id)
+        events = AuditEvent.objects.filter(release_id=release.pk).order_by("seq")
+        return Response(
+            {
+                "release": present.release_dict(release),
+                "events": [present.audit_event_dict(e) for e in events],
+            }
+        )

@@ -1,0 +1,236 @@
+"""`releasegate`: ask the gate from CI, wait for clearance, promote, report check results.
+
+Exit codes: 0 cleared (or done), 1 blocked, 2 usage, authentication or not found,
+3 server unreachable. The token comes from RELEASEGATE_TOKEN and is never printed.
+"""
+
+import argparse
+import json
+import os
+import random
+import re
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import timedelta
+from typing import Any
+
+import httpx
+
+CLEARED, BLOCKED, USAGE, UNREACHABLE = 0, 1, 2, 3
+REQUEST_TIMEOUT = 15.0
+FIRST_DELAY = float(os.environ.get("RELEASEGATE_POLL_FIRST_SECONDS", "2"))
+MAX_DELAY = 60.0
+
+_DURATION_RE = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30m`, `1h30m`, `2d`, `45s` or plain seconds."""
+    value = text.strip()
+    if value.isdigit():
+        return timedelta(seconds=int(value))
+    match = _DURATION_RE.match(value)
+    if not value or match is None:
+        raise ValueError(f"not a duration: {text!r} (e.g. 30m, 1h30m, 2d, 45s)")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+class Unreachable(Exception):
+    pass
+
+
+class Failed(Exception):
+    """The server refused the request (auth, not found, bad input): exit 2."""
+
+
+def _duration_arg(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="releasegate",
+        description="Ask releasegate whether a release is cleared. Token: RELEASEGATE_TOKEN.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def common(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument(
+            "--url",
+            default=os.environ.get("RELEASEGATE_URL"),
+            required="RELEASEGATE_URL" not in os.environ,
+            help="releasegate's base URL, e.g. https://releasegate.example.com",
+        )
+
+    gate = commands.add_parser("gate", help="exit 0 if the release is cleared, 1 if blocked")
+    common(gate)
+    gate.add_argument("--project")
+    gate.add_argument("--version")
+    gate.add_argument("--digest", help="sha256:<hex> of the artifact")
+    gate.add_argument("--wait", type=_duration_arg, help="poll until cleared, at most this long")
+    gate.add_argument("--json", action="store_true", help="print the gate decision as JSON")
+
+    promote = commands.add_parser("promote", help="promote the release if it is cleared")
+    common(promote)
+    promote.add_argument("--release", type=int, required=True)
+
+    report = commands.add_parser("report-check", help="report a check result for a release")
+    common(report)
+    report.add_argument("--release", type=int, required=True)
+    report.add_argument("--check", required=True)
+    report.add_argument("--status", required=True)
+    report.add_argument("--external-id", required=True)
+    report.add_argument("--summary", default="")
+    report.add_argument("--details-url", default="")
+    return parser
+
+
+class Api:
+    def __init__(self, url: str, token: str):
+        self.client = httpx.Client(
+            base_url=url.rstrip("/") + "/api/v1",
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "releasegate-cli"},
+            timeout=REQUEST_TIMEOUT,
+        )
+
+    def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+        try:
+            response = self.client.request(method, path, **kwargs)
+        except httpx.HTTPError as error:
+            raise Unreachable(f"cannot reach releasegate: {error.__class__.__name__}") from None
+        if response.status_code >= 500:
+            raise Unreachable(f"releasegate answered {response.status_code}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise Unreachable(f"releasegate answered {response.status_code} without JSON") from None
+        if not isinstance(body, dict):
+            raise Unreachable("releasegate answered with an unexpected body")
+        return response.status_code, body
+
+
+def _refusal(status: int, body: dict[str, Any]) -> Failed:
+    lines = [f"error {status} {body.get('code', '')}: {body.get('message', '')}"]
+    lines += [f"  {e.get('field')}: {e.get('message')}" for e in body.get("errors") or []]
+    return Failed("\n".join(lines))
+
+
+def _print_blockers(blockers: Sequence[dict[str, Any]]) -> None:
+    for blocker in blockers:
+        print(f"{blocker.get('code')}: {blocker.get('message', '')}")
+
+
+def _gate(api: Api, args: argparse.Namespace) -> int:
+    params = {"digest": args.digest} if args.digest else {"version": args.version}
+    if args.project:
+        params["project"] = args.project
+
+    def ask() -> dict[str, Any]:
+        status, body = api.call("GET", "/gate", params=params)
+        if status != 200:
+            raise _refusal(status, body)
+        return body
+
+    decision = _poll(ask, args.wait) if args.wait else ask()
+    release = decision.get("release", {})
+    named = f"{release.get('project')} {release.get('version')} (release {release.get('id')})"
+    if args.json:
+        print(json.dumps(decision, indent=2))
+    elif decision.get("cleared"):
+        print(f"cleared: {named}")
+    else:
+        print(f"blocked: {named}")
+        _print_blockers(decision.get("blockers") or [])
+    return CLEARED if decision.get("cleared") else BLOCKED
+
+
+def _poll(ask: Callable[[], dict[str, Any]], wait: timedelta) -> dict[str, Any]:
+    """Ask until cleared or `wait` runs out, with capped exponential backoff and full jitter
+    (so many pipelines waiting on one release do not poll in step). Unreachable answers are
+    retried too; the last one is raised if time runs out."""
+    deadline = time.monotonic() + wait.total_seconds()
+    delay = FIRST_DELAY
+    last: dict[str, Any] | None = None
+    while True:
+        problem: Unreachable | None = None
+        try:
+            last = ask()
+            if last.get("cleared"):
+                return last
+        except Unreachable as error:
+            problem = error
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            if last is None and problem is not None:
+                raise problem
+            assert last is not None
+            return last
+        pause = min(remaining, random.uniform(delay / 2, delay))  # noqa: S311 (jitter, not secrets)
+        print(f"waiting {pause:.0f}s for clearance…", file=sys.stderr)
+        time.sleep(pause)
+        delay = min(delay * 2, MAX_DELAY)
+
+
+def _promote(api: Api, args: argparse.Namespace) -> int:
+    status, body = api.call("POST", f"/releases/{args.release}/promote")
+    if status == 200:
+        release = body["release"]
+        print(f"promoted: {release['project']} {release['version']} (release {release['id']})")
+        return CLEARED
+    if status == 409:
+        print(f"not promoted: {body.get('message', '')}")
+        _print_blockers(body.get("blockers") or [])
+        return BLOCKED
+    raise _refusal(status, body)
+
+
+def _report(api: Api, args: argparse.Namespace) -> int:
+    status, body = api.call(
+        "POST",
+        f"/releases/{args.release}/checks",
+        json={
+            "check": args.check,
+            "status": args.status,
+            "external_id": args.external_id,
+            "summary": args.summary,
+            "details_url": args.details_url,
+        },
+    )
+    if status in (200, 201):
+        print(f"recorded: {body['check']} {body['status']} on release {args.release}")
+        return CLEARED
+    raise _refusal(status, body)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.command == "gate" and not (args.digest or (args.project and args.version)):
+        parser.error("gate needs --project and --version, or --digest")
+    if args.command == "gate" and args.digest and args.version:
+        parser.error("gate takes --version or --digest, not both")
+    if not re.match(r"^https?://", args.url or ""):
+        parser.error("--url must be an http(s) URL")
+    token = os.environ.get("RELEASEGATE_TOKEN", "").strip()
+    if not token:
+        print("RELEASEGATE_TOKEN is not set.", file=sys.stderr)
+        return USAGE
+    api = Api(args.url, token)
+    run = {"gate": _gate, "promote": _promote, "report-check": _report}[args.command]
+    try:
+        return run(api, args)
+    except Failed as error:
+        print(str(error), file=sys.stderr)
+        return USAGE
+    except Unreachable as error:
+        print(str(error), file=sys.stderr)
+        return UNREACHABLE
+
+
+if __name__ == "__main__":
+    sys.exit(main())
