@@ -1,0 +1,496 @@
+"""Forms for the pages. They shape what was typed into the documents the services take; the
+services validate. `apply_errors` puts a service's field errors back onto the form fields."""
+
+import json
+import re
+from typing import Any
+
+from django import forms
+from django.contrib.auth.forms import AuthenticationForm
+from django.forms import BaseFormSet, formset_factory
+
+from releasegate.accounts.roles import Role
+from releasegate.errors import ReleasegateError
+from releasegate.releases.models import EvidenceKind, Veto
+from releasegate.releases.policy import CHECK_NAMES, SEVERITIES
+from releasegate.web.lockout import (
+    signin_failure_record,
+    signin_failures_clear,
+    signin_locked_until,
+)
+
+BLANK = [("", "—")]
+_PATH_RE = re.compile(r"^(?P<list>\w+)\[(?P<index>\d+)\](?:\.(?P<field>\w+))?")
+
+
+def _csv(value: str) -> list[str]:
+    return [part.strip() for part in (value or "").split(",") if part.strip()]
+
+
+def _joined(values: Any) -> str:
+    return ", ".join(str(v) for v in values) if isinstance(values, list) else ""
+
+
+class SignInForm(AuthenticationForm):
+    """Django's sign-in form, refusing a username and address that failed too often lately."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "locked": "Too many failed sign-ins. Try again in %(minutes)s minutes.",
+    }
+
+    def _ip(self) -> str | None:
+        return self.request.META.get("REMOTE_ADDR") if self.request is not None else None
+
+    def clean(self) -> dict[str, Any]:
+        username = self.cleaned_data.get("username") or ""
+        until = signin_locked_until(username=username, ip=self._ip())
+        if until is not None:
+            from django.utils import timezone
+
+            minutes = max(1, int((until - timezone.now()).total_seconds() // 60) + 1)
+            raise forms.ValidationError(
+                self.error_messages["locked"], code="locked", params={"minutes": minutes}
+            )
+        try:
+            cleaned = super().clean()
+        except forms.ValidationError:
+            if username:
+                signin_failure_record(username=username, ip=self._ip())
+            raise
+        signin_failures_clear(username=username, ip=self._ip())
+        return cleaned
+
+
+class ReleaseCreateForm(forms.Form):
+    project = forms.ChoiceField(label="Project")
+    version = forms.CharField(label="Version", max_length=100, help_text="e.g. 1.4.2")
+    artifact_digest = forms.CharField(
+        label="Artifact digest", max_length=71, help_text="sha256: followed by 64 hex digits"
+    )
+    environment = forms.CharField(label="Environment", max_length=64, initial="production")
+    summary = forms.CharField(
+        label="Summary", required=False, widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+    def __init__(self, *args: Any, projects: list[Any], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["project"].choices = [(p.slug, p.name) for p in projects]
+
+
+class AttachmentForm(forms.Form):
+    """The optional attachment or link any checklist item may carry."""
+
+    attachment = forms.FileField(label="Attachment (optional)", required=False)
+    link = forms.CharField(
+        label="Link (optional)", required=False, max_length=500, help_text="an http(s) URL"
+    )
+
+
+class PipelineReviewForm(forms.Form):
+    reviewer = forms.CharField(label="Reviewer", max_length=300)
+    reviewed_at = forms.CharField(
+        label="Reviewed on", widget=forms.DateInput(attrs={"type": "date"})
+    )
+    scope = forms.CharField(label="Scope", help_text="comma-separated, e.g. training, serving")
+
+    def document(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        d = self.cleaned_data
+        return {
+            "reviewer": d["reviewer"],
+            "reviewed_at": d["reviewed_at"],
+            "scope": _csv(d["scope"]),
+            "findings": rows,
+        }
+
+    @staticmethod
+    def initial_from(document: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "reviewer": document.get("reviewer", ""),
+            "reviewed_at": document.get("reviewed_at", ""),
+            "scope": _joined(document.get("scope")),
+        }
+
+
+class FindingForm(forms.Form):
+    id = forms.CharField(label="Finding id", max_length=300)
+    severity = forms.ChoiceField(label="Severity", choices=BLANK + [(s, s) for s in SEVERITIES])
+    title = forms.CharField(label="Title", max_length=2000)
+    status = forms.ChoiceField(
+        label="Status", choices=BLANK + [(s, s) for s in ("open", "mitigated", "accepted")]
+    )
+
+    def row(self) -> dict[str, Any]:
+        return {k: self.cleaned_data[k] for k in ("id", "severity", "title", "status")}
+
+    @staticmethod
+    def initial_from(row: dict[str, Any]) -> dict[str, Any]:
+        return dict(row)
+
+
+class FlowForm(forms.Form):
+    source = forms.CharField(label="Source", max_length=300)
+    destination = forms.CharField(label="Destination", max_length=300)
+    data_classes = forms.CharField(
+        label="Data classes", required=False, help_text="comma-separated"
+    )
+    third_party = forms.BooleanField(label="Leaves for a third party", required=False)
+    customer_data = forms.ChoiceField(
+        label="Customer data", choices=BLANK + [(c, c) for c in ("real", "synthetic", "none")]
+    )
+    cached = forms.BooleanField(label="Cached", required=False)
+    agreement_ref = forms.CharField(label="Agreement", required=False, max_length=300)
+
+    def row(self) -> dict[str, Any]:
+        d = self.cleaned_data
+        row = {
+            "source": d["source"],
+            "destination": d["destination"],
+            "data_classes": _csv(d["data_classes"]),
+            "third_party": d["third_party"],
+            "customer_data": d["customer_data"],
+            "cached": d["cached"],
+        }
+        if d["agreement_ref"]:
+            row["agreement_ref"] = d["agreement_ref"]
+        return row
+
+    @staticmethod
+    def initial_from(row: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **row,
+            "data_classes": _joined(row.get("data_classes")),
+            "agreement_ref": row.get("agreement_ref") or "",
+        }
+
+
+class MonitoringPlanForm(forms.Form):
+    owner = forms.CharField(label="Owner", max_length=300)
+    escalation = forms.CharField(
+        label="Escalation", max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+    def document(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "owner": self.cleaned_data["owner"],
+            "escalation": self.cleaned_data["escalation"],
+            "signals": rows,
+        }
+
+    @staticmethod
+    def initial_from(document: dict[str, Any]) -> dict[str, Any]:
+        return {"owner": document.get("owner", ""), "escalation": document.get("escalation", "")}
+
+
+class SignalForm(forms.Form):
+    name = forms.CharField(label="Signal", max_length=300)
+    kind = forms.ChoiceField(
+        label="Kind",
+        choices=BLANK
+        + [
+            (k, k) for k in ("output_anomaly", "data_exposure", "drift", "abuse", "latency", "cost")
+        ],
+    )
+    threshold = forms.CharField(label="Threshold", max_length=300)
+    runbook = forms.CharField(label="Runbook URL", max_length=500)
+
+    def row(self) -> dict[str, Any]:
+        return {k: self.cleaned_data[k] for k in ("name", "kind", "threshold", "runbook")}
+
+    @staticmethod
+    def initial_from(row: dict[str, Any]) -> dict[str, Any]:
+        return dict(row)
+
+
+class IdentityForm(forms.Form):
+    name = forms.CharField(label="Identity", max_length=300)
+    kind = forms.ChoiceField(
+        label="Kind",
+        choices=BLANK + [(k, k) for k in ("agent", "service_account", "mcp_server", "tool")],
+    )
+    permissions = forms.MultipleChoiceField(
+        label="Permissions",
+        required=False,
+        choices=[(p, p) for p in ("read", "edit", "write", "admin")],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    resources = forms.CharField(label="Resources", required=False, help_text="comma-separated")
+    auth = forms.ChoiceField(
+        label="Authentication", choices=BLANK + [(a, a) for a in ("oauth", "token", "mtls", "none")]
+    )
+    justification = forms.CharField(label="Justification", required=False, max_length=2000)
+
+    def row(self) -> dict[str, Any]:
+        d = self.cleaned_data
+        row = {
+            "name": d["name"],
+            "kind": d["kind"],
+            "permissions": list(d["permissions"]),
+            "resources": _csv(d["resources"]),
+            "auth": d["auth"],
+        }
+        if d["justification"]:
+            row["justification"] = d["justification"]
+        return row
+
+    @staticmethod
+    def initial_from(row: dict[str, Any]) -> dict[str, Any]:
+        return {
+            **row,
+            "resources": _joined(row.get("resources")),
+            "justification": row.get("justification") or "",
+        }
+
+
+class SbomForm(forms.Form):
+    sbom = forms.FileField(label="SBOM file (CycloneDX or SPDX JSON)")
+
+    def document(self, rows: list[dict[str, Any]]) -> Any:
+        upload = self.cleaned_data["sbom"]
+        try:
+            return json.loads(upload.read())
+        except (ValueError, UnicodeDecodeError) as exc:
+            self.add_error("sbom", f"not JSON: {exc}")
+            return None
+
+    @staticmethod
+    def initial_from(document: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+
+class StructuredEvidence:
+    """How one kind's form is built: a top form, and a formset of rows under `rows_key`."""
+
+    def __init__(
+        self,
+        top: type[forms.Form] | None,
+        row: type[forms.Form] | None,
+        rows_key: str,
+        rows_label: str,
+    ):
+        self.top = top
+        self.row = row
+        self.rows_key = rows_key
+        self.rows_label = rows_label
+
+
+class FlowsOnly(forms.Form):
+    def document(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"flows": rows}
+
+    @staticmethod
+    def initial_from(document: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+
+class IdentitiesOnly(forms.Form):
+    def document(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        return {"identities": rows}
+
+    @staticmethod
+    def initial_from(document: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+
+EVIDENCE_FORMS: dict[str, StructuredEvidence] = {
+    EvidenceKind.PIPELINE_REVIEW: StructuredEvidence(
+        PipelineReviewForm, FindingForm, "findings", "Findings"
+    ),
+    EvidenceKind.DATA_FLOW_MAP: StructuredEvidence(FlowsOnly, FlowForm, "flows", "Data flows"),
+    EvidenceKind.MONITORING_PLAN: StructuredEvidence(
+        MonitoringPlanForm, SignalForm, "signals", "Signals"
+    ),
+    EvidenceKind.AGENT_ACCESS_REVIEW: StructuredEvidence(
+        IdentitiesOnly, IdentityForm, "identities", "Identities"
+    ),
+    EvidenceKind.SBOM: StructuredEvidence(SbomForm, None, "", ""),
+}
+EXTRA_ROWS = 2
+
+
+def row_formset(
+    spec: StructuredEvidence, *, data: Any = None, initial: list[dict[str, Any]] | None = None
+) -> BaseFormSet | None:
+    if spec.row is None:
+        return None
+    factory = formset_factory(spec.row, extra=EXTRA_ROWS, can_delete=True)
+    return factory(data=data, initial=initial, prefix=spec.rows_key)
+
+
+def kept_rows(formset: BaseFormSet | None) -> tuple[list[dict[str, Any]], list[forms.Form]]:
+    """The rows that make up the document, and the form each came from (same order)."""
+    if formset is None:
+        return [], []
+    forms_kept = [f for f in formset.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
+    return [f.row() for f in forms_kept], forms_kept  # type: ignore[attr-defined]
+
+
+def apply_errors(
+    error: ReleasegateError,
+    top: forms.Form,
+    *,
+    rows_key: str = "",
+    row_forms: list[forms.Form] | None = None,
+    formset: BaseFormSet | None = None,
+) -> None:
+    """Put each of a service's field errors on the form field it names (`flows[1].destination`
+    lands on the second flow row's destination); what matches no field goes to the top form."""
+    if not error.errors:
+        top.add_error(None, error.message)
+        return
+    for item in error.errors:
+        match = _PATH_RE.match(item.field)
+        if match and row_forms is not None and match["list"] == rows_key:
+            index = int(match["index"])
+            if index < len(row_forms):
+                target = row_forms[index]
+                name = match["field"]
+                if name and name in target.fields:
+                    target.add_error(name, item.message)
+                else:
+                    target.add_error(None, f"{item.field}: {item.message}")
+                continue
+        if match and match["list"] == rows_key and formset is not None:
+            formset._non_form_errors = formset.non_form_errors() + [f"{item.field}: {item.message}"]  # noqa: SLF001
+            continue
+        name = item.field.split(".")[0].split("[")[0]
+        if name in top.fields:
+            top.add_error(name, item.message)
+        else:
+            top.add_error(
+                None,
+                f"{item.field}: {item.message}" if item.field != "(document)" else item.message,
+            )
+
+
+class ApproveForm(forms.Form):
+    role = forms.ChoiceField(label="Approve as")
+    comment = forms.CharField(
+        label="Comment (optional)", required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+    def __init__(self, *args: Any, roles: list[str], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = [(r, r) for r in roles]
+
+
+class VetoForm(forms.Form):
+    role = forms.ChoiceField(label="Veto as")
+    reason = forms.CharField(
+        label="Reason (required)", widget=forms.Textarea(attrs={"rows": 3}), max_length=5000
+    )
+    scope = forms.ChoiceField(
+        label="Applies to",
+        choices=Veto.Scope.choices,
+        initial=Veto.Scope.CARRY_FORWARD,
+        widget=forms.RadioSelect,
+    )
+
+    def __init__(self, *args: Any, roles: list[str], **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.fields["role"].choices = [(r, r) for r in roles]
+
+
+class LiftForm(forms.Form):
+    reason = forms.CharField(
+        label="Reason for lifting (required)",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        max_length=5000,
+    )
+
+
+class PolicyForm(forms.Form):
+    required_items = forms.MultipleChoiceField(
+        label="Required checklist items",
+        required=False,
+        choices=EvidenceKind.choices,
+        widget=forms.CheckboxSelectMultiple,
+    )
+    required_checks = forms.MultipleChoiceField(
+        label="Required checks",
+        required=False,
+        choices=[(c, c) for c in CHECK_NAMES],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    security_approvals = forms.IntegerField(
+        label="Security approvals needed", min_value=0, max_value=10
+    )
+    sme_approvals = forms.IntegerField(
+        label="Expert (sme) approvals needed", min_value=0, max_value=10
+    )
+    veto_roles = forms.MultipleChoiceField(
+        label="Roles that may veto",
+        required=False,
+        choices=[(Role.SECURITY.value, "security"), (Role.SME.value, "sme")],
+        widget=forms.CheckboxSelectMultiple,
+    )
+    max_approval_age_days = forms.IntegerField(
+        label="Approvals expire after (days)", min_value=1, max_value=3650
+    )
+    max_review_age_days = forms.IntegerField(
+        label="Pipeline review valid for (days)", min_value=1, max_value=3650
+    )
+    vulnerability_threshold = forms.ChoiceField(
+        label="Fail on vulnerabilities from", choices=[(s, s) for s in SEVERITIES]
+    )
+    license_denylist = forms.CharField(
+        label="Denied licenses", required=False, help_text="comma-separated SPDX ids"
+    )
+    external_ci_url = forms.CharField(
+        label="External CI status URL", required=False, max_length=500
+    )
+    note = forms.CharField(label="Why (recorded with the version)", required=False, max_length=500)
+
+    @staticmethod
+    def initial_from(policy: Any) -> dict[str, Any]:
+        return {
+            "required_items": policy.required_items,
+            "required_checks": policy.required_checks,
+            "security_approvals": policy.required_approvals.get("security", 0),
+            "sme_approvals": policy.required_approvals.get("sme", 0),
+            "veto_roles": policy.veto_roles,
+            "max_approval_age_days": policy.max_approval_age_days,
+            "max_review_age_days": policy.max_review_age_days,
+            "vulnerability_threshold": policy.vulnerability_threshold,
+            "license_denylist": ", ".join(policy.license_denylist),
+            "external_ci_url": (policy.external_ci or {}).get("url", ""),
+        }
+
+    def changes(self, current_external_ci: dict[str, Any]) -> dict[str, Any]:
+        d = self.cleaned_data
+        external_ci = dict(current_external_ci or {})
+        if d["external_ci_url"]:
+            external_ci["url"] = d["external_ci_url"]
+        else:
+            external_ci.pop("url", None)
+        return {
+            "required_items": d["required_items"],
+            "required_checks": d["required_checks"],
+            "required_approvals": {"security": d["security_approvals"], "sme": d["sme_approvals"]},
+            "veto_roles": d["veto_roles"],
+            "max_approval_age_days": d["max_approval_age_days"],
+            "max_review_age_days": d["max_review_age_days"],
+            "vulnerability_threshold": d["vulnerability_threshold"],
+            "license_denylist": _csv(d["license_denylist"]),
+            "external_ci": external_ci,
+        }
+
+
+POLICY_FIELD_MAP = {"required_approvals": "security_approvals", "external_ci": "external_ci_url"}
+
+
+class RoleGrantForm(forms.Form):
+    username = forms.CharField(label="Username", max_length=150)
+    role = forms.ChoiceField(label="Role", choices=[(r.value, r.value) for r in Role])
+
+
+class TokenCreateForm(forms.Form):
+    name = forms.CharField(
+        label="Token name", max_length=100, help_text="what it is for, e.g. laptop CLI"
+    )
+    expires_in_days = forms.TypedChoiceField(
+        label="Expires after",
+        coerce=int,
+        choices=[(7, "7 days"), (30, "30 days"), (90, "90 days"), (365, "365 days")],
+        initial=90,
+    )
