@@ -5,12 +5,14 @@ import logging
 import os
 import time
 from contextvars import Token
+from pathlib import Path
 from typing import Any
 
 from celery.signals import (
     before_task_publish,
     task_postrun,
     task_prerun,
+    worker_init,
     worker_process_shutdown,
     worker_ready,
 )
@@ -91,6 +93,17 @@ def task_finished(task_id: str, task: Any, state: str | None = None, **kwargs: A
         time.perf_counter() - began
     )
     request_id_var.reset(token)
+
+
+@worker_init.connect(dispatch_uid="ops.metrics.worker_init")
+def clear_stale_worker_metrics(**kwargs: Any) -> None:
+    # A restarted container keeps its files; the previous run's processes are gone.
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
 
 
 @worker_ready.connect(dispatch_uid="ops.metrics.worker_ready")

@@ -23,7 +23,7 @@ def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
-def _database_ok() -> str | None:
+def database_problem() -> str | None:
     try:
         with connections["default"].cursor() as cursor:
             cursor.execute("SELECT 1")
@@ -34,7 +34,7 @@ def _database_ok() -> str | None:
     return None
 
 
-def _broker_ok() -> str | None:
+def broker_problem() -> str | None:
     timeout = settings.RELEASEGATE_READY_TIMEOUT
     try:
         with Connection(
@@ -60,7 +60,7 @@ def _broker_ok() -> str | None:
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
     """Ready to serve: PostgreSQL answers `SELECT 1` and the broker accepts a connection."""
-    problems = {"database": _database_ok(), "broker": _broker_ok()}
+    problems = {"database": database_problem(), "broker": broker_problem()}
     down = sorted(name for name, problem in problems.items() if problem)
     checks = {name: ("down" if problem else "ok") for name, problem in problems.items()}
     if down:

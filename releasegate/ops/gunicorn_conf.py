@@ -1,0 +1,56 @@
+"""Gunicorn settings for the container (`gunicorn --config python:releasegate.ops.gunicorn_conf`).
+
+Each web process writes its metrics to PROMETHEUS_MULTIPROC_DIR; the files of a previous run are
+removed at start and a dead worker's live gauges are dropped, as prometheus_client documents.
+"""
+
+import os
+from pathlib import Path
+from typing import Any
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+workers = int(os.environ.get("WEB_CONCURRENCY", "3"))
+threads = int(os.environ.get("WEB_THREADS", "1"))
+timeout = int(os.environ.get("WEB_TIMEOUT", "60"))
+graceful_timeout = 30
+keepalive = 5
+# Recycle processes now and then so a slow leak cannot grow without bound.
+max_requests = 2000
+max_requests_jitter = 200
+# The request middleware writes one JSON line per request with its id; no second access log.
+accesslog = None
+errorlog = "-"
+# No runtime control socket: the image's home directory is read-only for the service user.
+control_socket_disable = True
+# Trust X-Forwarded-* only from the proxy in front (Django also needs SECURE_PROXY_SSL_HEADER).
+forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "releasegate.ops.logs.JsonFormatter"}},
+    "filters": {"redact": {"()": "releasegate.ops.logs.RedactSecretsFilter"}},
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json",
+            "filters": ["redact"],
+        }
+    },
+    "loggers": {"gunicorn.error": {"handlers": ["console"], "level": "INFO", "propagate": False}},
+}
+
+
+def on_starting(server: Any) -> None:
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        path = Path(directory)
+        path.mkdir(parents=True, exist_ok=True)
+        for stale in path.glob("*.db"):
+            stale.unlink()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
