@@ -194,6 +194,38 @@ else:
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 RELEASEGATE_SWEEP_SECONDS = env_int("RELEASEGATE_SWEEP_SECONDS", 30, minimum=1)
+# Checks: acknowledged only when done, re-queued if the worker dies, one message at a time.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True  # the database holds results, not a result backend
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SOFT_TIME_LIMIT = env_int("RELEASEGATE_CHECK_SOFT_SECONDS", 120, minimum=1)
+CELERY_TASK_TIME_LIMIT = env_int(
+    "RELEASEGATE_CHECK_HARD_SECONDS", CELERY_TASK_SOFT_TIME_LIMIT + 30, minimum=2
+)
+if CELERY_TASK_TIME_LIMIT <= CELERY_TASK_SOFT_TIME_LIMIT:
+    raise ImproperlyConfigured("RELEASEGATE_CHECK_HARD_SECONDS must exceed the soft limit")
+RELEASEGATE_CHECK_MAX_RETRIES = env_int("RELEASEGATE_CHECK_MAX_RETRIES", 3, minimum=0)
+RELEASEGATE_CHECK_RETRY_BACKOFF_SECONDS = env_int(
+    "RELEASEGATE_CHECK_RETRY_BACKOFF_SECONDS", 5, minimum=1
+)
+RELEASEGATE_CHECK_RETRY_BACKOFF_MAX_SECONDS = 300
+RELEASEGATE_EXTERNAL_CI_TIMEOUT_SECONDS = env_int(
+    "RELEASEGATE_EXTERNAL_CI_TIMEOUT_SECONDS", 10, minimum=1
+)
+if CELERY_BROKER_URL != "filesystem://":
+    # The visibility timeout must outlast any task and any retry delay (see the Redis branch).
+    CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = max(
+        3600, CELERY_TASK_TIME_LIMIT + RELEASEGATE_CHECK_RETRY_BACKOFF_MAX_SECONDS + 60
+    )
+CELERY_BEAT_SCHEDULE = {
+    "sweep-checks": {
+        "task": "releasegate.checks.sweep",
+        "schedule": float(RELEASEGATE_SWEEP_SECONDS),
+        "options": {"expires": float(RELEASEGATE_SWEEP_SECONDS)},
+    }
+}
 
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",

@@ -1,8 +1,11 @@
 """Writes for automated check results, from workers and from CI alike."""
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from releasegate.accounts.actors import Actor, Capability
@@ -51,11 +54,13 @@ def check_result_record(
     details: Any = None,
     details_url: Any = "",
     attempts: int | None = None,
+    valid_until: datetime | None = None,
 ) -> tuple[CheckResult, bool]:
     """Record a check result for a release's evidence manifest; returns (result, created).
 
     A worker's result is one row per (release, check, manifest), updated in place. A result pushed
-    by CI is idempotent on its external id: the same id again updates the same row.
+    by CI is idempotent on its external id: the same id again updates the same row. `valid_until`
+    marks a result that must be computed again after that moment (a waiver it relied on ends).
     """
     details = {} if details is None else details
     _validate(check, status, external_id, summary, details_url, details)
@@ -81,6 +86,7 @@ def check_result_record(
         result = CheckResult(**key, created_at=now)
     elif result.status in FINAL_STATUSES and result.manifest_digest == manifest and (
         result.status == status and result.summary == summary and result.details == details
+        and result.valid_until == valid_until
     ):
         return result, False  # a repeated message changes nothing
     result.manifest_digest = manifest
@@ -91,6 +97,9 @@ def check_result_record(
     result.details_url = details_url
     result.reported_by_label = actor.label
     result.updated_at = now
+    result.valid_until = valid_until
+    if status != CheckStatus.RUNNING:
+        result.claimed_until = None
     if attempts is not None:
         result.attempts = attempts
     result.save()
@@ -110,3 +119,128 @@ def check_result_record(
         )
         send_after_commit("check_recorded", release_id=locked.pk, check=check, status=status)
     return result, created
+
+
+@dataclass(frozen=True)
+class Claim:
+    attempt: int
+    taken_over: bool
+
+
+def check_claim(
+    *, release_id: int, check: str, manifest_digest: str, lease: timedelta
+) -> Claim | None:
+    """Claim one check of one release for one manifest, for `lease`; None when there is nothing to
+    do (a final result stands, or another worker holds a live claim).
+
+    Idempotent and race-free: the row is created if missing (the unique constraint settles a race)
+    and taken with a conditional UPDATE, as healthchecks' `sendalerts` claims work. A row may be
+    taken when it is pending, errored (fail closed, but worth another try), relying on a waiver that
+    has ended, or claimed by a worker whose lease ran out (it died: `taken_over`).
+    """
+    now = timezone.now()
+    worker_row = CheckResult.objects.filter(
+        release_id=release_id,
+        check_name=check,
+        manifest_digest=manifest_digest,
+        source=CheckResult.Source.WORKER,
+    )
+    if not worker_row.exists():
+        try:
+            with transaction.atomic():
+                CheckResult.objects.create(
+                    release_id=release_id,
+                    check_name=check,
+                    manifest_digest=manifest_digest,
+                    source=CheckResult.Source.WORKER,
+                    status=CheckStatus.PENDING,
+                    reported_by_label="system",
+                    created_at=now,
+                    updated_at=now,
+                )
+        except IntegrityError:
+            pass  # another worker created it first; the UPDATE below decides who runs
+    claim = {"status": CheckStatus.RUNNING, "claimed_until": now + lease, "updated_at": now}
+    # A fresh run after a final result starts counting attempts again.
+    if worker_row.filter(
+        Q(status=CheckStatus.ERROR) | Q(status__in=FINAL_STATUSES, valid_until__lt=now)
+    ).update(**claim, attempts=1):
+        return Claim(attempt=1, taken_over=False)
+    if worker_row.filter(status=CheckStatus.PENDING).update(**claim, attempts=F("attempts") + 1):
+        return Claim(attempt=worker_row.values_list("attempts", flat=True).get(), taken_over=False)
+    if worker_row.filter(status=CheckStatus.RUNNING, claimed_until__lt=now).update(
+        **claim, attempts=F("attempts") + 1
+    ):
+        return Claim(attempt=worker_row.values_list("attempts", flat=True).get(), taken_over=True)
+    return None
+
+
+@transaction.atomic
+def check_complete(
+    *,
+    release_id: int,
+    check: str,
+    manifest_digest: str,
+    attempt: int,
+    status: str,
+    summary: str,
+    details: dict[str, Any],
+    valid_until: datetime | None = None,
+) -> CheckResult | None:
+    """Record a worker's result if its claim numbered `attempt` still holds; None if it was taken
+    over or invalidated meanwhile (what this worker computed no longer counts)."""
+    release = Release.objects.select_for_update().select_related("project").get(pk=release_id)
+    holds = CheckResult.objects.filter(
+        release_id=release_id,
+        check_name=check,
+        manifest_digest=manifest_digest,
+        source=CheckResult.Source.WORKER,
+        status=CheckStatus.RUNNING,
+        attempts=attempt,
+    ).exists()
+    if not holds:
+        return None
+    result, _ = check_result_record(
+        release=release,
+        actor=Actor.system_actor(),
+        check=check,
+        status=status,
+        manifest_digest=manifest_digest,
+        summary=summary[:1000],
+        details=details,
+        valid_until=valid_until,
+    )
+    return result
+
+
+def check_claim_release(*, release_id: int, check: str, manifest_digest: str, attempt: int) -> None:
+    """Let go of a claim before a retry, so the retried task (or the sweep) may claim it again."""
+    CheckResult.objects.filter(
+        release_id=release_id,
+        check_name=check,
+        manifest_digest=manifest_digest,
+        source=CheckResult.Source.WORKER,
+        status=CheckStatus.RUNNING,
+        attempts=attempt,
+    ).update(status=CheckStatus.PENDING, claimed_until=None, updated_at=timezone.now())
+
+
+def check_results_invalidate(*, project_id: int | None, check: str) -> int:
+    """Set a check's worker results for the project's (or, with None, every) releases in review back
+    to pending: their inputs changed (a waiver, new advisories). They run again after commit."""
+    rows = CheckResult.objects.filter(
+        release__state=Release.State.IN_REVIEW,
+        release__manifest_digest=F("manifest_digest"),
+        check_name=check,
+        source=CheckResult.Source.WORKER,
+    )
+    if project_id is not None:
+        rows = rows.filter(release__project_id=project_id)
+    due = list(rows.values_list("release_id", "manifest_digest"))
+    # A running worker loses its claim too: what it computed predates the change and is dropped.
+    count = rows.update(status=CheckStatus.PENDING, claimed_until=None, updated_at=timezone.now())
+    if due:
+        from releasegate.checks.enqueue import enqueue_checks
+
+        transaction.on_commit(lambda: enqueue_checks([(r, check, m) for r, m in due]))
+    return count

@@ -1,0 +1,17 @@
+"""Checks start as soon as there is something to check: on submission, and when evidence of a
+release in review changes (the signal is sent after commit)."""
+
+from typing import Any
+
+from django.dispatch import receiver
+
+from releasegate.checks.enqueue import enqueue_checks
+from releasegate.checks.selectors import checks_due
+from releasegate.releases.signals import release_event
+
+
+@receiver(release_event, dispatch_uid="releasegate.checks.enqueue_on_release_event")
+def enqueue_on_release_event(sender: Any, event: str, release_id: int | None, **extra: Any) -> None:
+    if event in {"evidence_attached", "review_requested"} and release_id is not None:
+        # Only releases in review are due; a draft's evidence is checked once it is submitted.
+        enqueue_checks(checks_due(release_ids=[release_id]))

@@ -1,0 +1,84 @@
+"""Run one check of one release on the evidence named by a manifest digest.
+
+The runner loads the current evidence and recomputes its manifest digest: if it is not the one the
+task was enqueued for, the evidence changed meanwhile and this run is stale (the newer manifest has
+its own run), so a result is only ever recorded for the evidence it was computed on.
+"""
+
+from typing import Any
+
+from django.utils import timezone
+
+from releasegate.checks.external_ci import check_external_ci
+from releasegate.checks.outcome import Outcome
+from releasegate.checks.rules import (
+    check_data_flow,
+    check_least_privilege,
+    check_licenses,
+    check_monitoring_coverage,
+    check_pipeline_findings,
+    check_sbom_valid,
+)
+from releasegate.checks.sbom import components
+from releasegate.checks.vulnerabilities import (
+    evaluate_vulnerabilities,
+    load_affected,
+    load_waivers,
+)
+from releasegate.releases.evidence import manifest_digest
+from releasegate.releases.models import Evidence, GatePolicy, Release
+
+
+class StaleManifest(Exception):
+    """The release's evidence is no longer the one this run was asked to check."""
+
+
+def _vulnerabilities(release: Release, policy: GatePolicy, sbom: dict[str, Any] | None) -> Outcome:
+    if sbom is None:
+        return Outcome("failed", "no sbom evidence is attached", {"missing_evidence": "sbom"})
+    parts = components(sbom)
+    return evaluate_vulnerabilities(
+        components=parts,
+        affected=load_affected(parts),
+        waivers=load_waivers(release.project_id, timezone.now()),
+        threshold=policy.vulnerability_threshold,
+    )
+
+
+def compute_check(*, release_id: int, check: str, manifest: str) -> Outcome:
+    release = Release.objects.select_related("project__current_policy").get(pk=release_id)
+    evidence = {
+        e.kind: e for e in Evidence.objects.filter(release_id=release_id, is_current=True)
+    }
+    computed = manifest_digest(
+        artifact_digest=release.artifact_digest,
+        evidence={kind: e.digest for kind, e in evidence.items()},
+    )
+    if computed != manifest:
+        raise StaleManifest(f"release {release_id} is now at {computed}, not {manifest}")
+    policy = release.project.current_policy
+    if policy is None:
+        return Outcome("error", "the project has no gate policy")
+    docs = {kind: e.document for kind, e in evidence.items()}
+    match check:
+        case "sbom_valid":
+            return check_sbom_valid(docs.get("sbom"))
+        case "vulnerabilities":
+            return _vulnerabilities(release, policy, docs.get("sbom"))
+        case "licenses":
+            return check_licenses(docs.get("sbom"), list(policy.license_denylist))
+        case "pipeline_findings":
+            return check_pipeline_findings(docs.get("pipeline_review"))
+        case "data_flow":
+            return check_data_flow(docs.get("data_flow_map"))
+        case "monitoring_coverage":
+            return check_monitoring_coverage(docs.get("monitoring_plan"))
+        case "least_privilege":
+            return check_least_privilege(docs.get("agent_access_review"))
+        case "external_ci":
+            return check_external_ci(
+                dict(policy.external_ci),
+                version=release.version,
+                artifact_digest=release.artifact_digest,
+            )
+    return Outcome("error", f"unknown check {check!r}")

@@ -1,0 +1,199 @@
+"""Reading an SBOM (CycloneDX 1.2-1.6 JSON or SPDX 2.2/2.3 JSON): its schema problems and its
+components, whichever format it is in.
+
+Validation uses the ecosystems' own libraries: cyclonedx-python-lib's validator with the official
+CycloneDX JSON schemas it ships, and spdx-tools' parser and full-document validator.
+"""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from typing import Any
+
+from cyclonedx.schema import SchemaVersion
+from cyclonedx.validation.json import JsonValidator
+from spdx_tools.spdx.parser.error import SPDXParsingError
+from spdx_tools.spdx.parser.jsonlikedict.json_like_dict_parser import JsonLikeDictParser
+from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
+
+CYCLONEDX_VERSIONS = ("1.2", "1.3", "1.4", "1.5", "1.6")
+SPDX_VERSIONS = ("SPDX-2.2", "SPDX-2.3")
+ML_TYPES = ("machine-learning-model", "data")
+MAX_PROBLEMS = 50
+
+
+@dataclass(frozen=True)
+class Component:
+    name: str
+    version: str
+    purl: str
+    licenses: tuple[str, ...]  # SPDX ids, names or expressions, as the SBOM states them
+    type: str = "library"
+
+
+@dataclass
+class SbomReport:
+    format: str  # "CycloneDX 1.5", "SPDX-2.3", or "unknown"
+    problems: list[dict[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    component_count: int = 0
+    ml_components: list[dict[str, Any]] = field(default_factory=list)
+
+
+def sbom_format(document: dict[str, Any]) -> str:
+    if document.get("bomFormat") == "CycloneDX":
+        return "cyclonedx"
+    if "spdxVersion" in document:
+        return "spdx"
+    return "unknown"
+
+
+@cache
+def _cyclonedx_validator(spec: str) -> JsonValidator:
+    return JsonValidator(SchemaVersion.from_version(spec))
+
+
+def _where(path: Any) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(document)"
+
+
+def _cyclonedx_problems(document: dict[str, Any]) -> list[dict[str, str]]:
+    errors = _cyclonedx_validator(document["specVersion"]).validate_str(
+        json.dumps(document), all_errors=True
+    )
+    problems = []
+    for error in errors or ():
+        # `data` is the jsonschema ValidationError; its message is short, its str() is not.
+        raw = error.data
+        problems.append({"where": _where(raw.absolute_path), "problem": raw.message[:300]})
+    return sorted(problems, key=lambda p: p["where"])
+
+
+def cyclonedx_components(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every component, nested ones included (the product itself, metadata.component, is not)."""
+    stack = list(reversed(document.get("components") or []))
+    while stack:
+        component = stack.pop()
+        if not isinstance(component, dict):
+            continue
+        yield component
+        stack.extend(reversed(component.get("components") or []))
+
+
+def _cyclonedx_licenses(component: dict[str, Any]) -> tuple[str, ...]:
+    out = []
+    for entry in component.get("licenses") or []:
+        if not isinstance(entry, dict):
+            continue
+        if isinstance(entry.get("expression"), str):
+            out.append(entry["expression"])
+        elif isinstance(entry.get("license"), dict):
+            lic = entry["license"]
+            value = lic.get("id") or lic.get("name")
+            if isinstance(value, str):
+                out.append(value)
+    return tuple(out)
+
+
+def _spdx_purl(package: dict[str, Any]) -> str:
+    for ref in package.get("externalRefs") or []:
+        if isinstance(ref, dict) and ref.get("referenceType") == "purl":
+            return str(ref.get("referenceLocator", ""))
+    return ""
+
+
+def _spdx_licenses(package: dict[str, Any]) -> tuple[str, ...]:
+    for key in ("licenseConcluded", "licenseDeclared"):
+        value = package.get(key)
+        if isinstance(value, str) and value not in {"NOASSERTION", "NONE", ""}:
+            return (value,)
+    return ()
+
+
+def components(document: dict[str, Any]) -> list[Component]:
+    """The SBOM's components with what the checks need, in document order."""
+    if sbom_format(document) == "cyclonedx":
+        return [
+            Component(
+                name=str(c.get("name", "")),
+                version=str(c.get("version", "")),
+                purl=str(c.get("purl", "")),
+                licenses=_cyclonedx_licenses(c),
+                type=str(c.get("type", "library")),
+            )
+            for c in cyclonedx_components(document)
+        ]
+    if sbom_format(document) == "spdx":
+        return [
+            Component(
+                name=str(p.get("name", "")),
+                version=str(p.get("versionInfo", "")),
+                purl=_spdx_purl(p),
+                licenses=_spdx_licenses(p),
+            )
+            for p in document.get("packages") or []
+            if isinstance(p, dict)
+        ]
+    return []
+
+
+def _ml_component_notes(document: dict[str, Any], report: SbomReport) -> None:
+    for component in cyclonedx_components(document):
+        kind = component.get("type")
+        if kind not in ML_TYPES:
+            continue
+        entry = {"name": component.get("name"), "type": kind}
+        if kind == "machine-learning-model":
+            entry["model_card"] = isinstance(component.get("modelCard"), dict)
+            if not entry["model_card"]:
+                report.notes.append(f"model {component.get('name')!r} has no modelCard")
+        report.ml_components.append(entry)
+
+
+def _spdx_problems(document: dict[str, Any]) -> list[dict[str, str]]:
+    try:
+        parsed = JsonLikeDictParser().parse(document)
+    except SPDXParsingError as exc:
+        return [{"where": "(document)", "problem": m[:300]} for m in exc.get_messages()]
+    return [
+        {
+            "where": (m.context.spdx_id or m.context.parent_id or "(document)") if m.context else "",
+            "problem": m.validation_message[:300],
+        }
+        for m in validate_full_spdx_document(parsed)
+    ]
+
+
+def inspect_sbom(document: Any) -> SbomReport:
+    """Validate an SBOM against its format's official schema; report every problem found."""
+    if not isinstance(document, dict):
+        return SbomReport("unknown", [{"where": "(document)", "problem": "not a JSON object"}])
+    kind = sbom_format(document)
+    if kind == "cyclonedx":
+        spec = document.get("specVersion")
+        if spec not in CYCLONEDX_VERSIONS:
+            return SbomReport(
+                f"CycloneDX {spec}",
+                [{"where": "specVersion", "problem": f"{spec!r} is not CycloneDX 1.2 to 1.6"}],
+            )
+        report = SbomReport(f"CycloneDX {spec}", _cyclonedx_problems(document))
+        _ml_component_notes(document, report)
+    elif kind == "spdx":
+        version = document.get("spdxVersion")
+        if version not in SPDX_VERSIONS:
+            return SbomReport(
+                str(version),
+                [{"where": "spdxVersion", "problem": f"{version!r} is not SPDX-2.2 or SPDX-2.3"}],
+            )
+        report = SbomReport(str(version), _spdx_problems(document))
+    else:
+        return SbomReport(
+            "unknown",
+            [{"where": "(document)", "problem": "neither CycloneDX JSON nor SPDX JSON"}],
+        )
+    report.component_count = len(components(document))
+    return report

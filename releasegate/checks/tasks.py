@@ -1,0 +1,94 @@
+"""Celery tasks: take ids, claim the work in the database, compute, record, return.
+
+Reliability lives in settings (late acks, re-queue on a lost worker, prefetch of one, time limits,
+a broker visibility timeout longer than any of them) and here: bounded retries with exponential
+backoff and full jitter for transient failures, and `error` recorded when a check raises, times out
+or runs out of retries (fail closed). The database decides what runs: a duplicate message finds
+nothing to claim, a lost one is enqueued again by the sweep.
+"""
+
+import logging
+from datetime import timedelta
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from celery.utils.time import get_exponential_backoff_interval
+from django.conf import settings
+
+from releasegate.checks.enqueue import enqueue_checks
+from releasegate.checks.external_ci import TransientCheckError
+from releasegate.checks.outcome import Outcome
+from releasegate.checks.runner import StaleManifest, compute_check
+from releasegate.checks.selectors import checks_due
+from releasegate.checks.services import check_claim, check_claim_release, check_complete
+
+log = logging.getLogger(__name__)
+
+MAX_RETRIES = settings.RELEASEGATE_CHECK_MAX_RETRIES
+# Claims beyond the retries come from workers lost mid-check (killed, or past the hard limit).
+MAX_ATTEMPTS = MAX_RETRIES + 3
+LEASE = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 5)
+
+
+@shared_task(bind=True, name="releasegate.checks.run_check", max_retries=MAX_RETRIES)
+def run_check(self, release_id: int, check: str, manifest_digest: str) -> str:  # type: ignore[no-untyped-def]
+    key = {"release_id": release_id, "check": check, "manifest_digest": manifest_digest}
+    claim = check_claim(**key, lease=LEASE)
+    if claim is None:
+        return "nothing to do"
+    if claim.attempt > MAX_ATTEMPTS:
+        outcome = Outcome(
+            "error",
+            f"gave up after {claim.attempt - 1} attempts: the worker was lost or hit its time limit",
+            {"attempts": claim.attempt - 1},
+        )
+    else:
+        try:
+            outcome = compute_check(release_id=release_id, check=check, manifest=manifest_digest)
+        except StaleManifest:
+            check_claim_release(**key, attempt=claim.attempt)
+            return "stale manifest"
+        except TransientCheckError as exc:
+            if self.request.retries < MAX_RETRIES:
+                check_claim_release(**key, attempt=claim.attempt)
+                countdown = get_exponential_backoff_interval(
+                    factor=settings.RELEASEGATE_CHECK_RETRY_BACKOFF_SECONDS,
+                    retries=self.request.retries,
+                    maximum=settings.RELEASEGATE_CHECK_RETRY_BACKOFF_MAX_SECONDS,
+                    full_jitter=True,
+                )
+                raise self.retry(exc=exc, countdown=countdown) from exc
+            outcome = Outcome(
+                "error", f"{exc} (gave up after {MAX_RETRIES + 1} tries)"[:1000],
+                {"error": str(exc), "tries": MAX_RETRIES + 1},
+            )
+        except SoftTimeLimitExceeded:
+            outcome = Outcome(
+                "error",
+                f"the check did not finish within {settings.CELERY_TASK_SOFT_TIME_LIMIT}s",
+                {"error": "time limit"},
+            )
+        except Exception as exc:
+            log.exception("check %s of release %s raised", check, release_id)
+            outcome = Outcome(
+                "error", f"the check raised {type(exc).__name__}: {exc}"[:1000],
+                {"error": type(exc).__name__},
+            )
+    recorded = check_complete(
+        **key,
+        attempt=claim.attempt,
+        status=outcome.status,
+        summary=outcome.summary,
+        details=outcome.details,
+        valid_until=outcome.valid_until,
+    )
+    return outcome.status if recorded is not None else "superseded"
+
+
+@shared_task(name="releasegate.checks.sweep")
+def sweep() -> int:
+    """Enqueue every required check of every release in review that has no final result for
+    its current evidence (the beat schedule runs this every RELEASEGATE_SWEEP_SECONDS)."""
+    due = checks_due()
+    enqueue_checks(due)
+    return len(due)
