@@ -25,10 +25,6 @@ def verify_chain(*, batch_size: int = 2000) -> tuple[int, ChainProblem | None]:
                 return checked, ChainProblem(
                     expected_seq, f"event #{expected_seq} is missing (next present is #{event.seq})"
                 )
-            if event.prev_hash != prev_hash:
-                return checked, ChainProblem(
-                    event.seq, f"event #{event.seq} does not chain to event #{event.seq - 1}"
-                )
             recomputed = event_hash(
                 seq=event.seq,
                 created_at=event.created_at,
@@ -40,6 +36,18 @@ def verify_chain(*, batch_size: int = 2000) -> tuple[int, ChainProblem | None]:
                 data=event.data,
                 prev_hash=event.prev_hash,
             )
+            if event.prev_hash != prev_hash:
+                if recomputed == event.hash:
+                    # This event is intact and chains to what its predecessor used to be: the
+                    # predecessor was altered and its hash recomputed to hide it.
+                    return checked, ChainProblem(
+                        event.seq - 1,
+                        f"event #{event.seq - 1} was altered (event #{event.seq} no longer "
+                        "chains to it)",
+                    )
+                return checked, ChainProblem(
+                    event.seq, f"event #{event.seq} does not chain to event #{event.seq - 1}"
+                )
             if recomputed != event.hash:
                 return checked, ChainProblem(
                     event.seq, f"event #{event.seq} ({event.action}) was altered"
