@@ -115,38 +115,48 @@ def evidence_diff(kind: str, before: Any, after: Any) -> ItemDiff:
 
 @dataclass
 class VulnerabilitySummary:
-    counts: list[tuple[str, int]]
+    counts: list[tuple[str, int]]  # by severity, worst first, over every listed finding
+    failing: int
+    waived: int
+    below_threshold: int
+    threshold: str
     worst: list[dict[str, Any]]
 
 
-def vulnerability_summary(details: Any, limit: int = 5) -> VulnerabilitySummary | None:
-    """Counts by severity and the worst findings from the `vulnerabilities` check's details.
+def _severity_rank(finding: dict[str, Any]) -> int:
+    return SEVERITY_ORDER.get(str(finding.get("severity") or "high").lower(), 3)
 
-    The details' shape belongs to the check; this reads a list of findings under `findings`
-    (or `matches`/`vulnerabilities`) and counts under `counts`/`by_severity`, if present.
-    """
-    if not isinstance(details, dict):
+
+def vulnerability_summary(details: Any, limit: int = 5) -> VulnerabilitySummary | None:
+    """Counts by severity and the worst findings from the `vulnerabilities` check's details
+    (`failing`, `waived` and `below_threshold` lists of advisory matches, see
+    releasegate.checks.vulnerabilities)."""
+    if not isinstance(details, dict) or "failing" not in details:
         return None
-    findings: list[dict[str, Any]] = []
-    for key in ("findings", "matches", "vulnerabilities"):
-        if isinstance(details.get(key), list):
-            findings = [f for f in details[key] if isinstance(f, dict)]
-            break
-    counts_raw = details.get("counts") or details.get("by_severity")
+    found: list[dict[str, Any]] = []
+    for key, outcome in (
+        ("failing", "failing"),
+        ("waived", "waived"),
+        ("below_threshold", "below"),
+    ):
+        rows = details.get(key)
+        if isinstance(rows, list):
+            found.extend({**row, "outcome": outcome} for row in rows if isinstance(row, dict))
     counts: dict[str, int] = {}
-    if isinstance(counts_raw, dict):
-        counts = {str(k): int(v) for k, v in counts_raw.items() if isinstance(v, int)}
-    elif findings:
-        for finding in findings:
-            severity = str(finding.get("severity") or "high").lower()
-            counts[severity] = counts.get(severity, 0) + 1
-    if not counts and not findings:
-        return None
-    ordered = sorted(counts.items(), key=lambda kv: -SEVERITY_ORDER.get(kv[0].lower(), 0))
-    worst = sorted(
-        findings, key=lambda f: -SEVERITY_ORDER.get(str(f.get("severity") or "high").lower(), 0)
-    )[:limit]
-    return VulnerabilitySummary(counts=ordered, worst=worst)
+    for finding in found:
+        severity = str(finding.get("severity") or "high").lower()
+        counts[severity] = counts.get(severity, 0) + 1
+    ordered = sorted(counts.items(), key=lambda kv: -SEVERITY_ORDER.get(kv[0], 0))
+    worst = sorted(found, key=lambda f: (f["outcome"] != "failing", -_severity_rank(f)))[:limit]
+    waived = details.get("waived")
+    return VulnerabilitySummary(
+        counts=ordered,
+        failing=int(details.get("failing_count") or 0),
+        waived=len(waived) if isinstance(waived, list) else 0,
+        below_threshold=int(details.get("below_threshold_count") or 0),
+        threshold=str(details.get("threshold") or ""),
+        worst=worst,
+    )
 
 
 def open_findings(document: Any) -> list[dict[str, Any]]:
