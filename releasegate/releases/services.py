@@ -112,6 +112,37 @@ def project_create(
 
 
 @transaction.atomic
+def project_rename(*, project: Project, actor: Actor, name: Any) -> Project:
+    """Change a project's display name: its admin, or the site administrator. Nothing else of a
+    project changes outside its own service (the slug is its identity in CI and tokens)."""
+    person = actor.person
+    if not (
+        actor.can(project, Capability.CHANGE_POLICY)
+        or (person is not None and person.is_superuser)
+    ):
+        raise NotPermitted("Only a project admin may rename the project.")
+    if not isinstance(name, str) or not name.strip() or len(name.strip()) > 200:
+        raise InvalidInput(
+            "Invalid project name.", errors=[FieldError("name", "1 to 200 characters")]
+        )
+    locked = Project.objects.select_for_update(of=("self",)).get(pk=project.pk)
+    clean = name.strip()
+    if locked.name == clean:
+        return locked
+    previous = locked.name
+    locked.name = clean
+    locked.save(update_fields=["name"])
+    project.name = clean
+    audit_record(
+        action="project_renamed",
+        actor=actor,
+        project_id=locked.pk,
+        data={"name": clean, "previous": previous},
+    )
+    return locked
+
+
+@transaction.atomic
 def policy_change(
     *, project: Project, actor: Actor, changes: dict[str, Any], note: str = ""
 ) -> GatePolicy:

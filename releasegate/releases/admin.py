@@ -1,0 +1,101 @@
+"""The Django admin for the gate's domain: a window, never a path around the gate.
+
+Every state change goes through a service with its rules and its audit event, so the admin shows
+releases, evidence, sign-offs, vetoes, promotions and policies read-only. A project's display
+name is the one thing it edits, and that too through its service.
+"""
+
+from typing import Any
+
+from django.contrib import admin
+from django.db.models import Model
+from django.http import HttpRequest
+
+from releasegate.accounts.actors import Actor
+from releasegate.releases.models import (
+    Approval,
+    Evidence,
+    GatePolicy,
+    Project,
+    Promotion,
+    Release,
+    Veto,
+)
+from releasegate.releases.services import project_rename
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Viewable by staff with the view permission; nobody adds, changes or deletes here."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+
+@admin.register(Project)
+class ProjectAdmin(admin.ModelAdmin):
+    list_display = ("slug", "name", "current_policy", "created_at")
+    search_fields = ("slug", "name")
+    fields = ("slug", "name", "current_policy", "created_at")
+    readonly_fields = ("slug", "current_policy", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # A project starts with its first policy version and audit event: project_create.
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        project_rename(
+            project=Project.objects.get(pk=obj.pk),
+            actor=Actor.for_user(request.user),
+            name=obj.name,
+        )
+
+
+@admin.register(GatePolicy)
+class GatePolicyAdmin(ReadOnlyAdmin):
+    list_display = ("project", "version", "max_approval_age_days", "created_by", "created_at")
+    list_filter = ("project",)
+    list_select_related = ("project", "created_by")
+
+
+@admin.register(Release)
+class ReleaseAdmin(ReadOnlyAdmin):
+    list_display = ("project", "version", "environment", "state", "requester", "created_at")
+    list_filter = ("state", "environment", "project")
+    search_fields = ("version", "artifact_digest")
+    list_select_related = ("project", "requester")
+
+
+@admin.register(Evidence)
+class EvidenceAdmin(ReadOnlyAdmin):
+    list_display = ("release", "kind", "is_current", "attached_by_label", "attached_at")
+    list_filter = ("kind", "is_current")
+    list_select_related = ("release__project",)
+
+
+@admin.register(Approval)
+class ApprovalAdmin(ReadOnlyAdmin):
+    list_display = ("release", "role", "user", "created_at")
+    list_filter = ("role",)
+    list_select_related = ("release__project", "user")
+
+
+@admin.register(Veto)
+class VetoAdmin(ReadOnlyAdmin):
+    list_display = ("release", "role", "user", "scope", "created_at", "lifted_at")
+    list_filter = ("role", "scope")
+    list_select_related = ("release__project", "user")
+
+
+@admin.register(Promotion)
+class PromotionAdmin(ReadOnlyAdmin):
+    list_display = ("release", "promoted_by_label", "promoted_at", "policy_version")
+    list_select_related = ("release__project",)

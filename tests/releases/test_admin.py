@@ -1,0 +1,137 @@
+"""The Django admin is no path around the gate: a superuser may look, not act."""
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth.models import Permission
+from django.urls import reverse
+from guardian.models import UserObjectPermission
+
+from releasegate.accounts.actors import Actor
+from releasegate.audit.models import AuditEvent
+from releasegate.errors import NotPermitted
+from releasegate.releases.models import (
+    Approval,
+    Evidence,
+    GatePolicy,
+    Project,
+    Promotion,
+    Release,
+    Veto,
+)
+from releasegate.releases.services import approval_give, release_promote, veto_cast
+from tests.releases.gatehelpers import cleared_release, snapshot, superuser
+
+READ_ONLY = [GatePolicy, Release, Evidence, Approval, Veto, Promotion]
+
+
+@pytest.fixture(autouse=True)
+def _plain_static_files(settings):
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+
+
+@pytest.fixture
+def world(personas):
+    """One of every domain object: a promoted release with a veto on it."""
+    p = personas
+    release = cleared_release(p)
+    release_promote(release=release, actor=p.actor("requester"))
+    veto_cast(release=release, actor=p.actor("security"), role="security", reason="late finding")
+    return p
+
+
+@pytest.fixture
+def root_client(client):
+    client.force_login(superuser())
+    return client
+
+
+def _url(model, view, *args):
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
+
+
+@pytest.mark.parametrize("model", [Project, *READ_ONLY], ids=lambda m: m.__name__)
+def test_changelist_and_detail_render_for_a_superuser(world, root_client, model):
+    assert root_client.get(_url(model, "changelist")).status_code == 200
+    obj = model.objects.first()
+    page = root_client.get(_url(model, "change", obj.pk))
+    assert page.status_code == 200
+
+
+@pytest.mark.parametrize("model", READ_ONLY, ids=lambda m: m.__name__)
+def test_superuser_cannot_add_change_or_delete_gate_records(world, root_client, model):
+    obj = model.objects.first()
+    before = snapshot()
+    assert root_client.post(_url(model, "add"), {}).status_code == 403
+    assert root_client.post(_url(model, "change", obj.pk), {"state": "promoted"}).status_code == 403
+    assert root_client.post(_url(model, "delete", obj.pk), {"post": "yes"}).status_code == 403
+    root_client.post(
+        _url(model, "changelist"), {"action": "delete_selected", "_selected_action": [obj.pk]}
+    )
+    assert model.objects.filter(pk=obj.pk).exists()
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("model", [Project, *READ_ONLY], ids=lambda m: m.__name__)
+def test_admin_offers_no_add_change_or_delete_buttons(world, root_client, model):
+    page = root_client.get(_url(model, "change", model.objects.first().pk)).content.decode()
+    assert "deletelink" not in page
+    assert _url(model, "add") not in root_client.get(_url(model, "changelist")).content.decode()
+    if model is not Project:
+        assert 'name="_save"' not in page
+
+
+def test_project_name_is_the_only_editable_field_and_is_audited(world, root_client):
+    project = world.project
+    policy = project.current_policy_id
+    response = root_client.post(
+        _url(Project, "change", project.pk),
+        {"name": "Support Assistant v2", "slug": "hijacked", "current_policy": ""},
+    )
+    assert response.status_code == 302
+    project.refresh_from_db()
+    assert (project.slug, project.name, project.current_policy_id) == (
+        "support-assistant",
+        "Support Assistant v2",
+        policy,
+    )
+    event = AuditEvent.objects.latest("seq")
+    assert (event.action, event.actor, event.data["previous"]) == (
+        "project_renamed",
+        "root",
+        "Support Assistant",
+    )
+
+
+def test_superuser_cannot_add_or_delete_a_project(world, root_client):
+    before = snapshot()
+    assert root_client.post(_url(Project, "add"), {"slug": "x", "name": "X"}).status_code == 403
+    response = root_client.post(_url(Project, "delete", world.project.pk), {"post": "yes"})
+    assert response.status_code == 403
+    assert snapshot() == before
+
+
+def test_people_without_staff_status_are_sent_to_the_login(world, client):
+    client.force_login(world.security)
+    response = client.get(_url(Release, "changelist"))
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+def test_role_permissions_are_not_editable_in_the_admin():
+    # Roles are object permissions granted only through role_grant, with its rules.
+    assert not admin.site.is_registered(UserObjectPermission)
+
+
+def test_a_global_role_permission_gives_no_role(personas):
+    # A superuser could tick "holds the security role" on a user in the auth admin: that is a
+    # global permission, and roles are only ever per project.
+    root = superuser()
+    root.user_permissions.add(Permission.objects.get(codename="role_security"))
+    release = cleared_release(personas)
+    approval_count = Approval.objects.count()
+    with pytest.raises(NotPermitted):
+        approval_give(release=release, actor=Actor.for_user(root), role="security")
+    assert Approval.objects.count() == approval_count
