@@ -5,7 +5,7 @@ import logging
 
 from django.conf import settings
 from django.db import connections
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from kombu import Connection
@@ -85,7 +85,7 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     without one configured the endpoint does not exist (404)."""
     if not settings.DEBUG:
         if not settings.METRICS_TOKEN:
-            raise Http404
+            return HttpResponse("Not Found\n", status=404, content_type="text/plain")
         if not _may_scrape(request):
             response = HttpResponse("Unauthorized\n", status=401, content_type="text/plain")
             response["WWW-Authenticate"] = 'Bearer realm="metrics"'
