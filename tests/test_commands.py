@@ -1,0 +1,96 @@
+"""Management commands: seed_demo (the brief's demo) and verify_audit's exit status."""
+
+import io
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from releasegate.accounts.roles import Role, roles_for
+from releasegate.audit.models import AuditEvent
+from releasegate.releases.models import Project
+from releasegate.releases.selectors import policy_facts
+
+DEMO_ROLES = {
+    "alice": {Role.REQUESTER},
+    "sam": {Role.SECURITY},
+    "erin": {Role.SME},
+    "olga": {Role.ADMIN},
+    "audrey": {Role.AUDITOR},
+    "oscar": set(),
+}
+
+
+def _seed() -> str:
+    out = io.StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+@pytest.mark.django_db
+def test_seed_demo_is_refused_with_debug_off(settings):
+    settings.DEBUG = False
+    with pytest.raises(CommandError) as refused:
+        _seed()
+    assert "DEBUG" in str(refused.value)
+    assert not Project.objects.exists()
+    assert not get_user_model().objects.exists()
+
+
+@pytest.mark.django_db
+def test_seed_demo_creates_exactly_the_demo_people_and_roles(settings):
+    settings.DEBUG = True
+    output = _seed()
+    project = Project.objects.get()
+    assert project.slug == "support-assistant"
+    users = {u.username: u for u in get_user_model().objects.all()}
+    assert set(users) == set(DEMO_ROLES)
+    for name, roles in DEMO_ROLES.items():
+        assert roles_for(users[name], project) == roles, name
+        assert not users[name].is_superuser
+        assert users[name].check_password(f"{name}-releasegate-demo")
+        assert f"{name}-releasegate-demo" in output
+        assert name in output
+
+
+@pytest.mark.django_db
+def test_seed_demo_uses_the_default_policy(settings):
+    settings.DEBUG = True
+    _seed()
+    policy = policy_facts(Project.objects.get().current_policy)
+    assert set(policy.required_items) == {
+        "pipeline_review",
+        "data_flow_map",
+        "sbom",
+        "monitoring_plan",
+        "agent_access_review",
+    }
+    assert "external_ci" not in policy.required_checks
+    assert len(policy.required_checks) == 7
+    assert policy.required_approvals == {"security": 1, "sme": 1}
+    assert policy.max_approval_age.days == 14
+    assert Project.objects.get().current_policy.veto_roles == ["security", "sme"]
+
+
+@pytest.mark.django_db
+def test_seed_demo_twice_is_harmless(settings):
+    settings.DEBUG = True
+    _seed()
+    events = AuditEvent.objects.count()
+    _seed()
+    assert Project.objects.count() == 1
+    assert get_user_model().objects.count() == len(DEMO_ROLES)
+    assert AuditEvent.objects.count() == events
+    project = Project.objects.get()
+    for user in get_user_model().objects.all():
+        assert roles_for(user, project) == DEMO_ROLES[user.username]
+
+
+@pytest.mark.django_db
+def test_verify_audit_exits_zero_on_an_intact_trail(settings):
+    settings.DEBUG = True
+    _seed()
+    out = io.StringIO()
+    call_command("verify_audit", stdout=out)
+    assert "intact" in out.getvalue()

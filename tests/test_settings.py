@@ -1,0 +1,72 @@
+"""Settings come from the environment; a bad value stops start-up with a message naming it.
+
+Each case starts a fresh Python process with a clean environment, as a deployment would.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+GOOD_KEY = "k" * 50
+
+
+def _start(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "RELEASEGATE_DATA_DIR": str(tmp_path / "data"),
+        "DJANGO_SETTINGS_MODULE": "releasegate.settings",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", "check"],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("DEBUG", "maybe"),
+        ("DATABASE_URL", "mysql://x"),
+        ("DATABASE_URL", "postgres://localhost"),
+        ("SECURE_HSTS_SECONDS", "a year"),
+        ("RELEASEGATE_MAX_BODY_BYTES", "-5"),
+    ],
+)
+def test_malformed_value_fails_start_up_naming_the_variable(tmp_path, variable, value):
+    started = _start(tmp_path, **{"DEBUG": "true", variable: value})
+    assert started.returncode != 0
+    assert "ImproperlyConfigured" in started.stderr
+    assert variable in started.stderr.strip().splitlines()[-1]
+
+
+def test_debug_off_without_secret_key_refuses_to_start(tmp_path):
+    started = _start(tmp_path, DEBUG="false")
+    assert started.returncode != 0
+    assert "SECRET_KEY" in started.stderr.strip().splitlines()[-1]
+
+
+def test_debug_off_with_a_short_secret_key_refuses_to_start(tmp_path):
+    started = _start(tmp_path, DEBUG="false", SECRET_KEY="secret")
+    assert started.returncode != 0
+    assert "SECRET_KEY" in started.stderr.strip().splitlines()[-1]
+
+
+def test_debug_on_starts_without_a_secret_key(tmp_path):
+    started = _start(tmp_path, DEBUG="true")
+    assert started.returncode == 0, started.stderr
+    assert "no issues" in started.stdout
+
+
+def test_debug_off_with_a_real_secret_key_starts(tmp_path):
+    started = _start(tmp_path, DEBUG="false", SECRET_KEY=GOOD_KEY, ALLOWED_HOSTS="example.com")
+    assert started.returncode == 0, started.stderr
