@@ -2,7 +2,6 @@
 
 import pytest
 
-from releasegate.accounts.actors import Actor
 from releasegate.checks.models import CheckResult
 from releasegate.releases.services import approval_give, evidence_attach, veto_cast
 from releasegate.web.selectors import PAGE_SIZE
