@@ -198,7 +198,7 @@ class SignoffsView(ScopedAPIView):
             201: OpenApiResponse(
                 PolymorphicProxySerializer(
                     component_name="Signoff",
-                    serializers=[s.ApprovalSerializer, s.VetoSerializer],
+                    serializers={"approve": s.ApprovalSerializer, "veto": s.VetoSerializer},
                     resource_type_field_name="decision",
                 ),
                 description="The approval, or the veto.",
