@@ -196,13 +196,20 @@ def _evidence_blockers(facts: GateFacts, at: datetime) -> list[Blocker]:
     return blockers
 
 
+def _recency(result: CheckFact) -> tuple[datetime, int]:
+    # Two results stamped the same instant (a worker's and CI's): the worse one stands, so the
+    # answer never depends on the order rows come back in, and never errs towards cleared.
+    severity = 0 if result.status == PASSED else 2 if result.status in FAILED_STATUSES else 1
+    return result.updated_at, severity
+
+
 def _check_blockers(facts: GateFacts, manifest: str) -> list[Blocker]:
     latest: dict[str, CheckFact] = {}
     for result in facts.checks:
         if result.manifest_digest != manifest:
             continue  # computed on older evidence: never counts
         held = latest.get(result.check)
-        if held is None or result.updated_at >= held.updated_at:
+        if held is None or _recency(result) >= _recency(held):
             latest[result.check] = result
     blockers = []
     for check in facts.policy.required_checks:
