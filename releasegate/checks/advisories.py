@@ -16,8 +16,13 @@ from typing import Any
 from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
-from releasegate.checks.models import AffectedPackage, Advisory
-from releasegate.checks.osv import advisory_severity, affected_severity, base_ecosystem, normalize_name
+from releasegate.checks.models import Advisory, AffectedPackage
+from releasegate.checks.osv import (
+    advisory_severity,
+    affected_severity,
+    base_ecosystem,
+    normalize_name,
+)
 from releasegate.checks.services import check_results_invalidate
 
 BATCH = 2000

@@ -148,9 +148,7 @@ def _in_range(ecosystem: str, range_: dict[str, Any], version: Version) -> bool:
     for at, kind in sorted(events, key=cmp_to_key(_event_order)):
         if kind == "introduced" and (at is None or version >= at):
             affected = True
-        elif kind == "fixed" and at is not None and version >= at:
-            affected = False
-        elif kind == "last_affected" and at is not None and version > at:
+        elif kind == "fixed" and at is not None and version >= at or kind == "last_affected" and at is not None and version > at:
             affected = False
     return affected
 

@@ -1,18 +1,23 @@
 """Reading an SBOM (CycloneDX 1.2-1.6 JSON or SPDX 2.2/2.3 JSON): its schema problems and its
 components, whichever format it is in.
 
-Validation uses the ecosystems' own libraries: cyclonedx-python-lib's validator with the official
-CycloneDX JSON schemas it ships, and spdx-tools' parser and full-document validator.
+CycloneDX documents are validated against the official CycloneDX JSON schemas that
+cyclonedx-python-lib ships (with their SPDX license-id, JSF and cryptography sub-schemas), using
+jsonschema-rs: cyclonedx-python-lib's own validator checks `iri-reference` formats with an Earley
+parser at ~70 ms per URL, 6 s for a 62-component SBOM, where jsonschema-rs takes milliseconds.
+SPDX documents go through spdx-tools' parser and full-document validator.
 """
 
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache
+from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 from cyclonedx.schema import SchemaVersion
-from cyclonedx.validation.json import JsonValidator
+from cyclonedx.schema._res import BOM_JSON, CRYPTOGRAPHY_DEFS, JSF, SPDX_JSON
 from spdx_tools.spdx.parser.error import SPDXParsingError
 from spdx_tools.spdx.parser.jsonlikedict.json_like_dict_parser import JsonLikeDictParser
 from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document
@@ -50,8 +55,27 @@ def sbom_format(document: dict[str, Any]) -> str:
 
 
 @cache
-def _cyclonedx_validator(spec: str) -> JsonValidator:
-    return JsonValidator(SchemaVersion.from_version(spec))
+def _cyclonedx_side_schemas() -> dict[str, Any]:
+    side: dict[str, Any] = {}
+    for path in (SPDX_JSON, JSF, CRYPTOGRAPHY_DEFS):
+        with open(path, encoding="utf-8") as file:
+            schema = json.load(file)
+        side[Path(path).name] = schema
+        if "$id" in schema:
+            side[schema["$id"]] = schema
+    return side
+
+
+def _retrieve(uri: str) -> Any:
+    side = _cyclonedx_side_schemas()
+    return side.get(uri) or side[uri.rsplit("/", 1)[-1]]
+
+
+@cache
+def _cyclonedx_validator(spec: str) -> Any:
+    with open(BOM_JSON[SchemaVersion.from_version(spec)], encoding="utf-8") as file:
+        schema = json.load(file)
+    return jsonschema_rs.validator_for(schema, retriever=_retrieve, validate_formats=True)
 
 
 def _where(path: Any) -> str:
@@ -62,14 +86,11 @@ def _where(path: Any) -> str:
 
 
 def _cyclonedx_problems(document: dict[str, Any]) -> list[dict[str, str]]:
-    errors = _cyclonedx_validator(document["specVersion"]).validate_str(
-        json.dumps(document), all_errors=True
-    )
     problems = []
-    for error in errors or ():
-        # `data` is the jsonschema ValidationError; its message is short, its str() is not.
-        raw = error.data
-        problems.append({"where": _where(raw.absolute_path), "problem": raw.message[:300]})
+    for error in _cyclonedx_validator(document["specVersion"]).iter_errors(document):
+        problems.append({"where": _where(error.instance_path), "problem": error.message[:300]})
+        if len(problems) >= 1000:
+            break
     return sorted(problems, key=lambda p: p["where"])
 
 
