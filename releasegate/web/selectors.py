@@ -96,12 +96,13 @@ class Waiting:
     roles: list[str]
 
 
-def waiting_on_reviewer(user: Any) -> list[Waiting]:
+def waiting_on_reviewer(user: Any) -> list[Waiting] | None:
     """Releases in review that need a decision in a role the user holds and the project's policy
-    requires: not their own, and not yet approved or vetoed by them on the current evidence."""
+    requires: not their own, and not yet approved or vetoed by them on the current evidence.
+    None when the user reviews nowhere."""
     held = _reviewer_projects(user)
     if not held:
-        return []
+        return None
     mine_on_current = Approval.objects.filter(
         release_id=OuterRef("pk"), user_id=user.pk, manifest_digest=OuterRef("manifest_digest")
     )
