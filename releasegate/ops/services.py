@@ -123,7 +123,7 @@ def notification_target_add(
         address=address,
         secret=secret,
         events=chosen,
-        created_by=actor.person,
+        created_by_id=actor.person.pk if actor.person is not None else None,
     )
     audit_record(
         action="notification_target_added",

@@ -24,13 +24,15 @@ TOKEN = "rgs_0123456789ab_S3cretS3cretS3cretS3cretS3cretS3cret0"
 def captured_logs() -> Iterator[list[dict[str, Any]]]:
     """The JSON lines written by the configured console handler (settings.LOGGING), parsed."""
     handler = next(h for h in logging.getLogger().handlers if h.name == "console")
+    assert isinstance(handler, logging.StreamHandler)
     stream = io.StringIO()
     previous = handler.setStream(stream)
     lines: list[dict[str, Any]] = []
     try:
         yield lines
     finally:
-        handler.setStream(previous)
+        if previous is not None:
+            handler.setStream(previous)
         raw = stream.getvalue()
         lines.extend(json.loads(line) for line in raw.splitlines())
         lines.append({"_raw": raw})

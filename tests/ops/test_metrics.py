@@ -41,7 +41,9 @@ def test_metrics_count_gate_queries_by_outcome_vetoes_promotions_and_checks(
     decide(cleared)
     decide(cleared)
     release_promote(release=cleared, actor=personas.actor("requester"))
-    veto_cast(release=blocked, actor=personas.actor("security"), role="security", reason="leaks PII")
+    veto_cast(
+        release=blocked, actor=personas.actor("security"), role="security", reason="leaks PII"
+    )
 
     after = scrape(client)
     assert gate(after, "blocked") - gate(before, "blocked") == 3
