@@ -98,9 +98,10 @@ def _flush(batch: list[tuple[Advisory, list[AffectedPackage]]], existing: dict[s
 def advisories_import(*, path: Path) -> ImportReport:
     """Import every OSV document under `path` (a folder, searched recursively, or a zip)."""
     report = ImportReport()
-    known = {osv_id: (pk, digest) for osv_id, pk, digest in Advisory.objects.values_list(
-        "osv_id", "pk", "content_digest"
-    )}
+    known = {
+        osv_id: (pk, digest)
+        for osv_id, pk, digest in Advisory.objects.values_list("osv_id", "pk", "content_digest")
+    }
     batch: list[tuple[Advisory, list[AffectedPackage]]] = []
     existing: dict[str, int] = {}
     seen: set[str] = set()

@@ -15,7 +15,13 @@ from releasegate.checks.outcome import Outcome
 
 GITHUB_PASSING = {"success", "neutral", "skipped"}
 GITLAB_WAITING = {
-    "created", "waiting_for_resource", "preparing", "pending", "running", "scheduled", "manual",
+    "created",
+    "waiting_for_resource",
+    "preparing",
+    "pending",
+    "running",
+    "scheduled",
+    "manual",
 }
 
 
@@ -37,8 +43,9 @@ def _github(body: Any) -> Outcome:
     details = {"format": "github", "check_runs": listed[:200]}
     waiting = [r for r in listed if r["status"] != "completed"]
     if waiting:
-        return Outcome("pending", f"{len(waiting)} of {len(listed)} check runs still running",
-                       details)
+        return Outcome(
+            "pending", f"{len(waiting)} of {len(listed)} check runs still running", details
+        )
     bad = [r for r in listed if r["conclusion"] not in GITHUB_PASSING]
     if bad:
         names = ", ".join(f"{r['name']} ({r['conclusion']})" for r in bad[:10])
@@ -72,8 +79,9 @@ def check_external_ci(config: dict[str, Any], *, version: str, artifact_digest: 
     if token_env:
         token = os.environ.get(str(token_env))
         if not token:
-            return Outcome("error", f"the environment variable {token_env} is not set",
-                           {"url": url})
+            return Outcome(
+                "error", f"the environment variable {token_env} is not set", {"url": url}
+            )
         headers["Authorization"] = f"Bearer {token}"
     timeout = httpx.Timeout(settings.RELEASEGATE_EXTERNAL_CI_TIMEOUT_SECONDS)
     try:
@@ -86,8 +94,11 @@ def check_external_ci(config: dict[str, Any], *, version: str, artifact_digest: 
     if response.status_code == 429 or response.status_code >= 500:
         raise TransientCheckError(f"{url} answered {response.status_code}")
     if response.status_code != 200:
-        return Outcome("error", f"{url} answered {response.status_code}",
-                       {"url": url, "status_code": response.status_code})
+        return Outcome(
+            "error",
+            f"{url} answered {response.status_code}",
+            {"url": url, "status_code": response.status_code},
+        )
     try:
         body = response.json()
     except ValueError:

@@ -104,7 +104,7 @@ class AffectedPackage(models.Model):
 
 
 class Waiver(models.Model):
-    """A security holder's waiver of one advisory for one project, until it expires or is revoked."""
+    """A security holder's waiver of one advisory for one project, until expiry or revocation."""
 
     project = models.ForeignKey(
         "releases.Project", on_delete=models.CASCADE, related_name="advisory_waivers"

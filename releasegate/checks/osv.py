@@ -103,8 +103,10 @@ def _strip_v(ecosystem: str, version: str) -> str:
 @lru_cache(maxsize=200_000)
 def parse_version(ecosystem: str, range_type: str, version: str) -> Version | None:
     """The version as its ecosystem orders it, or None when it does not parse."""
-    cls = SemverVersion if range_type == "SEMVER" else _ECOSYSTEM_VERSIONS.get(
-        ecosystem, GenericVersion
+    cls = (
+        SemverVersion
+        if range_type == "SEMVER"
+        else _ECOSYSTEM_VERSIONS.get(ecosystem, GenericVersion)
     )
     try:
         return cls(_strip_v(ecosystem, version))
@@ -148,7 +150,9 @@ def _in_range(ecosystem: str, range_: dict[str, Any], version: Version) -> bool:
     for at, kind in sorted(events, key=cmp_to_key(_event_order)):
         if kind == "introduced" and (at is None or version >= at):
             affected = True
-        elif kind == "fixed" and at is not None and version >= at or kind == "last_affected" and at is not None and version > at:
+        elif at is not None and (
+            (kind == "fixed" and version >= at) or (kind == "last_affected" and version > at)
+        ):
             affected = False
     return affected
 

@@ -85,20 +85,29 @@ def check_licenses(sbom: dict[str, Any] | None, denylist: list[str]) -> Outcome:
                 # A free-text license name: deny it only when it is literally a denied id.
                 if text.strip().lower() in denied:
                     violations.append(
-                        {"component": component.name, "version": component.version,
-                         "license": text, "denied": [text.strip()]}
+                        {
+                            "component": component.name,
+                            "version": component.version,
+                            "license": text,
+                            "denied": [text.strip()],
+                        }
                     )
                 else:
-                    unparsed.append({"component": component.name, "license": text,
-                                     "why": str(exc)[:200]})
+                    unparsed.append(
+                        {"component": component.name, "license": text, "why": str(exc)[:200]}
+                    )
                 continue
             if expression is None:
                 continue
             bad, names = _denied_in(expression, denied)
             if bad:
                 violations.append(
-                    {"component": component.name, "version": component.version,
-                     "license": text, "denied": sorted(names)}
+                    {
+                        "component": component.name,
+                        "version": component.version,
+                        "license": text,
+                        "denied": sorted(names),
+                    }
                 )
     details = {
         "denylist": denylist,
@@ -109,9 +118,7 @@ def check_licenses(sbom: dict[str, Any] | None, denylist: list[str]) -> Outcome:
         "unparsed": unparsed[:MAX_LISTED],
     }
     if violations:
-        listed = ", ".join(
-            f"{v['component']} ({v['license']})" for v in violations[:10]
-        )
+        listed = ", ".join(f"{v['component']} ({v['license']})" for v in violations[:10])
         return Outcome(
             "failed", f"{len(violations)} components use denied licenses: {listed}"[:1000], details
         )
@@ -145,15 +152,24 @@ def check_data_flow(flow_map: dict[str, Any] | None) -> Outcome:
         if not flow.get("third_party"):
             continue
         if "credentials" in (flow.get("data_classes") or []):
-            problems.append({"flow": where, "rule": "credentials_to_third_party",
-                             "reason": "credentials must never flow to a third party"})
+            problems.append(
+                {
+                    "flow": where,
+                    "rule": "credentials_to_third_party",
+                    "reason": "credentials must never flow to a third party",
+                }
+            )
         agreement = flow.get("agreement_ref")
         if flow.get("customer_data") == "real" and not (
             isinstance(agreement, str) and agreement.strip()
         ):
-            problems.append({"flow": where, "rule": "agreement_missing",
-                             "reason": "real customer data goes to a third party without an "
-                                       "agreement_ref"})
+            problems.append(
+                {
+                    "flow": where,
+                    "rule": "agreement_missing",
+                    "reason": "real customer data goes to a third party without an agreement_ref",
+                }
+            )
     details = {"problems": problems, "flows": len(flow_map.get("flows") or [])}
     if problems:
         listed = "; ".join(f"{p['flow']}: {p['reason']}" for p in problems[:5])
@@ -176,7 +192,8 @@ def check_monitoring_coverage(plan: dict[str, Any] | None) -> Outcome:
     if problems:
         return Outcome("failed", "monitoring plan lacks: " + ", ".join(problems), details)
     return Outcome(
-        "passed", "output anomaly and data exposure are monitored, with owner and escalation",
+        "passed",
+        "output anomaly and data exposure are monitored, with owner and escalation",
         details,
     )
 
@@ -191,11 +208,21 @@ def check_least_privilege(review: dict[str, Any] | None) -> Outcome:
         broad = sorted({"write", "admin"} & set(identity.get("permissions") or []))
         justification = identity.get("justification")
         if broad and not (isinstance(justification, str) and justification.strip()):
-            problems.append({"identity": name, "rule": "unjustified_permission",
-                             "reason": f"{'/'.join(broad)} without a justification"})
+            problems.append(
+                {
+                    "identity": name,
+                    "rule": "unjustified_permission",
+                    "reason": f"{'/'.join(broad)} without a justification",
+                }
+            )
         if identity.get("kind") in {"mcp_server", "tool"} and identity.get("auth") == "none":
-            problems.append({"identity": name, "rule": "no_authentication",
-                             "reason": f"{identity.get('kind')} with auth none"})
+            problems.append(
+                {
+                    "identity": name,
+                    "rule": "no_authentication",
+                    "reason": f"{identity.get('kind')} with auth none",
+                }
+            )
     details = {"problems": problems, "identities": len(review.get("identities") or [])}
     if problems:
         listed = "; ".join(f"{p['identity']}: {p['reason']}" for p in problems[:5])

@@ -47,9 +47,7 @@ def _vulnerabilities(release: Release, policy: GatePolicy, sbom: dict[str, Any] 
 
 def compute_check(*, release_id: int, check: str, manifest: str) -> Outcome:
     release = Release.objects.select_related("project__current_policy").get(pk=release_id)
-    evidence = {
-        e.kind: e for e in Evidence.objects.filter(release_id=release_id, is_current=True)
-    }
+    evidence = {e.kind: e for e in Evidence.objects.filter(release_id=release_id, is_current=True)}
     computed = manifest_digest(
         artifact_digest=release.artifact_digest,
         evidence={kind: e.digest for kind, e in evidence.items()},

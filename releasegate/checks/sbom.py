@@ -182,7 +182,9 @@ def _spdx_problems(document: dict[str, Any]) -> list[dict[str, str]]:
         return [{"where": "(document)", "problem": m[:300]} for m in exc.get_messages()]
     return [
         {
-            "where": (m.context.spdx_id or m.context.parent_id or "(document)") if m.context else "",
+            "where": (m.context.spdx_id or m.context.parent_id or "(document)")
+            if m.context
+            else "",
             "problem": m.validation_message[:300],
         }
         for m in validate_full_spdx_document(parsed)

@@ -31,8 +31,10 @@ def _validate(
         errors.append(FieldError("external_id", "text of at most 200 characters"))
     if not isinstance(summary, str) or len(summary) > 1000:
         errors.append(FieldError("summary", "text of at most 1000 characters"))
-    if not isinstance(details_url, str) or len(details_url) > 500 or (
-        details_url and not details_url.startswith(("http://", "https://"))
+    if (
+        not isinstance(details_url, str)
+        or len(details_url) > 500
+        or (details_url and not details_url.startswith(("http://", "https://")))
     ):
         errors.append(FieldError("details_url", "an http(s) URL of at most 500 characters"))
     if not isinstance(details, dict):
@@ -84,9 +86,15 @@ def check_result_record(
     created = result is None
     if result is None:
         result = CheckResult(**key, created_at=now)
-    elif result.status in FINAL_STATUSES and result.manifest_digest == manifest and (
-        result.status == status and result.summary == summary and result.details == details
-        and result.valid_until == valid_until
+    elif (
+        result.status in FINAL_STATUSES
+        and result.manifest_digest == manifest
+        and (
+            result.status == status
+            and result.summary == summary
+            and result.details == details
+            and result.valid_until == valid_until
+        )
     ):
         return result, False  # a repeated message changes nothing
     result.manifest_digest = manifest

@@ -10,7 +10,7 @@ nothing to claim, a lost one is enqueued again by the sweep.
 import logging
 from datetime import timedelta
 
-from celery import shared_task
+from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
@@ -31,7 +31,7 @@ LEASE = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 5)
 
 
 @shared_task(bind=True, name="releasegate.checks.run_check", max_retries=MAX_RETRIES)
-def run_check(self, release_id: int, check: str, manifest_digest: str) -> str:  # type: ignore[no-untyped-def]
+def run_check(self: Task, release_id: int, check: str, manifest_digest: str) -> str:
     key = {"release_id": release_id, "check": check, "manifest_digest": manifest_digest}
     claim = check_claim(**key, lease=LEASE)
     if claim is None:
@@ -39,7 +39,7 @@ def run_check(self, release_id: int, check: str, manifest_digest: str) -> str:  
     if claim.attempt > MAX_ATTEMPTS:
         outcome = Outcome(
             "error",
-            f"gave up after {claim.attempt - 1} attempts: the worker was lost or hit its time limit",
+            f"gave up after {claim.attempt - 1} attempts: worker lost or over the time limit",
             {"attempts": claim.attempt - 1},
         )
     else:
@@ -59,7 +59,8 @@ def run_check(self, release_id: int, check: str, manifest_digest: str) -> str:  
                 )
                 raise self.retry(exc=exc, countdown=countdown) from exc
             outcome = Outcome(
-                "error", f"{exc} (gave up after {MAX_RETRIES + 1} tries)"[:1000],
+                "error",
+                f"{exc} (gave up after {MAX_RETRIES + 1} tries)"[:1000],
                 {"error": str(exc), "tries": MAX_RETRIES + 1},
             )
         except SoftTimeLimitExceeded:
@@ -71,7 +72,8 @@ def run_check(self, release_id: int, check: str, manifest_digest: str) -> str:  
         except Exception as exc:
             log.exception("check %s of release %s raised", check, release_id)
             outcome = Outcome(
-                "error", f"the check raised {type(exc).__name__}: {exc}"[:1000],
+                "error",
+                f"the check raised {type(exc).__name__}: {exc}"[:1000],
                 {"error": type(exc).__name__},
             )
     recorded = check_complete(

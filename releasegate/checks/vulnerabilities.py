@@ -66,8 +66,14 @@ def load_affected(components: Iterable[Component]) -> list[KnownAffected]:
                 )
                 .select_related("advisory")
                 .only(
-                    "ecosystem", "name", "ranges", "versions", "severity",
-                    "advisory__osv_id", "advisory__aliases", "advisory__severity",
+                    "ecosystem",
+                    "name",
+                    "ranges",
+                    "versions",
+                    "severity",
+                    "advisory__osv_id",
+                    "advisory__aliases",
+                    "advisory__severity",
                 )
             )
             out.extend(

@@ -35,8 +35,15 @@ def test_last_affected_is_included_and_later_versions_are_not(version, affected)
 
 @pytest.mark.parametrize(
     "version, affected",
-    [("0.9", False), ("1.0", True), ("1.2", False), ("1.9", False), ("2.0", True),
-     ("2.4.9", True), ("2.5", False)],
+    [
+        ("0.9", False),
+        ("1.0", True),
+        ("1.2", False),
+        ("1.9", False),
+        ("2.0", True),
+        ("2.4.9", True),
+        ("2.5", False),
+    ],
 )
 def test_several_intervals_in_one_range_unsorted(version, affected):
     ranges = eco({"introduced": "2.0"}, {"fixed": "2.5"}, {"introduced": "1.0"}, {"fixed": "1.2"})
@@ -44,7 +51,9 @@ def test_several_intervals_in_one_range_unsorted(version, affected):
 
 
 def test_multiple_ranges_any_one_matches():
-    ranges = eco({"introduced": "1.0"}, {"fixed": "1.1"}) + eco({"introduced": "3.0"}, {"fixed": "3.1"})
+    ranges = eco({"introduced": "1.0"}, {"fixed": "1.1"}) + eco(
+        {"introduced": "3.0"}, {"fixed": "3.1"}
+    )
     assert is_affected("PyPI", "3.0.5", ranges, [])
     assert not is_affected("PyPI", "2.0", ranges, [])
 
@@ -55,7 +64,9 @@ def test_explicit_versions_match_even_without_ranges():
 
 
 def test_git_ranges_alone_do_not_match_a_release_version():
-    git = [{"type": "GIT", "repo": "https://x", "events": [{"introduced": "0"}, {"fixed": "abc123"}]}]
+    git = [
+        {"type": "GIT", "repo": "https://x", "events": [{"introduced": "0"}, {"fixed": "abc123"}]}
+    ]
     assert not is_affected("PyPI", "1.0", git, [])
 
 
@@ -104,9 +115,14 @@ def test_an_unorderable_version_is_reported_not_guessed():
     [
         ("pkg:pypi/Django_REST.framework@3.0", ("PyPI", "django-rest-framework", "3.0")),
         ("pkg:npm/%40angular/core@9.0.0", ("npm", "@angular/core", "9.0.0")),
-        ("pkg:maven/com.fasterxml.jackson.core/jackson-databind@2.9.10",
-         ("Maven", "com.fasterxml.jackson.core:jackson-databind", "2.9.10")),
-        ("pkg:golang/github.com/gin-gonic/gin@v1.6.0", ("Go", "github.com/gin-gonic/gin", "v1.6.0")),
+        (
+            "pkg:maven/com.fasterxml.jackson.core/jackson-databind@2.9.10",
+            ("Maven", "com.fasterxml.jackson.core:jackson-databind", "2.9.10"),
+        ),
+        (
+            "pkg:golang/github.com/gin-gonic/gin@v1.6.0",
+            ("Go", "github.com/gin-gonic/gin", "v1.6.0"),
+        ),
         ("pkg:cargo/smallvec@1.6.0", ("crates.io", "smallvec", "1.6.0")),
         ("pkg:pypi/requests", None),
         ("not a purl", None),

@@ -34,7 +34,9 @@ def test_open_high_or_critical_finding_fails_naming_it(severity):
 @pytest.mark.parametrize("status", ["mitigated", "accepted"])
 def test_closed_high_finding_does_not_fail(status):
     review = document("pipeline_review")
-    review["findings"].append({"id": "PR-9", "severity": "critical", "title": "x", "status": status})
+    review["findings"].append(
+        {"id": "PR-9", "severity": "critical", "title": "x", "status": status}
+    )
     assert check_pipeline_findings(review).status == "passed"
 
 
@@ -119,8 +121,11 @@ def test_write_or_admin_without_justification_fails(permission, justification):
     outcome = check_least_privilege(review)
     assert outcome.status == "failed"
     assert outcome.details["problems"] == [
-        {"identity": "crm-mcp", "rule": "unjustified_permission",
-         "reason": f"{permission} without a justification"}
+        {
+            "identity": "crm-mcp",
+            "rule": "unjustified_permission",
+            "reason": f"{permission} without a justification",
+        }
     ]
 
 
@@ -174,7 +179,9 @@ def test_denied_license_fails_naming_component_and_license(entry):
 
 
 def test_an_or_expression_with_an_allowed_choice_passes():
-    assert check_licenses(_sbom_with({"expression": "MIT OR AGPL-3.0-only"}), DENY).status == "passed"
+    assert (
+        check_licenses(_sbom_with({"expression": "MIT OR AGPL-3.0-only"}), DENY).status == "passed"
+    )
 
 
 def test_spdx_package_licenses_are_checked():
@@ -182,8 +189,12 @@ def test_spdx_package_licenses_are_checked():
         "spdxVersion": "SPDX-2.3",
         "SPDXID": "SPDXRef-DOCUMENT",
         "packages": [
-            {"SPDXID": "SPDXRef-a", "name": "a", "licenseConcluded": "NOASSERTION",
-             "licenseDeclared": "SSPL-1.0"},
+            {
+                "SPDXID": "SPDXRef-a",
+                "name": "a",
+                "licenseConcluded": "NOASSERTION",
+                "licenseDeclared": "SSPL-1.0",
+            },
             {"SPDXID": "SPDXRef-b", "name": "b", "licenseConcluded": "MIT"},
         ],
     }

@@ -61,8 +61,12 @@ def ml_bom(spec):
                 "name": "tickets-2025",
                 "data": [{"type": "dataset", "name": "tickets-2025", "classification": "PII"}],
             },
-            {"type": "library", "name": "torch", "version": "2.4.0",
-             "purl": "pkg:pypi/torch@2.4.0"},
+            {
+                "type": "library",
+                "name": "torch",
+                "version": "2.4.0",
+                "purl": "pkg:pypi/torch@2.4.0",
+            },
         ],
     }
 
@@ -151,14 +155,20 @@ def spdx(version="SPDX-2.3"):
                 "licenseDeclared": "Apache-2.0",
                 "copyrightText": "NOASSERTION",
                 "externalRefs": [
-                    {"referenceCategory": "PACKAGE-MANAGER", "referenceType": "purl",
-                     "referenceLocator": "pkg:pypi/requests@2.19.0"}
+                    {
+                        "referenceCategory": "PACKAGE-MANAGER",
+                        "referenceType": "purl",
+                        "referenceLocator": "pkg:pypi/requests@2.19.0",
+                    }
                 ],
             }
         ],
         "relationships": [
-            {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES",
-             "relatedSpdxElement": "SPDXRef-Package-requests"}
+            {
+                "spdxElementId": "SPDXRef-DOCUMENT",
+                "relationshipType": "DESCRIBES",
+                "relatedSpdxElement": "SPDXRef-Package-requests",
+            }
         ],
     }
 
@@ -177,7 +187,10 @@ def test_spdx_2_2_requires_declared_license_and_copyright():
     outcome = check_sbom_valid(doc)
     assert outcome.status == "failed"
     assert outcome.details["problems"] == [
-        {"where": "SPDXRef-Package-requests", "problem": "license_declared is mandatory in SPDX-2.2"}
+        {
+            "where": "SPDXRef-Package-requests",
+            "problem": "license_declared is mandatory in SPDX-2.2",
+        }
     ]
     doc["spdxVersion"] = "SPDX-2.3"
     assert check_sbom_valid(doc).status == "passed"
@@ -202,6 +215,11 @@ def test_spdx_document_without_creation_info_fails():
 def test_nested_cyclonedx_components_are_read():
     bom = document("sbom")
     bom["components"][0]["components"] = [
-        {"type": "library", "name": "urllib3", "version": "1.26.0", "purl": "pkg:pypi/urllib3@1.26.0"}
+        {
+            "type": "library",
+            "name": "urllib3",
+            "version": "1.26.0",
+            "purl": "pkg:pypi/urllib3@1.26.0",
+        }
     ]
     assert [c.name for c in components(bom)] == ["requests", "urllib3", "support-intent-classifier"]

@@ -1,5 +1,6 @@
 """The vulnerabilities check against advisories imported offline, synthetic and real."""
 
+import io
 import json
 import zipfile
 from pathlib import Path
@@ -15,7 +16,14 @@ from releasegate.checks.vulnerabilities import evaluate_vulnerabilities, load_af
 from releasegate.releases.services import evidence_attach, policy_change
 from tests.builders import make_release
 
-PYPA_ZIP = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "osv" / "pypa-advisory-database.osv.zip"
+PYPA_ZIP = (
+    Path(__file__).resolve().parents[2]
+    / ".."
+    / "shared"
+    / "data"
+    / "osv"
+    / "pypa-advisory-database.osv.zip"
+)
 
 
 def advisory(osv_id, ecosystem, name, ranges=(), versions=(), **extra):
@@ -25,8 +33,11 @@ def advisory(osv_id, ecosystem, name, ranges=(), versions=(), **extra):
         "modified": "2026-01-01T00:00:00Z",
         "summary": f"{osv_id} in {name}",
         "affected": [
-            {"package": {"ecosystem": ecosystem, "name": name}, "ranges": list(ranges),
-             "versions": list(versions)}
+            {
+                "package": {"ecosystem": ecosystem, "name": name},
+                "ranges": list(ranges),
+                "versions": list(versions),
+            }
         ],
         **extra,
     }
@@ -44,16 +55,41 @@ CRITICAL = {"database_specific": {"severity": "CRITICAL"}}
 MODERATE = {"database_specific": {"severity": "MODERATE"}}
 
 ADVISORIES = [
-    advisory("GHSA-npm-1", "npm", "lodash", [semver({"introduced": "0"}, {"fixed": "4.17.21"})], **CRITICAL),
-    advisory("GHSA-mvn-1", "Maven", "com.fasterxml.jackson.core:jackson-databind",
-             [ecosystem({"introduced": "2.9.0"}, {"fixed": "2.9.10.8"})], **MODERATE),
-    advisory("GO-2026-1", "Go", "github.com/gin-gonic/gin",
-             [semver({"introduced": "0"}, {"last_affected": "1.6.0"})]),
-    advisory("RUSTSEC-2026-1", "crates.io", "smallvec", [semver({"introduced": "1.0.0"}, {"fixed": "1.6.1"})],
-             severity=[{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}]),
+    advisory(
+        "GHSA-npm-1",
+        "npm",
+        "lodash",
+        [semver({"introduced": "0"}, {"fixed": "4.17.21"})],
+        **CRITICAL,
+    ),
+    advisory(
+        "GHSA-mvn-1",
+        "Maven",
+        "com.fasterxml.jackson.core:jackson-databind",
+        [ecosystem({"introduced": "2.9.0"}, {"fixed": "2.9.10.8"})],
+        **MODERATE,
+    ),
+    advisory(
+        "GO-2026-1",
+        "Go",
+        "github.com/gin-gonic/gin",
+        [semver({"introduced": "0"}, {"last_affected": "1.6.0"})],
+    ),
+    advisory(
+        "RUSTSEC-2026-1",
+        "crates.io",
+        "smallvec",
+        [semver({"introduced": "1.0.0"}, {"fixed": "1.6.1"})],
+        severity=[{"type": "CVSS_V3", "score": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"}],
+    ),
     advisory("PYSEC-2026-1", "PyPI", "Pillow", versions=["9.0.0"], **CRITICAL),
-    advisory("PYSEC-2026-2", "PyPI", "pillow", [ecosystem({"introduced": "0"}, {"fixed": "8.0"})],
-             withdrawn="2026-02-01T00:00:00Z"),
+    advisory(
+        "PYSEC-2026-2",
+        "PyPI",
+        "pillow",
+        [ecosystem({"introduced": "0"}, {"fixed": "8.0"})],
+        withdrawn="2026-02-01T00:00:00Z",
+    ),
 ]
 
 
@@ -98,10 +134,15 @@ def test_import_is_idempotent_and_updates_changed_advisories(imported, tmp_path)
     again = advisories_import(path=tmp_path)
     assert (again.created, again.updated, again.unchanged) == (0, 0, 6)
     assert Advisory.objects.count() == 6 and AffectedPackage.objects.count() == 6
-    changed = dict(ADVISORIES[0], affected=[
-        {"package": {"ecosystem": "npm", "name": "lodash"},
-         "ranges": [semver({"introduced": "0"}, {"fixed": "4.17.19"})]}
-    ])
+    changed = dict(
+        ADVISORIES[0],
+        affected=[
+            {
+                "package": {"ecosystem": "npm", "name": "lodash"},
+                "ranges": [semver({"introduced": "0"}, {"fixed": "4.17.19"})],
+            }
+        ],
+    )
     write_folder(tmp_path, [changed])
     third = advisories_import(path=tmp_path)
     assert (third.created, third.updated, third.unchanged) == (0, 1, 5)
@@ -141,13 +182,16 @@ def test_threshold_comes_from_the_policy(imported):
 
 
 def test_fixed_versions_pass(imported):
-    outcome = run([
-        "pkg:npm/lodash@4.17.21",
-        "pkg:maven/com.fasterxml.jackson.core/jackson-databind@2.10.0",
-        "pkg:golang/github.com/gin-gonic/gin@v1.6.1",
-        "pkg:cargo/smallvec@1.6.1",
-        "pkg:pypi/pillow@9.0.1",
-    ], "low")
+    outcome = run(
+        [
+            "pkg:npm/lodash@4.17.21",
+            "pkg:maven/com.fasterxml.jackson.core/jackson-databind@2.10.0",
+            "pkg:golang/github.com/gin-gonic/gin@v1.6.1",
+            "pkg:cargo/smallvec@1.6.1",
+            "pkg:pypi/pillow@9.0.1",
+        ],
+        "low",
+    )
     assert outcome.status == "passed", outcome.details["failing"]
 
 
@@ -161,16 +205,34 @@ def test_matching_is_a_query_per_ecosystem_batch(imported, django_assert_max_num
 
 def test_the_check_reads_the_release_sbom_and_policy_threshold(personas, imported):
     release = make_release(personas.project, personas.requester)
-    sbom = {"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1, "components": [
-        {"type": "library", "name": "jackson-databind", "version": "2.9.10.1",
-         "purl": "pkg:maven/com.fasterxml.jackson.core/jackson-databind@2.9.10.1"}]}
+    sbom = {
+        "bomFormat": "CycloneDX",
+        "specVersion": "1.5",
+        "version": 1,
+        "components": [
+            {
+                "type": "library",
+                "name": "jackson-databind",
+                "version": "2.9.10.1",
+                "purl": "pkg:maven/com.fasterxml.jackson.core/jackson-databind@2.9.10.1",
+            }
+        ],
+    }
     evidence_attach(release=release, actor=personas.actor("requester"), kind="sbom", document=sbom)
     release.refresh_from_db()
-    outcome = compute_check(release_id=release.pk, check="vulnerabilities", manifest=release.manifest_digest)
+    outcome = compute_check(
+        release_id=release.pk, check="vulnerabilities", manifest=release.manifest_digest
+    )
     assert outcome.status == "passed"
-    policy_change(project=personas.project, actor=personas.actor("admin"),
-                  changes={"vulnerability_threshold": "medium"}, note="stricter")
-    outcome = compute_check(release_id=release.pk, check="vulnerabilities", manifest=release.manifest_digest)
+    policy_change(
+        project=personas.project,
+        actor=personas.actor("admin"),
+        changes={"vulnerability_threshold": "medium"},
+        note="stricter",
+    )
+    outcome = compute_check(
+        release_id=release.pk, check="vulnerabilities", manifest=release.manifest_digest
+    )
     assert outcome.status == "failed"
     assert outcome.details["failing"][0]["advisory"] == "GHSA-mvn-1"
 
@@ -184,7 +246,9 @@ def pypa(db):
 
 def test_real_pypa_advisories_import_and_reimport(pypa):
     assert pypa.created == 2661 and not pypa.skipped
-    call_command("import_osv", str(PYPA_ZIP), stdout=open("/dev/null", "w"))
+    out = io.StringIO()
+    call_command("import_osv", str(PYPA_ZIP), stdout=out)
+    assert "0 new, 0 updated, 2661 unchanged" in out.getvalue()
     assert Advisory.objects.count() == 2661
     assert Advisory.objects.filter(withdrawn__isnull=False).count() == 10
 

@@ -19,27 +19,44 @@ from tests.checks.test_vulnerabilities import CRITICAL, advisory, ecosystem, wri
 from tests.conftest import make_personas
 
 VULNERABLE_SBOM = {
-    "bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1,
-    "components": [{"type": "library", "name": "flask", "version": "0.12",
-                    "purl": "pkg:pypi/flask@0.12"}],
+    "bomFormat": "CycloneDX",
+    "specVersion": "1.5",
+    "version": 1,
+    "components": [
+        {"type": "library", "name": "flask", "version": "0.12", "purl": "pkg:pypi/flask@0.12"}
+    ],
 }
 
 
 @pytest.fixture
 def release(personas, tmp_path):
-    advisories_import(path=write_folder(tmp_path, [
-        advisory("PYSEC-2026-9", "PyPI", "flask", [ecosystem({"introduced": "0"}, {"fixed": "1.0"})],
-                 aliases=["CVE-2026-0009"], **CRITICAL),
-    ]))
+    advisories_import(
+        path=write_folder(
+            tmp_path,
+            [
+                advisory(
+                    "PYSEC-2026-9",
+                    "PyPI",
+                    "flask",
+                    [ecosystem({"introduced": "0"}, {"fixed": "1.0"})],
+                    aliases=["CVE-2026-0009"],
+                    **CRITICAL,
+                ),
+            ],
+        )
+    )
     release = submitted_release(personas.project, personas.requester)
-    evidence_attach(release=release, actor=personas.actor("requester"), kind="sbom",
-                    document=VULNERABLE_SBOM)
+    evidence_attach(
+        release=release, actor=personas.actor("requester"), kind="sbom", document=VULNERABLE_SBOM
+    )
     release.refresh_from_db()
     return release
 
 
 def vulnerabilities(release):
-    return compute_check(release_id=release.pk, check="vulnerabilities", manifest=release.manifest_digest)
+    return compute_check(
+        release_id=release.pk, check="vulnerabilities", manifest=release.manifest_digest
+    )
 
 
 def soon(days=30):
@@ -48,9 +65,13 @@ def soon(days=30):
 
 def test_waived_advisory_does_not_fail_the_check_while_the_waiver_lasts(personas, release):
     assert vulnerabilities(release).status == "failed"
-    waiver = advisory_waive(project=personas.project, actor=personas.actor("security"),
-                            advisory_id="CVE-2026-0009", reason="not reachable: we never call send_file",
-                            expires_at=soon())
+    waiver = advisory_waive(
+        project=personas.project,
+        actor=personas.actor("security"),
+        advisory_id="CVE-2026-0009",
+        reason="not reachable: we never call send_file",
+        expires_at=soon(),
+    )
     assert waiver.advisory_id == "PYSEC-2026-9"  # the alias resolves to the advisory
     outcome = vulnerabilities(release)
     assert outcome.status == "passed"
@@ -60,7 +81,9 @@ def test_waived_advisory_does_not_fail_the_check_while_the_waiver_lasts(personas
     assert event.data["reason"] == "not reachable: we never call send_file"
     assert event.actor == "security"
 
-    waiver_revoke(waiver=waiver, actor=personas.actor("security"), reason="now reachable via /export")
+    waiver_revoke(
+        waiver=waiver, actor=personas.actor("security"), reason="now reachable via /export"
+    )
     assert vulnerabilities(release).status == "failed"
     assert AuditEvent.objects.filter(action="waiver_revoked").count() == 1
     with pytest.raises(Conflict):
@@ -68,22 +91,37 @@ def test_waived_advisory_does_not_fail_the_check_while_the_waiver_lasts(personas
 
 
 def test_an_expired_waiver_no_longer_counts(personas, release):
-    waiver = advisory_waive(project=personas.project, actor=personas.actor("security"),
-                            advisory_id="PYSEC-2026-9", reason="accepted", expires_at=soon())
+    waiver = advisory_waive(
+        project=personas.project,
+        actor=personas.actor("security"),
+        advisory_id="PYSEC-2026-9",
+        reason="accepted",
+        expires_at=soon(),
+    )
     Waiver.objects.filter(pk=waiver.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
     assert vulnerabilities(release).status == "failed"
 
 
 def test_a_waiver_for_another_project_does_not_count(personas, release):
     other = make_personas("other-project", prefix="o-")
-    advisory_waive(project=other.project, actor=other.actor("security"),
-                   advisory_id="PYSEC-2026-9", reason="their risk", expires_at=soon())
+    advisory_waive(
+        project=other.project,
+        actor=other.actor("security"),
+        advisory_id="PYSEC-2026-9",
+        reason="their risk",
+        expires_at=soon(),
+    )
     assert vulnerabilities(release).status == "failed"
 
 
 def test_a_passed_result_resting_on_a_waiver_is_due_again_when_it_ends(personas, release):
-    waiver = advisory_waive(project=personas.project, actor=personas.actor("security"),
-                            advisory_id="PYSEC-2026-9", reason="accepted", expires_at=soon())
+    waiver = advisory_waive(
+        project=personas.project,
+        actor=personas.actor("security"),
+        advisory_id="PYSEC-2026-9",
+        reason="accepted",
+        expires_at=soon(),
+    )
     run_check.apply(args=(release.pk, "vulnerabilities", release.manifest_digest))
     row = CheckResult.objects.get(release=release, check_name="vulnerabilities")
     assert (row.status, row.valid_until) == ("passed", waiver.expires_at)
@@ -98,9 +136,16 @@ def test_a_passed_result_resting_on_a_waiver_is_due_again_when_it_ends(personas,
 def test_waiving_sets_the_release_vulnerability_result_back_to_pending(personas, release):
     run_check.apply(args=(release.pk, "vulnerabilities", release.manifest_digest))
     assert CheckResult.objects.get(release=release, check_name="vulnerabilities").status == "failed"
-    advisory_waive(project=personas.project, actor=personas.actor("security"),
-                   advisory_id="PYSEC-2026-9", reason="accepted", expires_at=soon())
-    assert CheckResult.objects.get(release=release, check_name="vulnerabilities").status == "pending"
+    advisory_waive(
+        project=personas.project,
+        actor=personas.actor("security"),
+        advisory_id="PYSEC-2026-9",
+        reason="accepted",
+        expires_at=soon(),
+    )
+    assert (
+        CheckResult.objects.get(release=release, check_name="vulnerabilities").status == "pending"
+    )
     run_check.apply(args=(release.pk, "vulnerabilities", release.manifest_digest))
     assert CheckResult.objects.get(release=release, check_name="vulnerabilities").status == "passed"
 
@@ -108,20 +153,35 @@ def test_waiving_sets_the_release_vulnerability_result_back_to_pending(personas,
 @pytest.mark.parametrize("who", ["requester", "sme", "admin", "auditor"])
 def test_only_the_security_role_may_waive(personas, release, who):
     with pytest.raises(NotPermitted):
-        advisory_waive(project=personas.project, actor=personas.actor(who),
-                       advisory_id="PYSEC-2026-9", reason="r", expires_at=soon())
+        advisory_waive(
+            project=personas.project,
+            actor=personas.actor(who),
+            advisory_id="PYSEC-2026-9",
+            reason="r",
+            expires_at=soon(),
+        )
     assert not Waiver.objects.exists()
 
 
 def test_an_outsider_is_told_nothing_exists(personas, release):
     with pytest.raises(NotFound):
-        advisory_waive(project=personas.project, actor=personas.actor("outsider"),
-                       advisory_id="PYSEC-2026-9", reason="r", expires_at=soon())
+        advisory_waive(
+            project=personas.project,
+            actor=personas.actor("outsider"),
+            advisory_id="PYSEC-2026-9",
+            reason="r",
+            expires_at=soon(),
+        )
 
 
 def test_only_the_security_role_may_revoke(personas, release):
-    waiver = advisory_waive(project=personas.project, actor=personas.actor("security"),
-                            advisory_id="PYSEC-2026-9", reason="accepted", expires_at=soon())
+    waiver = advisory_waive(
+        project=personas.project,
+        actor=personas.actor("security"),
+        advisory_id="PYSEC-2026-9",
+        reason="accepted",
+        expires_at=soon(),
+    )
     with pytest.raises(NotPermitted):
         waiver_revoke(waiver=waiver, actor=personas.actor("requester"), reason="I want it gone")
     with pytest.raises(InvalidInput):
