@@ -17,6 +17,7 @@ from releasegate.releases.services import (
     evidence_attach,
     policy_change,
     project_create,
+    project_rename,
     release_promote,
     release_submit,
     release_withdraw,
@@ -51,6 +52,10 @@ def test_every_state_changing_act_appends_exactly_one_event(personas):
             lambda: policy_change(
                 project=p.project, actor=p.actor("admin"), changes={"max_approval_age_days": 10}
             ),
+        ),
+        (
+            "project_renamed",
+            lambda: project_rename(project=p.project, actor=p.actor("admin"), name="Renamed"),
         ),
         (
             "role_granted",
