@@ -6,8 +6,10 @@ conditional update, sent, then its outcome recorded with another.
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import secrets
+import socket
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -198,9 +200,34 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 class Attempt:
     delivery: Delivery | None  # None: nothing to do (delivered or given up already)
     delivered: bool = False
+    # A failure that no retry can fix (a refused destination): given up at once.
+    permanent: bool = False
+
+
+class DestinationRefused(Exception):
+    pass
+
+
+def _check_destination(url: str) -> None:
+    """Refuse webhooks into the service's own network (loopback, private, link-local such as a
+    cloud metadata address), unless RELEASEGATE_WEBHOOK_ALLOW_PRIVATE says this deployment's
+    receivers live there. Checked on every attempt, after DNS, since names can change."""
+    if settings.RELEASEGATE_WEBHOOK_ALLOW_PRIVATE:
+        return
+    parsed = urlparse(url)
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        infos = socket.getaddrinfo(parsed.hostname, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise httpx.ConnectError(f"cannot resolve {parsed.hostname}: {exc}") from None
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            raise DestinationRefused(f"{parsed.hostname} resolves to a non-public address")
 
 
 def _send_webhook(target: NotificationTarget, payload: dict[str, Any]) -> int:
+    _check_destination(target.url)
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     timestamp = str(int(time.time()))
     response = httpx.post(
@@ -239,6 +266,7 @@ def delivery_attempt(*, delivery_id: int) -> Attempt:
     target = delivery.target
     code: int | None = None
     error = ""
+    permanent = False
     try:
         if target.kind == NotificationTarget.Kind.WEBHOOK:
             code = _send_webhook(target, delivery.payload)
@@ -246,6 +274,8 @@ def delivery_attempt(*, delivery_id: int) -> Attempt:
                 error = f"HTTP {code}"
         else:
             _send_email(target, delivery.payload)
+    except DestinationRefused as exc:
+        error, permanent = f"refused: {exc}"[:500], True
     except (httpx.HTTPError, OSError) as exc:
         # Only the exception's class and message: never the request, which carries the signature.
         error = f"{exc.__class__.__name__}: {exc}"[:500]
@@ -254,7 +284,7 @@ def delivery_attempt(*, delivery_id: int) -> Attempt:
         fields.update(status=Delivery.Status.DELIVERED, delivered_at=timezone.now())
     Delivery.objects.filter(pk=delivery_id).update(**fields)
     delivery.refresh_from_db()
-    return Attempt(delivery=delivery, delivered=not error)
+    return Attempt(delivery=delivery, delivered=not error, permanent=permanent)
 
 
 def delivery_give_up(*, delivery_id: int) -> None:

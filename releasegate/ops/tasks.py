@@ -90,7 +90,7 @@ def deliver_notification(self: Any, delivery_id: int) -> str:
         return "skipped"
     if attempt.delivered:
         return "delivered"
-    if self.request.retries >= self.max_retries:
+    if attempt.permanent or self.request.retries >= self.max_retries:
         delivery_give_up(delivery_id=delivery_id)
         logger.warning(
             "notification failed for good",

@@ -62,7 +62,9 @@ def receiver() -> Iterator[Receiver]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        with override_settings(RELEASEGATE_WEBHOOK_ALLOW_HTTP=True):
+        with override_settings(
+            RELEASEGATE_WEBHOOK_ALLOW_HTTP=True, RELEASEGATE_WEBHOOK_ALLOW_PRIVATE=True
+        ):
             yield state
     finally:
         state.release.set()
@@ -293,3 +295,18 @@ def test_a_removed_target_is_told_nothing(
         submitted_release(personas.project, personas.requester)
     assert receiver.requests == []
     assert not Delivery.objects.exists()
+
+
+def test_a_webhook_into_the_private_network_is_refused_without_retrying(
+    personas: Personas, receiver: Receiver, eager_tasks: None, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    target, _ = webhook(personas, receiver.url, "review_requested")
+    with (
+        override_settings(RELEASEGATE_WEBHOOK_ALLOW_PRIVATE=False),
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        submitted_release(personas.project, personas.requester)
+    assert receiver.requests == []
+    delivery = Delivery.objects.get(target=target)
+    assert (delivery.status, delivery.attempts) == ("failed", 1)
+    assert delivery.last_error == "refused: 127.0.0.1 resolves to a non-public address"
