@@ -18,7 +18,7 @@ from releasegate.api.errors import RequestTooLarge
 from releasegate.api.parsers import BoundedJSONParser
 from releasegate.errors import FieldError, InvalidInput, NotFound
 from releasegate.releases import selectors
-from releasegate.releases.models import Release
+from releasegate.releases.models import Project, Release
 
 MAX_ID = 2**63 - 1  # larger ids cannot exist; asking for one is a 404, not a database error
 
@@ -83,6 +83,11 @@ class ScopedAPIView(APIView):
         if release_id > MAX_ID:
             raise NotFound("No such release.")
         return selectors.release_for(self.actor, release_id)
+
+    def project(self, slug: str) -> Project:
+        if len(slug) > 64 or "\x00" in slug:
+            raise NotFound("No such project.")
+        return selectors.project_for(self.actor, slug)
 
     def body_object(self) -> dict[str, Any]:
         data = self.request.data

@@ -3,8 +3,8 @@
 from typing import Any
 
 from releasegate.audit.models import AuditEvent
-from releasegate.checks.models import CheckResult
-from releasegate.releases.models import Approval, Evidence, Release, Veto
+from releasegate.checks.models import CheckResult, Waiver
+from releasegate.releases.models import Approval, Evidence, Project, Release, Veto
 
 
 def _iso(moment: Any) -> str | None:
@@ -115,4 +115,16 @@ def audit_event_dict(event: AuditEvent) -> dict[str, Any]:
         "data": event.data,
         "prev_hash": event.prev_hash,
         "hash": event.hash,
+    }
+
+
+def waiver_dict(waiver: Waiver, project: Project) -> dict[str, Any]:
+    return {
+        "id": waiver.pk,
+        "project": project.slug,
+        "advisory_id": waiver.advisory_id,
+        "reason": waiver.reason,
+        "expires_at": _iso(waiver.expires_at),
+        "created_by": waiver.created_by.get_username(),
+        "created_at": _iso(waiver.created_at),
     }

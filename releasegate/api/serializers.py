@@ -231,3 +231,19 @@ class AuditEventSerializer(serializers.Serializer):
 class AuditTrailSerializer(serializers.Serializer):
     release = ReleaseSerializer()
     events = AuditEventSerializer(many=True)
+
+
+class WaiverRequestSerializer(serializers.Serializer):
+    advisory_id = serializers.CharField(help_text="An imported OSV id or one of its aliases (CVE).")
+    reason = serializers.CharField()
+    expires_at = serializers.DateTimeField(help_text="In the future, at most a year away.")
+
+
+class WaiverSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    project = serializers.CharField()
+    advisory_id = serializers.CharField()
+    reason = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    created_by = serializers.CharField()
+    created_at = serializers.DateTimeField()

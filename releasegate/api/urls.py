@@ -1,4 +1,4 @@
-from django.urls import URLPattern, URLResolver, path
+from django.urls import URLPattern, URLResolver, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
@@ -29,6 +29,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("releases/<int:release_id>/checks", views.ChecksView.as_view(), name="api-checks"),
     path("releases/<int:release_id>/promote", views.PromoteView.as_view(), name="api-promote"),
     path("releases/<int:release_id>/audit", views.AuditView.as_view(), name="api-audit"),
+    path("projects/<str:slug>/waivers", views.WaiversView.as_view(), name="api-waivers"),
     path(
         "schema",
         SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),
@@ -41,4 +42,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
         ),
         name="api-docs",
     ),
+    # Anything else under /api/v1/ is a JSON 404 too, never an HTML page.
+    re_path(r"^.*$", views.unknown_path, name="api-unknown"),
 ]

@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from django.http import HttpRequest, JsonResponse
+from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -16,8 +18,10 @@ from rest_framework.response import Response
 from releasegate.api import present
 from releasegate.api import serializers as s
 from releasegate.api.base import MAX_ID, ScopedAPIView
+from releasegate.api.errors import error_body
 from releasegate.audit.models import AuditEvent
 from releasegate.checks.services import check_result_record
+from releasegate.checks.waivers import advisory_waive
 from releasegate.errors import FieldError, InvalidInput, NotFound
 from releasegate.releases import selectors, services
 from releasegate.releases.models import EvidenceKind, Veto
@@ -45,6 +49,10 @@ WRITE_ERRORS = (400, 401, 403, 404, 409, 413, 415)
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def unknown_path(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(error_body("not_found", "No such API endpoint."), status=404)
 
 
 class GateView(ScopedAPIView):
@@ -123,7 +131,7 @@ class ReleasesView(ScopedAPIView):
         try:
             if not isinstance(slug, str):
                 raise NotFound()
-            project = selectors.project_for(self.actor, slug)
+            project = self.project(slug)
         except NotFound:
             raise InvalidInput(
                 "Unknown project.", errors=[FieldError("project", "no such project")]
@@ -332,3 +340,35 @@ class AuditView(ScopedAPIView):
                 "events": [present.audit_event_dict(e) for e in events],
             }
         )
+
+
+def _moment(value: Any) -> Any:
+    """An ISO 8601 date and time as a datetime; anything else is passed on for the service to
+    name as the wrong field."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_datetime(value) or value
+    except ValueError:
+        return value
+
+
+class WaiversView(ScopedAPIView):
+    @extend_schema(
+        operation_id="waivers_create",
+        summary="Waive one advisory for this project until a date (security role)",
+        request=s.WaiverRequestSerializer,
+        responses={201: s.WaiverSerializer, **errors(400, 401, 403, 404, 413, 415)},
+        tags=["checks"],
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        project = self.project(slug)
+        body = self.body_object()
+        waiver = advisory_waive(
+            project=project,
+            actor=self.actor,
+            advisory_id=body.get("advisory_id"),
+            reason=body.get("reason"),
+            expires_at=_moment(body.get("expires_at")),
+        )
+        return Response(present.waiver_dict(waiver, project), status=status.HTTP_201_CREATED)

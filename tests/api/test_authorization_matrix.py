@@ -6,12 +6,15 @@ that is rolled back, so every caller meets the same state.
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from django.db import transaction
+from django.utils import timezone
 
 from releasegate.accounts.actors import Actor
+from releasegate.checks.models import Advisory
 from releasegate.releases.models import Release
 from releasegate.releases.services import approval_give, veto_cast
 from tests.api.conftest import callers
@@ -54,6 +57,7 @@ def expected(
     return table
 
 
+IN_A_MONTH = (timezone.now() + timedelta(days=30)).isoformat()
 READ = expected(people={"*": 200}, scopes={"*": 200})
 
 
@@ -126,6 +130,12 @@ def _cases(release: Release, draft: Release, veto_id: int) -> dict[str, Case]:
             {"check": "sbom_valid", "status": "passed", "external_id": "ci-1", "summary": "ok"},
             expected(people={"*": 403}, scopes={"checks:write": 201, "*": 403}),
         ),
+        "waiver": Case(
+            "POST",
+            "/api/v1/projects/support-assistant/waivers",
+            {"advisory_id": "CVE-2024-0001", "reason": "not reachable", "expires_at": IN_A_MONTH},
+            expected(people={"security": 201, "*": 403}, scopes={"*": 403}),
+        ),
         "promote": Case(
             "POST",
             f"/api/v1/releases/{r}/promote",
@@ -140,6 +150,9 @@ def _cases(release: Release, draft: Release, veto_id: int) -> dict[str, Case]:
 @pytest.fixture
 def world(personas: Any) -> dict[str, Any]:
     other = make_personas("other-project", prefix="other-")
+    Advisory.objects.create(
+        osv_id="PYSEC-2024-1", aliases=["CVE-2024-0001"], content_digest="0" * 64
+    )
     release = submitted_release(personas.project, personas.requester, version="1.0.0")
     pass_checks(release)
     approval_give(release=release, actor=personas.actor("security"), role="security")
@@ -178,6 +191,7 @@ ENDPOINTS = [
     "signoff",
     "lift",
     "check_report",
+    "waiver",
     "promote",
 ]
 
@@ -203,7 +217,7 @@ def test_authorization_matrix(world: dict[str, Any], endpoint: str) -> None:
 def test_matrix_covers_every_api_route() -> None:
     from releasegate.api.urls import urlpatterns
 
-    routes = {p.name for p in urlpatterns} - {"api-schema", "api-docs"}
+    routes = {p.name for p in urlpatterns} - {"api-schema", "api-docs", "api-unknown"}
     covered = {
         "api-gate",
         "api-release-gate",
@@ -216,6 +230,7 @@ def test_matrix_covers_every_api_route() -> None:
         "api-veto-lift",
         "api-checks",
         "api-promote",
+        "api-waivers",
     }
     assert routes == covered
 

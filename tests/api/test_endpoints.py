@@ -418,3 +418,40 @@ def test_schema_and_docs_are_served_without_a_cdn(client, settings):
     html = docs.content.decode()
     assert "drf_spectacular_sidecar/swagger-ui-dist" in html
     assert "cdn" not in html.lower()
+
+
+def test_security_waives_an_advisory_for_the_project_until_a_date(personas, person):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from releasegate.checks.models import Advisory, Waiver
+
+    Advisory.objects.create(
+        osv_id="PYSEC-2024-1", aliases=["CVE-2024-0001"], content_digest="0" * 64
+    )
+    caller = person("security")
+    url = "/api/v1/projects/support-assistant/waivers"
+    until = (timezone.now() + timedelta(days=30)).replace(microsecond=0)
+    body = {
+        "advisory_id": "CVE-2024-0001",
+        "reason": "not reachable",
+        "expires_at": until.isoformat(),
+    }
+    created = caller.request("POST", url, body)
+    assert created.status_code == 201
+    assert created.json()["advisory_id"] == "PYSEC-2024-1"
+    assert created.json()["created_by"] == "security"
+    naive = caller.request("POST", url, {**body, "expires_at": "2027-01-01T00:00:00"})
+    assert naive.status_code == 400 and naive.json()["errors"][0]["field"] == "expires_at"
+    garbage = caller.request("POST", url, {**body, "expires_at": "2027-13-45T99:00:00Z"})
+    assert garbage.status_code == 400
+    assert caller.request("POST", "/api/v1/projects/nope/waivers", body).status_code == 404
+    assert Waiver.objects.count() == 1
+
+
+@pytest.mark.parametrize("path", ["/api/v1/releases/0.5", "/api/v1/nothing", "/api/v1/gate/"])
+def test_unknown_api_paths_are_json_404s(client, path):
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response.json()["code"] == "not_found"
