@@ -6,6 +6,7 @@ writes, runs in one transaction, records an audit event, and announces what happ
 
 import hashlib
 import re
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -470,7 +471,11 @@ def approval_give(*, release: Release, actor: Actor, role: Any, comment: Any = "
             f"You approved this release as {other_role}; one person approves in one role only.",
             code="one_role_per_person",
         )
-    if any(a.manifest_digest == locked.manifest_digest for a in mine):
+    policy = locked.project.current_policy
+    assert policy is not None
+    # An expired approval must be renewable on the same evidence, or the release is stuck.
+    fresh_since = timezone.now() - timedelta(days=policy.max_approval_age_days)
+    if any(a.manifest_digest == locked.manifest_digest and a.created_at >= fresh_since for a in mine):
         raise Conflict("You already approved this evidence.", code="already_approved")
     approval = Approval.objects.create(
         release=locked,

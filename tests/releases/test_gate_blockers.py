@@ -234,3 +234,13 @@ def test_every_failing_condition_is_reported_at_once(personas):
         "check_pending",
         "approval_missing",
     }
+
+
+def test_expired_approval_can_be_renewed_on_the_same_evidence(personas):
+    p = personas
+    release = cleared_release(p)
+    Approval.objects.filter(release=release).update(created_at=timezone.now() - timedelta(days=15))
+    assert set(codes(decide(release))) == {"approval_expired"}
+    approval_give(release=load(release), actor=p.actor("security"), role="security")
+    approval_give(release=load(release), actor=p.actor("sme"), role="sme")
+    assert decide(release).cleared
