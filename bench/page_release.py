@@ -74,10 +74,9 @@ def main() -> None:
 
     django.setup()
     from django.conf import settings
-    from django.core.signals import request_finished, request_started
-    from django.db import close_old_connections, reset_queries
     from django.contrib.auth import get_user_model
-    from django.db import connection
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections, connection, reset_queries
     from django.test import Client
     from django.test.utils import CaptureQueriesContext, setup_test_environment
 
