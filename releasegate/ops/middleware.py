@@ -12,6 +12,7 @@ from releasegate.ops.context import request_id_var, sane_request_id
 logger = logging.getLogger("releasegate.request")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 
 
 def _user_id(request: HttpRequest) -> int | None:
@@ -43,8 +44,14 @@ class RequestContextMiddleware:
             response = self.get_response(request)
             response[REQUEST_ID_HEADER] = request_id
             status = response.status_code
+            if status >= 500:
+                level = logging.WARNING
+            elif request.path in PROBE_PATHS and status < 400:
+                level = logging.DEBUG  # orchestrators probe every few seconds
+            else:
+                level = logging.INFO
             logger.log(
-                logging.WARNING if status >= 500 else logging.INFO,
+                level,
                 "%s %s %s",
                 request.method,
                 request.path,
