@@ -1,12 +1,14 @@
 """Small helpers shared by the gate-core tests: load a release as the gate does, decide, count."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 from guardian.models import UserObjectPermission
 
 from releasegate.accounts.actors import Actor
+from releasegate.accounts.models import ApiToken
 from releasegate.audit.models import AuditEvent
 from releasegate.checks.models import CheckResult
 from releasegate.releases.gate import GateDecision, evaluate_gate
@@ -82,3 +84,18 @@ def snapshot() -> dict[str, Any]:
         "checks": list(CheckResult.objects.order_by("pk").values_list("pk", "status")),
         "audit_events": AuditEvent.objects.count(),
     }
+
+
+def service_token(
+    project, scopes=("gate:read", "releases:write", "checks:write", "releases:promote")
+):
+    """A CI service token bound to the project (its secret is never used by these tests)."""
+    return ApiToken.objects.create(
+        kind=ApiToken.Kind.SERVICE,
+        name="ci",
+        key_id=f"ci{ApiToken.objects.count():010d}",
+        secret_hash="0" * 64,
+        project=project,
+        scopes=list(scopes),
+        expires_at=timezone.now() + timedelta(days=30),
+    )

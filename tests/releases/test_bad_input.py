@@ -13,10 +13,12 @@ from releasegate.releases.services import (
     release_create,
     release_submit,
     release_withdraw,
+    role_revoke,
     veto_cast,
 )
 from tests.builders import digest_of, document, make_release, submitted_release
-from tests.releases.gatehelpers import snapshot
+from tests.conftest import make_personas
+from tests.releases.gatehelpers import service_token, snapshot
 
 
 def _fields(error) -> list[str]:
@@ -311,4 +313,75 @@ def test_bad_project_is_refused(personas):
         project_create(slug="Not A Slug", name="x", actor=Actor.system_actor())
     with pytest.raises(Conflict):
         project_create(slug=personas.project.slug, name="again", actor=Actor.system_actor())
+    assert snapshot() == before
+
+
+def test_revoking_an_unknown_role_is_bad_input(personas):
+    p = personas
+    before = snapshot()
+    with pytest.raises(InvalidInput) as refused:
+        role_revoke(project=p.project, user=p.sme, role="overlord", actor=p.actor("admin"))
+    assert _fields(refused.value) == ["role"]
+    assert snapshot() == before
+
+
+def test_approval_comment_must_be_text(personas):
+    p = personas
+    release = submitted_release(p.project, p.requester)
+    before = snapshot()
+    with pytest.raises(InvalidInput):
+        approval_give(release=release, actor=p.actor("sme"), role="sme", comment={"x": 1})
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("who", ["security", "sme", "admin", "auditor", "outsider"])
+def test_only_a_requester_attaches_evidence(personas, who):
+    p = personas
+    release = make_release(p.project, p.requester)
+    before = snapshot()
+    with pytest.raises(NotPermitted):
+        evidence_attach(release=release, actor=p.actor(who), kind="sbom", document=document("sbom"))
+    assert snapshot() == before
+
+
+def test_pushed_check_result_needs_an_external_id(personas):
+    p = personas
+    release = submitted_release(p.project, p.requester)
+    before = snapshot()
+    with pytest.raises(InvalidInput) as refused:
+        check_result_record(
+            release=release,
+            actor=Actor.for_token(service_token(p.project)),
+            check="licenses",
+            status="passed",
+        )
+    assert _fields(refused.value) == ["external_id"]
+    assert snapshot() == before
+
+
+@pytest.mark.parametrize("who", ["requester", "security", "auditor", "outsider"])
+def test_people_cannot_report_check_results(personas, who):
+    p = personas
+    release = submitted_release(p.project, p.requester)
+    before = snapshot()
+    with pytest.raises(NotPermitted):
+        check_result_record(
+            release=release, actor=p.actor(who), check="licenses", status="passed", external_id="x"
+        )
+    assert snapshot() == before
+
+
+def test_token_of_another_project_cannot_report_check_results(personas):
+    p = personas
+    other = make_personas(slug="other-project", prefix="o_")
+    release = submitted_release(p.project, p.requester)
+    before = snapshot()
+    with pytest.raises(NotPermitted):
+        check_result_record(
+            release=release,
+            actor=Actor.for_token(service_token(other.project)),
+            check="licenses",
+            status="passed",
+            external_id="run-1",
+        )
     assert snapshot() == before

@@ -1,12 +1,9 @@
 """Who may sign off, approve, veto, lift and promote: separation of duties and least privilege."""
 
-from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from releasegate.accounts.actors import Actor
-from releasegate.accounts.models import ApiToken
 from releasegate.errors import Conflict, NotPermitted
 from releasegate.releases.models import Approval, Release
 from releasegate.releases.services import (
@@ -24,23 +21,10 @@ from tests.releases.gatehelpers import (
     codes,
     decide,
     person_with,
+    service_token,
     snapshot,
     superuser,
 )
-
-
-def _service_token(
-    project, scopes=("gate:read", "releases:write", "checks:write", "releases:promote")
-):
-    return ApiToken.objects.create(
-        kind=ApiToken.Kind.SERVICE,
-        name="ci",
-        key_id="ci0000000001",
-        secret_hash="0" * 64,
-        project=project,
-        scopes=list(scopes),
-        expires_at=timezone.now() + timedelta(days=30),
-    )
 
 
 def _ready_for_approval(p):
@@ -145,7 +129,7 @@ def test_service_token_and_system_can_never_sign_off(personas):
     p = personas
     release = _ready_for_approval(p)
     before = snapshot()
-    for actor in (Actor.for_token(_service_token(p.project)), Actor.system_actor()):
+    for actor in (Actor.for_token(service_token(p.project)), Actor.system_actor()):
         with pytest.raises(NotPermitted) as refused:
             approval_give(release=release, actor=actor, role="security")
         assert refused.value.code == "not_a_person"
@@ -158,7 +142,7 @@ def test_service_token_with_promote_scope_promotes_a_cleared_release(personas):
     p = personas
     release = cleared_release(p)
     promoted, decision = release_promote(
-        release=release, actor=Actor.for_token(_service_token(p.project))
+        release=release, actor=Actor.for_token(service_token(p.project))
     )
     assert decision.cleared
     assert promoted.promotion.promoted_by_label == "token:ci"
@@ -167,7 +151,7 @@ def test_service_token_with_promote_scope_promotes_a_cleared_release(personas):
 def test_service_token_without_promote_scope_cannot_promote(personas):
     p = personas
     release = cleared_release(p)
-    token = _service_token(p.project, scopes=("gate:read", "releases:write"))
+    token = service_token(p.project, scopes=("gate:read", "releases:write"))
     with pytest.raises(NotPermitted):
         release_promote(release=release, actor=Actor.for_token(token))
     assert Release.objects.get(pk=release.pk).state == "in_review"
