@@ -21,7 +21,7 @@ from releasegate.errors import InvalidInput, NotPermitted
 from releasegate.ops.models import Delivery, NotificationTarget
 from releasegate.ops.services import notification_target_add, notification_target_remove
 from releasegate.ops.tasks import notify_if_cleared
-from releasegate.releases.services import veto_cast
+from releasegate.releases.services import veto_cast, veto_lift
 from tests.builders import submitted_release
 from tests.conftest import Personas
 from tests.ops.test_logging import captured_logs
@@ -310,3 +310,19 @@ def test_a_webhook_into_the_private_network_is_refused_without_retrying(
     delivery = Delivery.objects.get(target=target)
     assert (delivery.status, delivery.attempts) == ("failed", 1)
     assert delivery.last_error == "refused: 127.0.0.1 resolves to a non-public address"
+
+
+def test_lifting_the_last_veto_tells_veto_lifted_then_cleared(
+    personas: Personas, receiver: Receiver, eager_tasks: None, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    release = cleared_release(personas)
+    veto = veto_cast(
+        release=release, actor=personas.actor("security"), role="security", reason="wait"
+    )
+    webhook(personas, receiver.url, "veto_lifted", "cleared")
+    with django_capture_on_commit_callbacks(execute=True):
+        veto_lift(veto=veto, actor=personas.actor("security"), reason="fixed in 2.0.1 config")
+    payloads = [json.loads(body) for _, body in receiver.requests]
+    assert [p["event"] for p in payloads] == ["veto_lifted", "cleared"]
+    assert "lifted by security: fixed in 2.0.1 config" in payloads[0]["text"]
+    assert payloads[1]["text"] == "support-assistant 1.0.0 (production) is cleared for promotion"
