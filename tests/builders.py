@@ -2,6 +2,7 @@
 
 import copy
 import hashlib
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from releasegate.accounts.actors import Actor
@@ -11,7 +12,8 @@ from releasegate.releases.services import evidence_attach, release_create, relea
 
 PIPELINE_REVIEW: dict[str, Any] = {
     "reviewer": "Sam Security",
-    "reviewed_at": "2026-11-20",
+    # Relative to today: a fixed date would age past the policy's max_review_age_days.
+    "reviewed_at": (datetime.now(UTC).date() - timedelta(days=6)).isoformat(),
     "scope": ["training", "serving", "feature-store"],
     "findings": [
         {"id": "PR-1", "severity": "low", "title": "Verbose logs in staging", "status": "open"},

@@ -11,6 +11,7 @@ from collections import deque
 from datetime import date
 from typing import Any
 
+from django.utils import timezone
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError
 
@@ -210,7 +211,8 @@ def validate_document(kind: str, document: Any) -> list[FieldError]:
         return _sbom_problem(document)
     problems = _errors(_VALIDATORS[kind].iter_errors(document))
     if not problems and kind == EvidenceKind.PIPELINE_REVIEW:
-        if date.fromisoformat(document["reviewed_at"]) > date.today():
+        # Today in UTC, as the gate reckons a review's age.
+        if date.fromisoformat(document["reviewed_at"]) > timezone.now().date():
             problems.append(FieldError("reviewed_at", "a review cannot be dated in the future"))
     return problems
 
