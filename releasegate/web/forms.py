@@ -3,6 +3,7 @@ services validate. `apply_errors` puts a service's field errors back onto the fo
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from django import forms
@@ -62,6 +63,33 @@ class SignInForm(AuthenticationForm):
         return cleaned
 
 
+class EvidenceForm(forms.Form):
+    """The top of one checklist item's form: builds the document from its fields and rows."""
+
+    def document(self, rows: list[dict[str, Any]]) -> Any:
+        raise NotImplementedError
+
+    @staticmethod
+    def initial_from(document: dict[str, Any]) -> dict[str, Any]:
+        return {}
+
+
+class RowForm(forms.Form):
+    """One row (a finding, flow, signal or identity) of an item's list."""
+
+    def row(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @staticmethod
+    def initial_from(row: dict[str, Any]) -> dict[str, Any]:
+        return dict(row)
+
+
+def _choices(field: forms.Field, choices: list[tuple[str, str]]) -> None:
+    assert isinstance(field, forms.ChoiceField)
+    field.choices = choices
+
+
 class ReleaseCreateForm(forms.Form):
     project = forms.ChoiceField(label="Project")
     version = forms.CharField(label="Version", max_length=100, help_text="e.g. 1.4.2")
@@ -75,7 +103,7 @@ class ReleaseCreateForm(forms.Form):
 
     def __init__(self, *args: Any, projects: list[Any], **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.fields["project"].choices = [(p.slug, p.name) for p in projects]
+        _choices(self.fields["project"], [(p.slug, p.name) for p in projects])
 
 
 class AttachmentForm(forms.Form):
@@ -87,7 +115,7 @@ class AttachmentForm(forms.Form):
     )
 
 
-class PipelineReviewForm(forms.Form):
+class PipelineReviewForm(EvidenceForm):
     reviewer = forms.CharField(label="Reviewer", max_length=300)
     reviewed_at = forms.CharField(
         label="Reviewed on", widget=forms.DateInput(attrs={"type": "date"})
@@ -112,7 +140,7 @@ class PipelineReviewForm(forms.Form):
         }
 
 
-class FindingForm(forms.Form):
+class FindingForm(RowForm):
     id = forms.CharField(label="Finding id", max_length=300)
     severity = forms.ChoiceField(label="Severity", choices=BLANK + [(s, s) for s in SEVERITIES])
     title = forms.CharField(label="Title", max_length=2000)
@@ -123,12 +151,8 @@ class FindingForm(forms.Form):
     def row(self) -> dict[str, Any]:
         return {k: self.cleaned_data[k] for k in ("id", "severity", "title", "status")}
 
-    @staticmethod
-    def initial_from(row: dict[str, Any]) -> dict[str, Any]:
-        return dict(row)
 
-
-class FlowForm(forms.Form):
+class FlowForm(RowForm):
     source = forms.CharField(label="Source", max_length=300)
     destination = forms.CharField(label="Destination", max_length=300)
     data_classes = forms.CharField(
@@ -164,7 +188,7 @@ class FlowForm(forms.Form):
         }
 
 
-class MonitoringPlanForm(forms.Form):
+class MonitoringPlanForm(EvidenceForm):
     owner = forms.CharField(label="Owner", max_length=300)
     escalation = forms.CharField(
         label="Escalation", max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
@@ -182,7 +206,7 @@ class MonitoringPlanForm(forms.Form):
         return {"owner": document.get("owner", ""), "escalation": document.get("escalation", "")}
 
 
-class SignalForm(forms.Form):
+class SignalForm(RowForm):
     name = forms.CharField(label="Signal", max_length=300)
     kind = forms.ChoiceField(
         label="Kind",
@@ -197,12 +221,8 @@ class SignalForm(forms.Form):
     def row(self) -> dict[str, Any]:
         return {k: self.cleaned_data[k] for k in ("name", "kind", "threshold", "runbook")}
 
-    @staticmethod
-    def initial_from(row: dict[str, Any]) -> dict[str, Any]:
-        return dict(row)
 
-
-class IdentityForm(forms.Form):
+class IdentityForm(RowForm):
     name = forms.CharField(label="Identity", max_length=300)
     kind = forms.ChoiceField(
         label="Kind",
@@ -242,7 +262,7 @@ class IdentityForm(forms.Form):
         }
 
 
-class SbomForm(forms.Form):
+class SbomForm(EvidenceForm):
     sbom = forms.FileField(label="SBOM file (CycloneDX or SPDX JSON)")
 
     def document(self, rows: list[dict[str, Any]]) -> Any:
@@ -253,43 +273,25 @@ class SbomForm(forms.Form):
             self.add_error("sbom", f"not JSON: {exc}")
             return None
 
-    @staticmethod
-    def initial_from(document: dict[str, Any]) -> dict[str, Any]:
-        return {}
 
-
+@dataclass(frozen=True)
 class StructuredEvidence:
     """How one kind's form is built: a top form, and a formset of rows under `rows_key`."""
 
-    def __init__(
-        self,
-        top: type[forms.Form] | None,
-        row: type[forms.Form] | None,
-        rows_key: str,
-        rows_label: str,
-    ):
-        self.top = top
-        self.row = row
-        self.rows_key = rows_key
-        self.rows_label = rows_label
+    top: type[EvidenceForm]
+    row: type[RowForm] | None
+    rows_key: str
+    rows_label: str
 
 
-class FlowsOnly(forms.Form):
+class FlowsOnly(EvidenceForm):
     def document(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         return {"flows": rows}
 
-    @staticmethod
-    def initial_from(document: dict[str, Any]) -> dict[str, Any]:
-        return {}
 
-
-class IdentitiesOnly(forms.Form):
+class IdentitiesOnly(EvidenceForm):
     def document(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
         return {"identities": rows}
-
-    @staticmethod
-    def initial_from(document: dict[str, Any]) -> dict[str, Any]:
-        return {}
 
 
 EVIDENCE_FORMS: dict[str, StructuredEvidence] = {
@@ -331,14 +333,18 @@ def apply_errors(
     *,
     rows_key: str = "",
     row_forms: list[forms.Form] | None = None,
-    formset: BaseFormSet | None = None,
+    extras: forms.Form | None = None,
 ) -> None:
     """Put each of a service's field errors on the form field it names (`flows[1].destination`
-    lands on the second flow row's destination); what matches no field goes to the top form."""
+    lands on the second flow row's destination, `link` on the attachment form `extras`); what
+    matches no field goes to the top form."""
     if not error.errors:
         top.add_error(None, error.message)
         return
     for item in error.errors:
+        if extras is not None and item.field in extras.fields:
+            extras.add_error(item.field, item.message)
+            continue
         match = _PATH_RE.match(item.field)
         if match and row_forms is not None and match["list"] == rows_key:
             index = int(match["index"])
@@ -350,9 +356,6 @@ def apply_errors(
                 else:
                     target.add_error(None, f"{item.field}: {item.message}")
                 continue
-        if match and match["list"] == rows_key and formset is not None:
-            formset._non_form_errors = formset.non_form_errors() + [f"{item.field}: {item.message}"]  # noqa: SLF001
-            continue
         name = item.field.split(".")[0].split("[")[0]
         if name in top.fields:
             top.add_error(name, item.message)
@@ -371,7 +374,7 @@ class ApproveForm(forms.Form):
 
     def __init__(self, *args: Any, roles: list[str], **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = [(r, r) for r in roles]
+        _choices(self.fields["role"], [(r, r) for r in roles])
 
 
 class VetoForm(forms.Form):
@@ -388,7 +391,7 @@ class VetoForm(forms.Form):
 
     def __init__(self, *args: Any, roles: list[str], **kwargs: Any):
         super().__init__(*args, **kwargs)
-        self.fields["role"].choices = [(r, r) for r in roles]
+        _choices(self.fields["role"], [(r, r) for r in roles])
 
 
 class LiftForm(forms.Form):

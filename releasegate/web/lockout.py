@@ -2,7 +2,7 @@
 WINDOW, further attempts (even with the right password) are refused for WINDOW after the last
 failure. Refused attempts are not counted, so a locked-out pair unlocks on time."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
 from django.utils import timezone
@@ -18,7 +18,7 @@ def _key(username: str) -> str:
     return (username or "").strip().lower()[:150]
 
 
-def signin_locked_until(*, username: str, ip: str | None) -> "timezone.datetime | None":
+def signin_locked_until(*, username: str, ip: str | None) -> datetime | None:
     """When the lockout for this username and address ends, or None if there is none (1 query)."""
     now = timezone.now()
     recent = list(

@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.core.serializers.json import DjangoJSONEncoder
+from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -260,16 +261,9 @@ def evidence_edit(request: HttpRequest, release: Release, kind: str) -> HttpResp
                         link=extras.cleaned_data["link"].strip(),
                     )
                 except InvalidInput as error:
-                    for target in (extras,):
-                        for item in error.errors:
-                            if item.field in target.fields:
-                                target.add_error(item.field, item.message)
-                    rest = [e for e in error.errors if e.field not in extras.fields]
-                    if rest:
-                        error.errors = rest
-                        apply_errors(
-                            error, top, rows_key=spec.rows_key, row_forms=row_forms, formset=formset
-                        )
+                    apply_errors(
+                        error, top, rows_key=spec.rows_key, row_forms=row_forms, extras=extras
+                    )
                 except ReleasegateError as error:
                     return _refused(request, error, back)
                 else:
@@ -589,6 +583,13 @@ def role_change(request: HttpRequest, project: Project, act: str) -> HttpRespons
 # Personal tokens
 
 
+def _my_tokens(request: HttpRequest) -> QuerySet[ApiToken]:
+    """The signed-in person's own personal tokens; nobody sees or revokes another's."""
+    user_id = request.user.pk
+    assert user_id is not None  # behind login_required
+    return ApiToken.objects.filter(kind=ApiToken.Kind.PERSONAL, user_id=user_id)
+
+
 @login_required
 @require_http_methods(["GET", "POST"])
 def tokens(request: HttpRequest) -> HttpResponse:
@@ -608,9 +609,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
             apply_errors(error, form)
         else:
             form = TokenCreateForm()
-    listed = ApiToken.objects.filter(kind=ApiToken.Kind.PERSONAL, user_id=request.user.pk).order_by(
-        "-created_at"
-    )
+    listed = _my_tokens(request).order_by("-created_at")
     response = render(
         request,
         "web/tokens.html",
@@ -625,9 +624,7 @@ def tokens(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
-    token = ApiToken.objects.filter(
-        pk=token_id, kind=ApiToken.Kind.PERSONAL, user_id=request.user.pk
-    ).first()
+    token = _my_tokens(request).filter(pk=token_id).first()
     if token is None:
         raise Http404("No such token.")
     try:
