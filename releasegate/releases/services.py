@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
@@ -536,6 +537,19 @@ def veto_cast(
     return veto
 
 
+def _requests_a_release_blocked_by(person: AbstractBaseUser, veto: Veto) -> bool:
+    """Whether the person requested the vetoed release, or an open release the veto carries
+    forward to: either way they want past it, so they may not be the one to lift it."""
+    reach = Q(pk=veto.release_id)
+    if veto.scope == Veto.Scope.CARRY_FORWARD:
+        open_states = [Release.State.DRAFT, Release.State.IN_REVIEW]
+        reach |= Q(state__in=open_states) & (
+            Q(project_id=veto.project_id, environment=veto.environment, pk__gt=veto.release_id)
+            | Q(artifact_digest=veto.artifact_digest)
+        )
+    return Release.objects.filter(reach, requester_id=person.pk).exists()
+
+
 @transaction.atomic
 def veto_lift(*, veto: Veto, actor: Actor, reason: Any) -> Veto:
     """Lift a veto. Only a holder of the vetoing role on that project, never the requester."""
@@ -545,9 +559,11 @@ def veto_lift(*, veto: Veto, actor: Actor, reason: Any) -> Veto:
     project = Project.objects.get(pk=veto.project_id)
     if Role(veto.role) not in actor.roles(project):
         raise NotPermitted(f"Only a holder of the {veto.role} role may lift this veto.", code="not_a_holder")
-    release = Release.objects.only("requester_id").get(pk=veto.release_id)
-    if person.pk == release.requester_id:
-        raise NotPermitted("The requester may not lift a veto on their own release.", code="requester_cannot_lift")
+    if _requests_a_release_blocked_by(person, veto):
+        raise NotPermitted(
+            "The requester may not lift a veto that blocks their own release.",
+            code="requester_cannot_lift",
+        )
     text = _reason(reason)
     locked = Veto.objects.select_for_update().get(pk=veto.pk)
     if locked.lifted_at is not None:

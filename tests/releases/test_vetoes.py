@@ -4,10 +4,11 @@ import pytest
 
 from releasegate.accounts.actors import Actor
 from releasegate.errors import Conflict, InvalidInput, NotPermitted
-from releasegate.releases.models import Veto
+from releasegate.releases.models import Release, Veto
 from releasegate.releases.services import (
     policy_change,
     release_promote,
+    release_withdraw,
     role_grant,
     veto_cast,
     veto_lift,
@@ -239,3 +240,21 @@ def test_veto_on_a_draft_carries_to_a_later_submitted_release(personas):
         release_promote(release=release, actor=p.actor("requester"))
     assert refused.value.code == "blocked"
     assert [b["code"] for b in refused.value.extra["blockers"]] == ["veto"]
+
+
+def test_requester_of_a_later_release_the_veto_carries_to_cannot_lift_it(personas):
+    p = personas
+    vetoed = cleared_release(p, version="1.4.2")
+    veto = _veto(p, vetoed)
+    # Bob holds the security role and requests the next release, which the veto blocks.
+    bob = person_with(p, "bob", "requester", "security")
+    later = cleared_release(p, version="1.4.3")
+    Release.objects.filter(pk=later.pk).update(requester=bob)
+    with pytest.raises(NotPermitted) as refused:
+        veto_lift(veto=veto, actor=Actor.for_user(bob), reason="my release must ship")
+    assert refused.value.code == "requester_cannot_lift"
+    assert codes(decide(later)) == ["veto"]
+    # Once bob's release is out of the way (withdrawn), bob is just another security holder.
+    release_withdraw(release=load(later), actor=p.actor("requester"), reason="replaced")
+    veto_lift(veto=veto, actor=Actor.for_user(bob), reason="reviewed the fix")
+    assert decide(vetoed).cleared
