@@ -187,6 +187,7 @@ if CELERY_BROKER_URL == "filesystem://":
         "processed_folder": str(_broker_dir / "processed"),
         "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
+        "polling_interval": 0.2,  # the file broker is polled; the default of 1 s is one check/s
     }
 else:
     # Longer than any task's hard time limit, so a slow task is never handed out twice.
@@ -263,6 +264,9 @@ LOGGING = {
         # lines would repeat them (and carry the whole request object).
         "django.request": {"level": "ERROR"},
         "django.server": {"level": "WARNING"},
+        # httpx logs each request's full URL at INFO; a webhook URL can be a credential.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }
 # Celery keeps the logging configured above instead of installing its own handlers.

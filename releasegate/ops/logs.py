@@ -17,6 +17,11 @@ _REDACTED = "[redacted]"
 _SECRET_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # releasegate API tokens, personal (rgp_) and service (rgs_), wherever they appear.
     (re.compile(r"\brg[ps]_[A-Za-z0-9_\-.~+/=]+"), _REDACTED),
+    # Incoming-webhook URLs whose path is the credential (Slack, Discord).
+    (
+        re.compile(r"(?i)(https://(?:hooks\.slack\.com|discord(?:app)?\.com/api/webhooks)/)\S+"),
+        rf"\1{_REDACTED}",
+    ),
     # Authorization header values.
     (re.compile(r"(?i)\b(bearer|basic|token)\s+[A-Za-z0-9_\-.~+/=]{8,}"), rf"\1 {_REDACTED}"),
     # key=value in query strings, form bodies and cookie headers.

@@ -46,7 +46,7 @@ class NotificationTarget(models.Model):
         ordering = ["project", "id"]
 
     def __str__(self) -> str:
-        return f"{self.kind} {self.destination} for {self.project_id}"
+        return f"{self.kind} target {self.pk} of project {self.project_id}"
 
     @property
     def destination(self) -> str:

@@ -74,6 +74,16 @@ def _webhook_url(value: Any) -> str:
     return value
 
 
+def redacted_destination(target: NotificationTarget) -> str:
+    """What the audit trail and the shell show of a target. A webhook URL's path is often its
+    credential (Slack's are), so only scheme and host are shown, with a fingerprint of the whole."""
+    if target.kind == NotificationTarget.Kind.EMAIL:
+        return target.address
+    parsed = urlparse(target.url)
+    fingerprint = hashlib.sha256(target.url.encode()).hexdigest()[:12]
+    return f"{parsed.scheme}://{parsed.netloc}/… (sha256:{fingerprint})"
+
+
 def _address(value: Any) -> str:
     try:
         validate_email(value)
@@ -134,7 +144,7 @@ def notification_target_add(
         data={
             "target_id": target.pk,
             "kind": kind,
-            "destination": target.destination,
+            "destination": redacted_destination(target),
             "events": chosen,
         },
     )
@@ -154,7 +164,11 @@ def notification_target_remove(*, target: NotificationTarget, actor: Actor) -> N
         action="notification_target_removed",
         actor=actor,
         project_id=target.project_id,
-        data={"target_id": target.pk, "kind": target.kind, "destination": target.destination},
+        data={
+            "target_id": target.pk,
+            "kind": target.kind,
+            "destination": redacted_destination(target),
+        },
     )
     return target
 
@@ -268,6 +282,8 @@ def delivery_attempt(*, delivery_id: int) -> Attempt:
     error = ""
     permanent = False
     try:
+        if target.removed_at is not None:
+            raise DestinationRefused("the target was removed")
         if target.kind == NotificationTarget.Kind.WEBHOOK:
             code = _send_webhook(target, delivery.payload)
             if not 200 <= code < 300:

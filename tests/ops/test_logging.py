@@ -71,14 +71,17 @@ def test_a_request_carrying_a_token_logs_no_token(client: Client) -> None:
     assert "[redacted]" in mine["message"]
 
 
-def test_exceptions_are_scrubbed_too() -> None:
+def test_exceptions_and_webhook_urls_are_scrubbed_too() -> None:
+    slack = "https://hooks.slack.com/services/T0000/B0000/XXXXXXXXXXXXXXXXXXXXXXXX"
     with captured_logs() as lines:
         try:
             raise ValueError(f"bad header Authorization: Bearer {TOKEN}")
         except ValueError:
-            logging.getLogger("releasegate.test").exception("failed")
+            logging.getLogger("releasegate.test").exception("failed posting to %s", slack)
     assert "ValueError" in lines[0]["exception"]
+    assert lines[0]["message"] == "failed posting to https://hooks.slack.com/[redacted]"
     assert "S3cret" not in lines[-1]["_raw"]
+    assert "XXXXXXXX" not in lines[-1]["_raw"]
 
 
 @pytest.mark.django_db

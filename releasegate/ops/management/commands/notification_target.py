@@ -15,7 +15,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from releasegate.accounts.actors import Actor
 from releasegate.errors import FieldError, InvalidInput, ReleasegateError
 from releasegate.ops.models import NOTIFICATION_EVENTS, NotificationTarget
-from releasegate.ops.services import notification_target_add, notification_target_remove
+from releasegate.ops.services import (
+    notification_target_add,
+    notification_target_remove,
+    redacted_destination,
+)
 from releasegate.releases.models import Project
 from releasegate.releases.services import user_by_username
 
@@ -60,7 +64,7 @@ class Command(BaseCommand):
             address=options["address"],
             events=[e.strip() for e in options["events"].split(",") if e.strip()],
         )
-        self.stdout.write(f"added target {target.pk}: {target.kind} {target.destination}")
+        self.stdout.write(f"added target {target.pk}: {target.kind} {redacted_destination(target)}")
         if secret:
             self.stdout.write("webhook signing secret (shown once, store it with the receiver):")
             self.stdout.write(secret)
@@ -69,7 +73,8 @@ class Command(BaseCommand):
         project = self._project(options["project"])
         for target in NotificationTarget.objects.filter(project=project, removed_at__isnull=True):
             events = ",".join(target.events)
-            self.stdout.write(f"{target.pk}\t{target.kind}\t{target.destination}\t{events}")
+            destination = redacted_destination(target)
+            self.stdout.write(f"{target.pk}\t{target.kind}\t{destination}\t{events}")
 
     def _remove(self, options: dict[str, Any]) -> None:
         found = NotificationTarget.objects.select_related("project")
