@@ -225,7 +225,13 @@ CELERY_BEAT_SCHEDULE = {
         "task": "releasegate.checks.sweep",
         "schedule": float(RELEASEGATE_SWEEP_SECONDS),
         "options": {"expires": float(RELEASEGATE_SWEEP_SECONDS)},
-    }
+    },
+    # Notifications left pending (a lost worker, a broker outage) are taken up again.
+    "sweep-notifications": {
+        "task": "releasegate.ops.tasks.sweep_deliveries",
+        "schedule": 300.0,
+        "options": {"expires": 300.0},
+    },
 }
 
 EMAIL_BACKEND = env_str(
