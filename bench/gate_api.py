@@ -137,7 +137,9 @@ def full_release(version):
     release_submit(release=release, actor=as_["requester"])
     release.refresh_from_db()
     for check in DEFAULT_CHECKS:
-        check_result_record(release=release, actor=system, check=check, status="passed", summary="ok")
+        check_result_record(
+            release=release, actor=system, check=check, status="passed", summary="ok"
+        )
     return release
 
 for version in ("1.0.0", "1.1.0"):

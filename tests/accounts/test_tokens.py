@@ -146,3 +146,60 @@ def test_only_the_admin_or_owner_revokes(personas):
     with pytest.raises(NotPermitted):
         token_revoke(token=personal, actor=personas.actor("admin"))
     assert ApiToken.objects.filter(revoked_at__isnull=False).count() == 0
+
+
+def _command(*args):
+    import io
+
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command(*args, stdout=out)
+    return out.getvalue().splitlines()
+
+
+def test_create_token_prints_the_token_alone_on_its_last_line(personas):
+    lines = _command(
+        "create_token", "--user", "requester", "--name", "laptop", "--expires-in", "30d"
+    )
+    raw = lines[-1]
+    token = token_authenticate(raw)
+    assert token is not None and token.user == personas.requester and token.name == "laptop"
+    assert timedelta(days=29) < token.expires_at - timezone.now() <= timedelta(days=30)
+    assert all(raw not in line for line in lines[:-1])
+
+
+def test_create_service_token_with_scopes_and_owner_then_revoke_it(personas):
+    raw = _command(
+        "create_token",
+        "--project",
+        "support-assistant",
+        "--scopes",
+        "gate:read,checks:write",
+        "--owner",
+        "admin",
+    )[-1]
+    token = token_authenticate(raw)
+    assert token.kind == "service" and token.scopes == ["checks:write", "gate:read"]
+    assert token.created_by == personas.admin
+    assert _command("revoke_token", token.key_id)[-1].endswith("revoked")
+    assert token_authenticate(raw) is None
+    assert _command("revoke_token", raw)[-1].endswith("was already revoked")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--user", "nobody"],
+        ["--project", "nope", "--scopes", "gate:read"],
+        ["--project", "support-assistant", "--scopes", "root"],
+        ["--user", "requester", "--expires-in", "400d"],
+        ["--user", "requester", "--expires-in", "soon"],
+    ],
+)
+def test_create_token_refuses_bad_input(personas, args):
+    from django.core.management.base import CommandError
+
+    with pytest.raises(CommandError):
+        _command("create_token", *args)
+    assert not ApiToken.objects.exists()
