@@ -306,9 +306,9 @@ def release_page(request: HttpRequest, release: Release) -> HttpResponse:
         {
             "d": detail,
             "release": release,
-            "approve_form": ApproveForm(roles=detail.actions.approve_roles),
-            "veto_form": VetoForm(roles=detail.actions.veto_roles),
-            "lift_form": LiftForm(),
+            # Both forms sit on one page: distinct ids keep every label tied to its own input.
+            "approve_form": ApproveForm(roles=detail.actions.approve_roles, auto_id="approve_%s"),
+            "veto_form": VetoForm(roles=detail.actions.veto_roles, auto_id="veto_%s"),
             "passed": CheckStatus.PASSED,
         },
     )

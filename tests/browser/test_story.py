@@ -244,3 +244,51 @@ def test_a_form_error_keeps_the_input(browser, live_server, people):
     alice.shot("form-error-phone")
     assert not Release.objects.exists()
     alice.context.close()
+
+
+UNLABELLED = """() => [...document.querySelectorAll('input:not([type=hidden]), select, textarea')]
+    .filter(e => e.labels.length === 0 && !e.getAttribute('aria-label'))
+    .map(e => e.name || e.id)"""
+
+
+def test_every_input_has_a_label_and_the_veto_dialog_works_by_keyboard(
+    browser, live_server, people
+):
+    from tests.builders import submitted_release
+
+    release = submitted_release(people.project, people.requester)
+    base = live_server.url
+    pages = {
+        "requester": [
+            "/",
+            "/releases/",
+            "/releases/new/",
+            "/tokens/",
+            *(
+                f"/releases/{release.pk}/evidence/{kind}/"
+                for kind in (
+                    "pipeline_review",
+                    "data_flow_map",
+                    "sbom",
+                    "monitoring_plan",
+                    "agent_access_review",
+                )
+            ),
+        ],
+        "security": [f"/releases/{release.pk}/", f"/releases/{release.pk}/veto/"],
+        "admin": ["/projects/support-assistant/"],
+    }
+    for username, paths in pages.items():
+        person = Person(browser, base, username)
+        for path in paths:
+            assert person.open(path).evaluate(UNLABELLED) == [], path
+        if username == "security":
+            page = person.open(f"/releases/{release.pk}/")
+            page.locator("#veto-button").focus()
+            page.keyboard.press("Enter")
+            dialog = page.locator("#veto-dialog")
+            assert dialog.is_visible()
+            assert page.evaluate("document.activeElement.closest('dialog') !== null")
+            page.keyboard.press("Escape")
+            assert not dialog.is_visible()
+        person.context.close()

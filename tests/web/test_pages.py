@@ -195,10 +195,26 @@ def test_what_changed_since_the_previous_release(client, personas, release):
     assert "Missing" in body  # monitoring plan and pipeline review not attached yet
 
 
-def test_release_page_query_count_is_pinned(client, personas, release, django_assert_num_queries):
-    signed_in(client, personas.security)
-    with django_assert_num_queries(13):
-        assert client.get(f"/releases/{release.pk}/").status_code == 200
+@pytest.mark.parametrize(
+    ("name", "status", "queries"), [*((n, 200, 13) for n in READERS), ("outsider", 404, 4)]
+)
+def test_release_page_query_count_is_pinned(
+    client, personas, release, name, status, queries, django_assert_num_queries
+):
+    make_release(personas.project, personas.requester, version="0.9.0")  # a previous one to diff
+    signed_in(client, getattr(personas, name))
+    with django_assert_num_queries(queries):
+        assert client.get(f"/releases/{release.pk}/").status_code == status
+
+
+def test_evidence_form_and_new_release_query_counts_are_pinned(
+    client, personas, release, django_assert_num_queries
+):
+    signed_in(client, personas.requester)
+    with django_assert_num_queries(5):
+        assert client.get(f"/releases/{release.pk}/evidence/data_flow_map/").status_code == 200
+    with django_assert_num_queries(5):
+        assert client.get("/releases/new/").status_code == 200
 
 
 def test_release_page_query_count_does_not_grow_with_evidence_and_checks(
@@ -314,6 +330,27 @@ def test_release_list_query_count_is_bounded_by_the_page_size(
     assert "Older →" in text(response)
     with django_assert_num_queries(6 + 4 * 3):
         assert client.get("/releases/?page=2").status_code == 200
+
+
+@pytest.mark.parametrize(("name", "shown"), [*((n, 1) for n in READERS), ("outsider", 0)])
+def test_release_list_query_count_per_persona(
+    client, personas, release, name, shown, django_assert_num_queries
+):
+    signed_in(client, getattr(personas, name))
+    with django_assert_num_queries(4 if name == "outsider" else 6 + 4 * shown):
+        body = text(client.get("/releases/"))
+    assert ("support-assistant 1.0.0" in body) is bool(shown)
+
+
+def test_the_gate_filter_says_when_it_stopped_looking(client, personas, monkeypatch):
+    from releasegate.web import selectors
+
+    monkeypatch.setattr(selectors, "GATE_FILTER_SCAN", 2)
+    for i in range(3):
+        make_release(personas.project, personas.requester, version=f"0.0.{i}")
+    body = text(signed_in(client, personas.auditor).get("/releases/?gate=blocked"))
+    assert "looked at the 2 newest matching releases" in body
+    assert "support-assistant 0.0.2<" in body and "support-assistant 0.0.0<" not in body
 
 
 def test_release_list_query_count_for_one_release(
