@@ -21,7 +21,6 @@ from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from releasegate.accounts.actors import Actor, Capability
@@ -235,7 +234,7 @@ def _check_destination(url: str) -> None:
     except OSError as exc:
         raise httpx.ConnectError(f"cannot resolve {parsed.hostname}: {exc}") from None
     for info in infos:
-        address = ipaddress.ip_address(info[4][0])
+        address = ipaddress.ip_address(str(info[4][0]).split("%")[0])
         if not address.is_global:
             raise DestinationRefused(f"{parsed.hostname} resolves to a non-public address")
 
@@ -261,7 +260,8 @@ def _send_webhook(target: NotificationTarget, payload: dict[str, Any]) -> int:
 
 def _send_email(target: NotificationTarget, payload: dict[str, Any]) -> None:
     send_mail(
-        subject=f"[releasegate] {payload['text'][:150]}",
+        # A reason may span lines; a header may not.
+        subject=f"[releasegate] {' '.join(payload['text'].split())[:150]}",
         message=payload["text"] + "\n\n" + json.dumps(payload, indent=2, sort_keys=True),
         from_email=settings.DEFAULT_FROM_EMAIL,
         recipient_list=[target.address],
@@ -270,9 +270,14 @@ def _send_email(target: NotificationTarget, payload: dict[str, Any]) -> None:
 
 def delivery_attempt(*, delivery_id: int) -> Attempt:
     """Make one attempt; the delivery stays pending after a failure so that it may be retried."""
-    now = timezone.now()
-    claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING).update(
-        attempts=F("attempts") + 1, last_attempt_at=now
+    pending = Delivery.objects.filter(pk=delivery_id, status=Delivery.Status.PENDING)
+    seen = pending.values_list("attempts", flat=True).first()
+    if seen is None:
+        return Attempt(delivery=None)
+    # Compare and set on the attempt count: of two workers holding the same delivery (a retry
+    # and a sweep), one claims the attempt and the other does nothing.
+    claimed = pending.filter(attempts=seen).update(
+        attempts=seen + 1, last_attempt_at=timezone.now()
     )
     if not claimed:
         return Attempt(delivery=None)
@@ -292,9 +297,9 @@ def delivery_attempt(*, delivery_id: int) -> Attempt:
             _send_email(target, delivery.payload)
     except DestinationRefused as exc:
         error, permanent = f"refused: {exc}"[:500], True
-    except (httpx.HTTPError, OSError) as exc:
+    except Exception as exc:  # any failure of this attempt is recorded, never left pending unseen
         # Only the exception's class and message: never the request, which carries the signature.
-        error = f"{exc.__class__.__name__}: {exc}"[:500]
+        error = f"{exc.__class__.__name__}: {exc}"[:500] or exc.__class__.__name__
     fields: dict[str, Any] = {"response_code": code, "last_error": error}
     if not error:
         fields.update(status=Delivery.Status.DELIVERED, delivered_at=timezone.now())

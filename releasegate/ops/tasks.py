@@ -2,6 +2,7 @@
 
 import logging
 import random
+from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
@@ -10,6 +11,7 @@ from django.utils import timezone
 
 from releasegate.ops.models import Delivery
 from releasegate.ops.notifications import cleared_payload, event_payload
+from releasegate.ops.selectors import stale_pending_deliveries
 from releasegate.ops.services import (
     deliveries_create,
     delivery_attempt,
@@ -70,18 +72,33 @@ def notify_if_cleared(release_id: int) -> int:
     )
 
 
-def backoff_seconds(retries: int) -> float:
+# Below the broker's visibility timeout (an hour), so a task waiting out its delay is never
+# handed to a second worker.
+BACKOFF_CAP_SECONDS = 1800
+WORKER_TIME_LIMIT = 120
+
+
+def _backoff_base(attempts: int) -> float:
+    base = settings.RELEASEGATE_NOTIFY_BACKOFF_SECONDS * (2 ** max(attempts - 1, 0))
+    return float(min(base, BACKOFF_CAP_SECONDS))
+
+
+def backoff_seconds(attempts: int) -> float:
     """Exponential back-off with jitter, so a recovering receiver is not hit all at once."""
-    base = settings.RELEASEGATE_NOTIFY_BACKOFF_SECONDS * (2**retries)
-    return float(min(base, 3600) * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not crypto
+    return _backoff_base(attempts) * random.uniform(0.8, 1.2)  # noqa: S311 - jitter, not crypto
 
 
+def stale_after() -> timedelta:
+    """How long a pending delivery may wait before the sweep takes it up: longer than its
+    longest retry delay plus one attempt, so a sweep never races a retry that is on its way."""
+    longest = _backoff_base(settings.RELEASEGATE_NOTIFY_MAX_ATTEMPTS) * 1.2
+    return timedelta(seconds=longest + WORKER_TIME_LIMIT + 60)
+
+
+# Attempts are counted in the database, not by Celery: a delivery taken up again by the sweep
+# keeps its count, and stops at RELEASEGATE_NOTIFY_MAX_ATTEMPTS whichever task runs it.
 @shared_task(
-    bind=True,
-    acks_late=True,
-    ignore_result=True,
-    time_limit=120,
-    max_retries=settings.RELEASEGATE_NOTIFY_MAX_ATTEMPTS - 1,
+    bind=True, acks_late=True, ignore_result=True, time_limit=WORKER_TIME_LIMIT, max_retries=None
 )
 def deliver_notification(self: Any, delivery_id: int) -> str:
     attempt = delivery_attempt(delivery_id=delivery_id)
@@ -90,23 +107,17 @@ def deliver_notification(self: Any, delivery_id: int) -> str:
         return "skipped"
     if attempt.delivered:
         return "delivered"
-    if attempt.permanent or self.request.retries >= self.max_retries:
+    log = {"delivery_id": delivery_id, "attempts": delivery.attempts, "error": delivery.last_error}
+    if attempt.permanent or delivery.attempts >= settings.RELEASEGATE_NOTIFY_MAX_ATTEMPTS:
         delivery_give_up(delivery_id=delivery_id)
-        logger.warning(
-            "notification failed for good",
-            extra={
-                "delivery_id": delivery_id,
-                "attempts": delivery.attempts,
-                "error": delivery.last_error,
-            },
-        )
+        logger.warning("notification failed for good", extra=log)
         return "failed"
-    logger.info(
-        "notification attempt failed, will retry",
-        extra={
-            "delivery_id": delivery_id,
-            "attempts": delivery.attempts,
-            "error": delivery.last_error,
-        },
-    )
-    raise self.retry(countdown=backoff_seconds(self.request.retries))
+    logger.info("notification attempt failed, will retry", extra=log)
+    raise self.retry(countdown=backoff_seconds(delivery.attempts))
+
+
+@shared_task(acks_late=True, ignore_result=True, time_limit=WORKER_TIME_LIMIT)
+def sweep_deliveries() -> int:
+    """Take up deliveries left pending: a worker lost mid-attempt, or the broker down when a
+    delivery or its retry was to be enqueued. Run by the scheduler."""
+    return _enqueue(list(stale_pending_deliveries(older_than=timezone.now() - stale_after())))

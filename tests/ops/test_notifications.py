@@ -7,20 +7,25 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from django.conf import settings
 from django.core import mail
 from django.test import override_settings
+from django.utils import timezone
 
 from releasegate.audit.models import AuditEvent
 from releasegate.celery import app as celery_app
 from releasegate.errors import InvalidInput, NotPermitted
 from releasegate.ops.models import Delivery, NotificationTarget
-from releasegate.ops.services import notification_target_add, notification_target_remove
-from releasegate.ops.tasks import notify_if_cleared
+from releasegate.ops.services import (
+    deliveries_create,
+    notification_target_add,
+    notification_target_remove,
+)
+from releasegate.ops.tasks import notify_if_cleared, stale_after, sweep_deliveries
 from releasegate.releases.services import veto_cast, veto_lift
 from tests.builders import submitted_release
 from tests.conftest import Personas
@@ -130,10 +135,14 @@ def test_a_failing_receiver_is_retried_then_recorded_as_failed(
 ) -> None:  # type: ignore[no-untyped-def]
     receiver.status = 500
     target, secret = webhook(personas, receiver.url, "review_requested")
-    with captured_logs() as lines, django_capture_on_commit_callbacks(execute=True):
+    with (
+        override_settings(RELEASEGATE_NOTIFY_MAX_ATTEMPTS=3),
+        captured_logs() as lines,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
         release = submitted_release(personas.project, personas.requester)
-    attempts = settings.RELEASEGATE_NOTIFY_MAX_ATTEMPTS
-    assert len(receiver.requests) == attempts > 1
+    attempts = 3
+    assert len(receiver.requests) == attempts
     delivery = Delivery.objects.get(target=target)
     assert delivery.release_id == release.pk
     assert delivery.status == Delivery.Status.FAILED
@@ -328,3 +337,50 @@ def test_lifting_the_last_veto_tells_veto_lifted_then_cleared(
     assert [p["event"] for p in payloads] == ["veto_lifted", "cleared"]
     assert "lifted by security: fixed in 2.0.1 config" in payloads[0]["text"]
     assert payloads[1]["text"] == "support-assistant 1.0.0 (production) is cleared for promotion"
+
+
+def test_the_sweep_takes_up_deliveries_left_pending_and_leaves_fresh_ones(
+    personas: Personas, receiver: Receiver, eager_tasks: None
+) -> None:
+    target, _ = webhook(personas, receiver.url, "promoted")
+    release = submitted_release(personas.project, personas.requester)
+    stuck, fresh = (
+        deliveries_create(
+            targets=[target],
+            event="promoted",
+            release=release,
+            dedupe_key=key,
+            payload={"text": key, "event": "promoted"},
+        )[0]
+        for key in ("stuck", "fresh")
+    )
+    # A worker died after claiming an attempt, long ago; another delivery was just created.
+    long_ago = timezone.now() - stale_after() - timedelta(minutes=1)
+    Delivery.objects.filter(pk=stuck.pk).update(attempts=1, last_attempt_at=long_ago)
+    sweep_deliveries.apply()
+    assert [json.loads(body)["text"] for _, body in receiver.requests] == ["stuck"]
+    stuck.refresh_from_db()
+    fresh.refresh_from_db()
+    assert (stuck.status, stuck.attempts) == ("delivered", 2)
+    assert (fresh.status, fresh.attempts) == ("pending", 0)
+
+
+def test_an_e_mail_about_a_multi_line_veto_reason_is_still_sent(
+    personas: Personas, eager_tasks: None, django_capture_on_commit_callbacks
+) -> None:  # type: ignore[no-untyped-def]
+    notification_target_add(
+        project=personas.project,
+        actor=personas.actor("admin"),
+        kind="email",
+        address="release-board@example.com",
+        events=["veto_cast"],
+    )
+    release = submitted_release(personas.project, personas.requester)
+    reason = "PII in logs.\nSee finding PR-7.\r\nBcc: attacker@example.com"
+    with django_capture_on_commit_callbacks(execute=True):
+        veto_cast(release=release, actor=personas.actor("security"), role="security", reason=reason)
+    (message,) = mail.outbox
+    assert "\n" not in message.subject and "\r" not in message.subject
+    assert message.recipients() == ["release-board@example.com"]
+    assert "See finding PR-7." in message.body
+    assert Delivery.objects.get().status == Delivery.Status.DELIVERED
