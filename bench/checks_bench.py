@@ -4,7 +4,7 @@
 
 Measures, on PostgreSQL (a database of its own, rg_checks_bench, recreated) and Redis (database 15):
 1. importing 50,000 OSV advisories: the 2,661 real PyPI ones in ../shared/data plus generated ones
-   across npm, Maven, Go, crates.io and PyPI; then importing them again (idempotent, nothing written);
+   across npm, Maven, Go, crates.io and PyPI; then again (idempotent: nothing is written);
 2. the sbom_valid and vulnerabilities checks on one SBOM of 5,000 components;
 3. a real `celery -A releasegate worker` (2 processes) on Redis: checks per second over releases in
    review, each needing the seven default checks, enqueued by the sweep.
