@@ -225,6 +225,7 @@ class ReleaseDetail:
     decision: GateDecision
     evidence: list[EvidenceView]
     checks: list[CheckResult]
+    vulnerability_check: CheckResult | None
     vulnerabilities: VulnerabilitySummary | None
     approvals: list[Approval]
     vetoes: list[Veto]
@@ -324,10 +325,9 @@ def release_detail(actor: Actor, release: Release) -> ReleaseDetail:
     ):
         latest.setdefault(result.check_name, result)
     checks = [latest[name] for name in sorted(latest)]
+    vulnerability_check = latest.get("vulnerabilities")
     vulnerabilities = (
-        vulnerability_summary(latest["vulnerabilities"].details)
-        if "vulnerabilities" in latest
-        else None
+        vulnerability_summary(vulnerability_check.details) if vulnerability_check else None
     )
     approvals = list(Approval.objects.filter(release_id=release.pk).select_related("user"))
     vetoes = list(Veto.objects.filter(release_id=release.pk).select_related("user", "lifted_by"))
@@ -336,6 +336,7 @@ def release_detail(actor: Actor, release: Release) -> ReleaseDetail:
         decision=decision,
         evidence=views,
         checks=checks,
+        vulnerability_check=vulnerability_check,
         vulnerabilities=vulnerabilities,
         approvals=approvals,
         vetoes=vetoes,

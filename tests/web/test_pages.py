@@ -420,3 +420,39 @@ def test_tokens_page_query_count_pinned(client, personas, name, django_assert_nu
     signed_in(client, getattr(personas, name))
     with django_assert_num_queries(3):
         assert client.get("/tokens/").status_code == 200
+
+
+def test_vulnerability_summary_reads_what_the_vulnerabilities_check_writes(
+    client, personas, release
+):
+    """The details come from the real check rule, so a change of their shape fails here."""
+    from releasegate.checks.sbom import Component
+    from releasegate.checks.vulnerabilities import KnownAffected, evaluate_vulnerabilities
+    from tests.web.helpers import record_check
+
+    outcome = evaluate_vulnerabilities(
+        components=[Component("requests", "2.32.3", "pkg:pypi/requests@2.32.3", ())],
+        affected=[
+            KnownAffected(
+                advisory_id="GHSA-test-0001",
+                aliases=(),
+                ecosystem="PyPI",
+                name="requests",
+                ranges=(),
+                versions=frozenset({"2.32.3"}),
+                severity="",
+            )
+        ],
+        waivers=[],
+        threshold="high",
+    )
+    record_check(
+        release,
+        "vulnerabilities",
+        status=outcome.status,
+        summary=outcome.summary,
+        details=outcome.details,
+    )
+    body = text(signed_in(client, personas.security).get(f"/releases/{release.pk}/"))
+    assert "1 at or above high and not waived" in body
+    assert "GHSA-test-0001</td>" in body and "(unrated)" in body
