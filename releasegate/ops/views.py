@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import connections
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from kombu import Connection
 
 from releasegate.ops import metrics
@@ -15,7 +15,7 @@ from releasegate.ops import metrics
 logger = logging.getLogger(__name__)
 
 
-@require_GET
+@require_safe
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
     # Liveness only: the process answers. Touching the database here would make an orchestrator
@@ -56,7 +56,7 @@ def broker_problem() -> str | None:
     return None
 
 
-@require_GET
+@require_safe
 @never_cache
 def readyz(request: HttpRequest) -> JsonResponse:
     """Ready to serve: PostgreSQL answers `SELECT 1` and the broker accepts a connection."""
@@ -78,7 +78,7 @@ def _may_scrape(request: HttpRequest) -> bool:
     )
 
 
-@require_GET
+@require_safe
 @never_cache
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus text format. Open with DEBUG; otherwise a bearer METRICS_TOKEN is required, and

@@ -127,3 +127,10 @@ def test_a_task_runs_under_the_request_id_it_was_sent_with(personas: Personas) -
     record_request_id.apply(headers={"request_id": "req-abc-12345678"})
     assert seen == ["req-abc-12345678"]
     assert current_request_id() is None
+
+
+def test_a_malformed_log_call_never_breaks_the_caller() -> None:
+    with captured_logs() as lines:
+        logging.getLogger("releasegate.test").warning("%s and %s", f"only one: {TOKEN}")
+    assert lines[0]["message"] == "%s and %s"
+    assert "S3cret" not in lines[-1]["_raw"]
