@@ -75,6 +75,7 @@ def normalize_name(ecosystem: str, name: str) -> str:
     return name
 
 
+@lru_cache(maxsize=100_000)
 def purl_package(purl: str) -> tuple[str, str, str] | None:
     """(OSV ecosystem, normalized name, version) for a purl we can match, else None."""
     try:

@@ -58,35 +58,31 @@ def load_affected(components: Iterable[Component]) -> list[KnownAffected]:
     for ecosystem, wanted in sorted(names.items()):
         ordered = sorted(wanted)
         for i in range(0, len(ordered), NAME_BATCH):
-            rows = (
-                AffectedPackage.objects.filter(
-                    ecosystem=ecosystem,
-                    name__in=ordered[i : i + NAME_BATCH],
-                    advisory__withdrawn__isnull=True,
-                )
-                .select_related("advisory")
-                .only(
-                    "ecosystem",
-                    "name",
-                    "ranges",
-                    "versions",
-                    "severity",
-                    "advisory__osv_id",
-                    "advisory__aliases",
-                    "advisory__severity",
-                )
+            rows = AffectedPackage.objects.filter(
+                ecosystem=ecosystem,
+                name__in=ordered[i : i + NAME_BATCH],
+                advisory__withdrawn__isnull=True,
+            ).values_list(
+                "ecosystem",
+                "name",
+                "ranges",
+                "versions",
+                "severity",
+                "advisory__osv_id",
+                "advisory__aliases",
+                "advisory__severity",
             )
             out.extend(
                 KnownAffected(
-                    advisory_id=row.advisory.osv_id,
-                    aliases=tuple(row.advisory.aliases),
-                    ecosystem=row.ecosystem,
-                    name=row.name,
-                    ranges=tuple(row.ranges),
-                    versions=frozenset(row.versions),
-                    severity=row.severity or row.advisory.severity,
+                    advisory_id=osv_id,
+                    aliases=tuple(aliases),
+                    ecosystem=eco,
+                    name=name,
+                    ranges=tuple(ranges),
+                    versions=frozenset(versions),
+                    severity=severity or fallback,
                 )
-                for row in rows
+                for eco, name, ranges, versions, severity, osv_id, aliases, fallback in rows
             )
     return out
 
