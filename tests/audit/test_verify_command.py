@@ -32,12 +32,9 @@ def _verify_audit() -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_verify_audit_exits_zero_when_intact_and_non_zero_naming_the_altered_event(personas):
+def test_verify_audit_exits_non_zero_naming_the_altered_event(personas):
+    # One process start only (it is slow); exit 0 on an intact trail is tested in-process.
     submitted_release(personas.project, personas.requester)
-    intact = _verify_audit()
-    assert intact.returncode == 0, intact.stderr
-    assert f"{AuditEvent.objects.count()} events verified" in intact.stdout
-
     submitted = AuditEvent.objects.get(action="release_submitted")
     with connection.cursor() as cursor:
         cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER USER")
