@@ -279,11 +279,12 @@ def test_every_input_has_a_label_and_the_veto_dialog_works_by_keyboard(
         "admin": ["/projects/support-assistant/"],
     }
     for username, paths in pages.items():
-        person = Person(browser, base, username)
+        person = Person(browser, base, username, mobile=username == "security")
         for path in paths:
             assert person.open(path).evaluate(UNLABELLED) == [], path
         if username == "security":
             page = person.open(f"/releases/{release.pk}/")
+            person.shot("release-phone")
             page.locator("#veto-button").focus()
             page.keyboard.press("Enter")
             dialog = page.locator("#veto-dialog")

@@ -292,7 +292,7 @@ def test_home_shows_a_requester_what_each_release_is_blocked_on(client, personas
     body = text(signed_in(client, p.requester).get("/"))
     assert "Vetoed by security (security): PII leaves to the vendor" in body
     assert "Needs 1 more sme approval." in body
-    assert "Check sbom_valid has not run on the current evidence yet." in body
+    assert "Checks not yet run on the current evidence: sbom_valid, vulnerabilities," in body
     assert "need your decision" not in body  # the requester reviews nowhere
 
 
@@ -456,3 +456,12 @@ def test_vulnerability_summary_reads_what_the_vulnerabilities_check_writes(
     body = text(signed_in(client, personas.security).get(f"/releases/{release.pk}/"))
     assert "1 at or above high and not waived" in body
     assert "GHSA-test-0001</td>" in body and "(unrated)" in body
+
+
+def test_one_check_not_yet_run_is_named_on_its_own(client, personas, release):
+    from tests.builders import DEFAULT_CHECKS
+
+    pass_checks(release, DEFAULT_CHECKS[1:])
+    body = text(signed_in(client, personas.requester).get(f"/releases/{release.pk}/"))
+    assert "Check sbom_valid has not run on the current evidence yet." in body
+    assert "Checks not yet run" not in body

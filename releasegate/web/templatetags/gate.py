@@ -87,3 +87,20 @@ def get(mapping: Any, key: Any) -> Any:
 @register.filter
 def short_digest(value: str) -> str:
     return value[:19] + "…" if isinstance(value, str) and len(value) > 20 else value
+
+
+@register.filter
+def plain_list(blockers: Any) -> list[tuple[Blocker, str]]:
+    """Every blocker with its plain words; checks that have not run yet are said in one line."""
+    not_run = [
+        b for b in blockers if b.code == "check_pending" and b.details.get("status") == "missing"
+    ]
+    out: list[tuple[Blocker, str]] = []
+    for blocker in blockers:
+        if len(not_run) > 1 and blocker in not_run:
+            if blocker is not_run[0]:
+                names = ", ".join(str(b.details.get("check")) for b in not_run)
+                out.append((blocker, f"Checks not yet run on the current evidence: {names}."))
+            continue
+        out.append((blocker, plain(blocker)))
+    return out
