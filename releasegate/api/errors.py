@@ -21,7 +21,9 @@ class RequestTooLarge(exceptions.APIException):
     default_code = "too_large"
 
 
-_CODES = {
+# Stable codes for Django REST framework's own errors. Authentication failures and our own
+# APIExceptions carry their code already (e.g. `token_expired`, `too_large`).
+_CODES: dict[type[exceptions.APIException], str] = {
     exceptions.NotAuthenticated: "not_authenticated",
     exceptions.PermissionDenied: "forbidden",
     exceptions.NotFound: "not_found",
@@ -29,7 +31,18 @@ _CODES = {
     exceptions.UnsupportedMediaType: "unsupported_media_type",
     exceptions.NotAcceptable: "not_acceptable",
     exceptions.ParseError: "malformed_json",
+    exceptions.Throttled: "throttled",
 }
+
+
+def _code_of(exc: exceptions.APIException) -> str:
+    own = exc.get_codes() if isinstance(exc.detail, str) else None
+    if isinstance(exc, exceptions.AuthenticationFailed):
+        return own if isinstance(own, str) and own != "authentication_failed" else "token_invalid"
+    for cls, code in _CODES.items():
+        if isinstance(exc, cls):
+            return code
+    return own if isinstance(own, str) else "error"
 
 
 def _field_errors(detail: Any, prefix: str = "") -> list[dict[str, str]]:
@@ -71,26 +84,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         body = error_body("invalid", "The request is not valid.", _field_errors(exc.detail))
         code = 400
     elif isinstance(exc, exceptions.APIException):
-        detail = exc.detail
-        own = exc.get_codes() if isinstance(detail, str) else None
-        name = next((c for cls, c in _CODES.items() if isinstance(exc, cls)), None)
-        if isinstance(
-            exc, exceptions.AuthenticationFailed | RequestTooLarge | exceptions.ParseError
-        ):
-            name = (
-                own
-                if isinstance(own, str) and own not in {"parse_error", "authentication_failed"}
-                else name
-            )
-        body = error_body(name or (own if isinstance(own, str) else "error"), str(detail))
-        code = exc.status_code
-        if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header  # type: ignore[attr-defined]
-        if getattr(exc, "wait", None):
-            headers["Retry-After"] = str(int(exc.wait))  # type: ignore[attr-defined]
+        body, code = error_body(_code_of(exc), str(exc.detail)), exc.status_code
+        auth_header = getattr(exc, "auth_header", None)
+        if auth_header:
+            headers["WWW-Authenticate"] = auth_header
+        wait = getattr(exc, "wait", None)
+        if wait:
+            headers["Retry-After"] = str(int(wait))
     else:
         return None
-    if isinstance(exc, exceptions.AuthenticationFailed) and body["code"] == "error":
-        body["code"] = "token_invalid"
     set_rollback()
     return Response(body, status=code, headers=headers)
