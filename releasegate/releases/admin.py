@@ -5,9 +5,10 @@ releases, evidence, sign-offs, vetoes, promotions and policies read-only. A proj
 name is the one thing it edits, and that too through its service.
 """
 
-from typing import Any
+from typing import Any, cast
 
 from django.contrib import admin
+from django.contrib.auth.base_user import AbstractBaseUser
 from django.db.models import Model
 from django.http import HttpRequest
 
@@ -54,7 +55,8 @@ class ProjectAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         project_rename(
             project=Project.objects.get(pk=obj.pk),
-            actor=Actor.for_user(request.user),
+            # The admin site lets only signed-in staff this far.
+            actor=Actor.for_user(cast(AbstractBaseUser, request.user)),
             name=obj.name,
         )
 

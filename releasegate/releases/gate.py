@@ -213,8 +213,8 @@ def _check_blockers(facts: GateFacts, manifest: str) -> list[Blocker]:
             latest[result.check] = result
     blockers = []
     for check in facts.policy.required_checks:
-        result = latest.get(check)
-        if result is None:
+        latest_result = latest.get(check)
+        if latest_result is None:
             blockers.append(
                 Blocker(
                     "check_pending",
@@ -222,21 +222,22 @@ def _check_blockers(facts: GateFacts, manifest: str) -> list[Blocker]:
                     {"check": check, "status": "missing"},
                 )
             )
-        elif result.status in FAILED_STATUSES:
-            summary = f": {result.summary}" if result.summary else ""
+        elif latest_result.status in FAILED_STATUSES:
+            summary = latest_result.summary
+            verb = "errored" if latest_result.status == "error" else "failed"
             blockers.append(
                 Blocker(
                     "check_failed",
-                    f"Check {check} {'errored' if result.status == 'error' else 'failed'}{summary}",
-                    {"check": check, "status": result.status, "summary": result.summary},
+                    f"Check {check} {verb}{f': {summary}' if summary else ''}",
+                    {"check": check, "status": latest_result.status, "summary": summary},
                 )
             )
-        elif result.status != PASSED:
+        elif latest_result.status != PASSED:
             blockers.append(
                 Blocker(
                     "check_pending",
-                    f"Check {check} is {result.status}.",
-                    {"check": check, "status": result.status},
+                    f"Check {check} is {latest_result.status}.",
+                    {"check": check, "status": latest_result.status},
                 )
             )
     return blockers

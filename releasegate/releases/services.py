@@ -120,7 +120,7 @@ def project_rename(*, project: Project, actor: Actor, name: Any) -> Project:
     person = actor.person
     if not (
         actor.can(project, Capability.CHANGE_POLICY)
-        or (person is not None and person.is_superuser)
+        or bool(getattr(person, "is_superuser", False))
     ):
         raise NotPermitted("Only a project admin may rename the project.")
     if not isinstance(name, str) or not name.strip() or len(name.strip()) > 200:
