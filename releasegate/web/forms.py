@@ -9,6 +9,7 @@ from typing import Any
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 from django.forms import BaseFormSet, formset_factory
+from django.utils import timezone
 
 from releasegate.accounts.roles import Role
 from releasegate.errors import ReleasegateError
@@ -47,8 +48,6 @@ class SignInForm(AuthenticationForm):
         username = self.cleaned_data.get("username") or ""
         until = signin_locked_until(username=username, ip=self._ip())
         if until is not None:
-            from django.utils import timezone
-
             minutes = max(1, int((until - timezone.now()).total_seconds() // 60) + 1)
             raise forms.ValidationError(
                 self.error_messages["locked"], code="locked", params={"minutes": minutes}

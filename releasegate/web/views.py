@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from releasegate.accounts.actors import Actor, Capability
 from releasegate.accounts.models import ApiToken
 from releasegate.accounts.tokens import token_create, token_revoke
+from releasegate.api import present
 from releasegate.checks.models import CheckStatus
 from releasegate.errors import Conflict, InvalidInput, NotFound, NotPermitted, ReleasegateError
 from releasegate.releases.models import EvidenceKind, Project, Release, Veto
@@ -450,29 +451,10 @@ def audit_page(request: HttpRequest, release: Release) -> HttpResponse:
 @release_view
 @require_GET
 def audit_json(request: HttpRequest, release: Release) -> JsonResponse:
-    events = [
-        {
-            "seq": e.seq,
-            "created_at": e.created_at,
-            "action": e.action,
-            "actor": e.actor,
-            "data": e.data,
-            "prev_hash": e.prev_hash,
-            "hash": e.hash,
-        }
-        for e in selectors.audit_events(release)
-    ]
+    """The same document as the API's `GET /api/v1/releases/<id>/audit`, as a download."""
     body = {
-        "release": {
-            "id": release.pk,
-            "project": release.project.slug,
-            "version": release.version,
-            "artifact_digest": release.artifact_digest,
-            "environment": release.environment,
-            "state": release.state,
-        },
-        "exported_at": timezone.now(),
-        "events": events,
+        "release": present.release_dict(release),
+        "events": [present.audit_event_dict(e) for e in selectors.audit_events(release)],
     }
     response = JsonResponse(body, encoder=DjangoJSONEncoder, json_dumps_params={"indent": 2})
     response["Content-Disposition"] = f'attachment; filename="release-{release.pk}-audit.json"'
@@ -518,6 +500,8 @@ def project_page(request: HttpRequest, project: Project) -> HttpResponse:
 def policy_edit(request: HttpRequest, project: Project) -> HttpResponse:
     actor = actor_of(request)
     back = reverse("web:project", args=[project.slug])
+    if not actor.can(project, Capability.CHANGE_POLICY):
+        return _refused(request, NotPermitted("Only a project admin may change its policy."), back)
     form = PolicyForm(request.POST)
     if form.is_valid():
         policy = project.current_policy
@@ -552,6 +536,8 @@ def role_change(request: HttpRequest, project: Project, act: str) -> HttpRespons
         raise Http404("No such act.")
     actor = actor_of(request)
     back = reverse("web:project", args=[project.slug])
+    if not actor.can(project, Capability.MANAGE_ROLES):
+        return _refused(request, NotPermitted("Only a project admin may change roles."), back)
     form = RoleGrantForm(request.POST)
     if form.is_valid():
         user = (

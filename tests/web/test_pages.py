@@ -465,3 +465,23 @@ def test_one_check_not_yet_run_is_named_on_its_own(client, personas, release):
     body = text(signed_in(client, personas.requester).get(f"/releases/{release.pk}/"))
     assert "Check sbom_valid has not run on the current evidence yet." in body
     assert "Checks not yet run" not in body
+
+
+def test_the_audit_export_is_the_apis_document(client, personas, release):
+    signed_in(client, personas.auditor)
+    page = client.get(f"/releases/{release.pk}/audit.json").json()
+    api = client.get(f"/api/v1/releases/{release.pk}/audit").json()
+    assert page == api
+
+
+def test_changed_evidence_puts_a_release_back_on_the_reviewers_list(client, personas, release):
+    p = personas
+    approval_give(release=release, actor=p.actor("security"), role="security")
+    signed_in(client, p.security)
+    assert "support-assistant 1.0.0" not in text(client.get("/"))
+    flows = document("data_flow_map")
+    flows["flows"].pop()
+    evidence_attach(
+        release=release, actor=p.actor("requester"), kind="data_flow_map", document=flows
+    )
+    assert "support-assistant 1.0.0" in text(client.get("/"))
