@@ -201,6 +201,9 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True  # the database holds results, not a result backend
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A task running when the broker connection drops is cancelled (and redelivered, or swept again)
+# rather than finishing unacknowledged; Celery 6 makes this the default.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
 CELERY_TASK_SOFT_TIME_LIMIT = env_int("RELEASEGATE_CHECK_SOFT_SECONDS", 120, minimum=1)
 CELERY_TASK_TIME_LIMIT = env_int(
     "RELEASEGATE_CHECK_HARD_SECONDS", CELERY_TASK_SOFT_TIME_LIMIT + 30, minimum=2

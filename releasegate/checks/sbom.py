@@ -73,7 +73,10 @@ def _retrieve(uri: str) -> Any:
 
 @cache
 def _cyclonedx_validator(spec: str) -> Any:
-    with open(BOM_JSON[SchemaVersion.from_version(spec)], encoding="utf-8") as file:
+    path = BOM_JSON[SchemaVersion.from_version(spec)]
+    if path is None:
+        raise ValueError(f"cyclonedx-python-lib ships no JSON schema for CycloneDX {spec}")
+    with open(path, encoding="utf-8") as file:
         schema = json.load(file)
     return jsonschema_rs.validator_for(schema, retriever=_retrieve, validate_formats=True)
 

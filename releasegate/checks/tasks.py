@@ -9,6 +9,7 @@ nothing to claim, a lost one is enqueued again by the sweep.
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -32,7 +33,11 @@ LEASE = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 5)
 
 @shared_task(bind=True, name="releasegate.checks.run_check", max_retries=MAX_RETRIES)
 def run_check(self: Task, release_id: int, check: str, manifest_digest: str) -> str:
-    key = {"release_id": release_id, "check": check, "manifest_digest": manifest_digest}
+    key: dict[str, Any] = {
+        "release_id": release_id,
+        "check": check,
+        "manifest_digest": manifest_digest,
+    }
     claim = check_claim(**key, lease=LEASE)
     if claim is None:
         return "nothing to do"

@@ -54,7 +54,7 @@ def load_affected(components: Iterable[Component]) -> list[KnownAffected]:
         found = purl_package(component.purl) if component.purl else None
         if found:
             names[found[0]].add(found[1])
-    out = []
+    out: list[KnownAffected] = []
     for ecosystem, wanted in sorted(names.items()):
         ordered = sorted(wanted)
         for i in range(0, len(ordered), NAME_BATCH):
@@ -110,8 +110,8 @@ def evaluate_vulnerabilities(
         by_package[(entry.ecosystem, entry.name)].append(entry)
     waiver_for: dict[str, ActiveWaiver] = {}
     for waiver in waivers:
-        current = waiver_for.get(waiver.advisory_id)
-        if current is None or waiver.expires_at > current.expires_at:
+        held = waiver_for.get(waiver.advisory_id)
+        if held is None or waiver.expires_at > held.expires_at:
             waiver_for[waiver.advisory_id] = waiver
     failing: list[dict[str, Any]] = []
     below: list[dict[str, Any]] = []
@@ -144,13 +144,13 @@ def evaluate_vulnerabilities(
                 "version": version,
                 "purl": component.purl,
             }
-            waiver = waiver_for.get(entry.advisory_id)
+            cover = waiver_for.get(entry.advisory_id)
             if not at_or_above(entry.severity, threshold):
                 below.append(finding)
-            elif waiver is not None:
-                used_waivers.append(waiver)
+            elif cover is not None:
+                used_waivers.append(cover)
                 waived.append(
-                    {**finding, "waiver": waiver.id, "expires_at": waiver.expires_at.isoformat()}
+                    {**finding, "waiver": cover.id, "expires_at": cover.expires_at.isoformat()}
                 )
             else:
                 failing.append(finding)

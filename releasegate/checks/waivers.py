@@ -73,13 +73,14 @@ def advisory_waive(
         errors.append(FieldError("expires_at", f"at most {MAX_WAIVER_DAYS} days from now"))
     if errors:
         raise InvalidInput("The waiver is not valid.", code="invalid_waiver", errors=errors)
-    assert advisory is not None and actor.person is not None
+    person: Any = actor.person  # a security role is only ever held by a person
+    assert advisory is not None and person is not None
     waiver = Waiver.objects.create(
         project=project,
         advisory_id=advisory.osv_id,
         reason=text,
         expires_at=expires_at,
-        created_by=actor.person,
+        created_by=person,
         created_at=now,
     )
     audit_record(
@@ -109,9 +110,10 @@ def waiver_revoke(*, waiver: Waiver, actor: Actor, reason: Any) -> Waiver:
     locked = Waiver.objects.select_for_update().get(pk=waiver.pk)
     if not locked.is_active():
         raise Conflict("This waiver has already been revoked or has expired.", code="waiver_ended")
-    assert actor.person is not None
+    person: Any = actor.person
+    assert person is not None
     locked.revoked_at = timezone.now()
-    locked.revoked_by = actor.person
+    locked.revoked_by = person
     locked.revoke_reason = text
     locked.save(update_fields=["revoked_at", "revoked_by", "revoke_reason"])
     audit_record(
