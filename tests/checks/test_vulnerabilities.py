@@ -11,10 +11,11 @@ from django.core.management import call_command
 from releasegate.checks.advisories import advisories_import
 from releasegate.checks.models import Advisory, AffectedPackage
 from releasegate.checks.runner import compute_check
-from releasegate.checks.sbom import Component
+from releasegate.checks.sbom import Component, components
 from releasegate.checks.vulnerabilities import evaluate_vulnerabilities, load_affected
 from releasegate.releases.services import evidence_attach, policy_change
 from tests.builders import make_release
+from tests.checks.test_sbom import real
 
 PYPA_ZIP = (
     Path(__file__).resolve().parents[2]
@@ -264,3 +265,90 @@ def test_sbom_naming_a_known_vulnerable_pypi_version_fails_with_its_advisory(pyp
     assert "pkg:pypi/requests@2.32.3" not in by_purl
     assert len(by_purl["pkg:pypi/django@3.2.0"]) > 10
     assert run(["pkg:pypi/requests@2.32.3"]).status == "passed"
+
+
+REAL_SBOM_ADVISORIES = [
+    # Modelled on GHSA-c7hr-j4mj-j2w6 (jsonwebtoken verification bypass, fixed in 4.2.2).
+    advisory(
+        "GHSA-TEST-jwt",
+        "npm",
+        "jsonwebtoken",
+        [semver({"introduced": "0"}, {"fixed": "4.2.2"})],
+        **CRITICAL,
+    ),
+    # Modelled on the jackson-databind gadget advisories fixed in 2.9.10.8.
+    advisory(
+        "GHSA-TEST-jackson",
+        "Maven",
+        "com.fasterxml.jackson.core:jackson-databind",
+        [ecosystem({"introduced": "2.9.0"}, {"fixed": "2.9.10.8"})],
+        database_specific={"severity": "HIGH"},
+    ),
+    # A Go pseudo-version before the fix, and a v3 module path.
+    advisory(
+        "GO-TEST-bbloom",
+        "Go",
+        "github.com/AndreasBriese/bbloom",
+        [semver({"introduced": "0"}, {"fixed": "0.0.0-20200101000000-000000000000"})],
+    ),
+    advisory(
+        "GO-TEST-jet",
+        "Go",
+        "github.com/CloudyKit/jet/v3",
+        [semver({"introduced": "3.0.0"}, {"fixed": "3.0.1"})],
+    ),
+    advisory(
+        "PKS-TEST-cron",
+        "Packagist",
+        "dragonmantank/cron-expression",
+        [ecosystem({"introduced": "2.0.0"}, {"fixed": "2.3.2"})],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "sbom, expected",
+    [
+        (
+            "juice-shop-11.1.2.cdx-1.2.json",
+            {
+                ("GHSA-TEST-jwt", "pkg:npm/jsonwebtoken@0.1.0"),
+                ("GHSA-TEST-jwt", "pkg:npm/jsonwebtoken@0.4.0"),
+            },
+        ),
+        (
+            "dropwizard-1.3.15.cdx-1.2.json",
+            {
+                (
+                    "GHSA-TEST-jackson",
+                    "pkg:maven/com.fasterxml.jackson.core/jackson-databind@2.9.10?type=jar",
+                )
+            },
+        ),
+        (
+            "proton-bridge-1.8.0.cdx-1.2.json",
+            {
+                (
+                    "GO-TEST-bbloom",
+                    "pkg:golang/github.com/AndreasBriese/bbloom@v0.0.0-20190306092124-e2d15f34fcf9",
+                ),
+                ("GO-TEST-jet", "pkg:golang/github.com/CloudyKit/jet/v3@v3.0.0"),
+            },
+        ),
+        (
+            "laravel-7.12.0.cdx-1.4.json",
+            {("PKS-TEST-cron", "pkg:composer/dragonmantank/cron-expression@v2.3.1")},
+        ),
+    ],
+)
+def test_real_sboms_match_advisories_by_purl_and_version(db, tmp_path, sbom, expected):
+    advisories_import(path=write_folder(tmp_path, REAL_SBOM_ADVISORIES))
+    parts = components(real(sbom))
+    outcome = evaluate_vulnerabilities(
+        components=parts, affected=load_affected(parts), waivers=[], threshold="high"
+    )
+    assert outcome.status == "failed"
+    found = {(f["advisory"], f["purl"]) for f in outcome.details["failing"]}
+    assert found >= expected
+    # Only the versions the advisories name: nothing else in the SBOM is reported.
+    assert {a for a, _ in found} == {a for a, _ in expected}
