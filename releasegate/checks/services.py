@@ -217,6 +217,8 @@ def check_complete(
         summary=summary[:1000],
         details=details,
         valid_until=valid_until,
+        # Waiting on CI is not a failed attempt: the next pull starts counting afresh.
+        attempts=0 if status == CheckStatus.PENDING else None,
     )
     return result
 

@@ -190,6 +190,14 @@ def test_a_pending_pipeline_is_pulled_again_by_the_next_sweep(personas, release,
     assert run(release, "external_ci") == "passed"
 
 
+def test_a_long_running_pipeline_never_turns_into_an_error(personas, release, ci):
+    ci.body = {"status": "running"}
+    external(personas, ci.url, "gitlab")
+    for _ in range(MAX_ATTEMPTS + 2):
+        assert run(release, "external_ci") == "pending"
+    assert len(ci.requests) == MAX_ATTEMPTS + 2
+
+
 def test_the_bearer_token_comes_from_the_named_environment_variable(release, ci, monkeypatch):
     monkeypatch.setenv("RG_TEST_CI_TOKEN", "s3cret")
     ci.body = {"status": "success"}
