@@ -1,14 +1,14 @@
 """Benchmark: GET /api/v1/gate with a service token, side by side with a bare DRF view.
 
-    .venv/bin/python bench/gate_api.py [--seconds 8] [--concurrency 4] [--rounds 2]
+    .venv/bin/python bench/gate_api.py [--seconds 8] [--concurrency 4] [--rounds 2] [--threads 1]
 
 Creates a scratch PostgreSQL database (BENCH_DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/rg_bench_gate), migrates it, seeds a release with full facts
 (five evidence items, seven passed checks, two approvals, a lifted veto, earlier releases), serves
-the app with gunicorn (2 sync workers, DEBUG off) on loopback, and measures both endpoints in the
-same run, interleaved, with a small thread pool of keep-alive HTTP clients. The bare view is
-mounted only inside this benchmark (see `application`). Prints requests/s, p50, p99 and the ratio;
-the scratch database is dropped at the end.
+the app with gunicorn (2 workers: sync by default, gthread with --threads; DEBUG off) on loopback,
+and measures both endpoints in the same run, interleaved, with a small thread pool of keep-alive
+HTTP clients. The bare view is mounted only inside this benchmark (see `application`). Prints
+requests/s, p50, p99 and the ratio; the scratch database is dropped at the end.
 """
 
 import argparse
@@ -242,10 +242,17 @@ def main() -> int:
     )
     parser.add_argument("--concurrency", type=int, default=4, help="client threads (max 32)")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (max 5)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="gunicorn threads per worker (1: sync workers; more: gthread, max 8)",
+    )
     args = parser.parse_args()
     seconds = min(max(args.seconds, 1.0), 60.0)
     concurrency = min(max(args.concurrency, 1), 32)
     rounds = min(max(args.rounds, 1), 5)
+    threads = min(max(args.threads, 1), 8)
 
     database_url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_DB)
     env = _env(database_url)
@@ -266,6 +273,8 @@ def main() -> int:
                 "2",
                 "--bind",
                 f"127.0.0.1:{port}",
+                "--threads",
+                str(threads),
                 "--log-level",
                 "warning",
             ],
@@ -293,8 +302,9 @@ def main() -> int:
                 server.kill()
         _recreate_database(database_url, drop_only=True)
 
+    kind = "sync workers" if threads == 1 else f"gthread workers x {threads} threads"
     print(
-        f"gunicorn 2 sync workers, DEBUG off, PostgreSQL; {concurrency} clients, "
+        f"gunicorn 2 {kind}, DEBUG off, PostgreSQL; {concurrency} clients, "
         f"{rounds} x {seconds:.0f}s per endpoint, interleaved"
     )
     print(f"{'endpoint':<44} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
