@@ -115,9 +115,13 @@ def _attach_everything(page: Any, release_id: int, base: str, tmp_path: Path) ->
     item("monitoring_plan")
     page.get_by_label("Owner").fill("ml-platform on-call")
     page.get_by_label("Escalation").fill("page #support-ai-oncall")
-    for i, (name, kind) in enumerate(
-        (("toxic output", "output_anomaly"), ("PII in output", "data_exposure"))
-    ):
+    signals = (
+        ("toxic output", "output_anomaly"),
+        ("PII in output", "data_exposure"),
+        ("drift", "drift"),
+    )
+    page.get_by_role("button", name="Add a row").click()  # two blank rows are there; a third
+    for i, (name, kind) in enumerate(signals):
         page.locator(f"#id_signals-{i}-name").fill(name)
         page.locator(f"#id_signals-{i}-kind").select_option(kind)
         page.locator(f"#id_signals-{i}-threshold").fill("> 0.5%")
@@ -171,6 +175,7 @@ def test_the_whole_story(browser, live_server, people, tmp_path):
 
     # The requester sees "blocked" with the reason, and no promote button.
     page = alice.open(f"/releases/{release.pk}/")
+    assert page.locator("#ev-monitoring_plan td", has_text="drift").count() == 2
     gate = page.locator("section.gate")
     assert "Blocked" in gate.inner_text()
     assert "Prompts reach the vendor unredacted" in gate.inner_text()
