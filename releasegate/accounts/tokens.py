@@ -165,7 +165,9 @@ def token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
             person = actor.person
             if person is None or person.pk != token.user_id:
                 raise NotPermitted("A personal token is revoked only by its user.")
-        elif not actor.can(token.project, Capability.MANAGE_SERVICE_TOKENS):
+        elif token.project is None or not actor.can(
+            token.project, Capability.MANAGE_SERVICE_TOKENS
+        ):
             raise NotPermitted("Only a project admin may revoke this project's service tokens.")
     locked = ApiToken.objects.select_for_update().get(pk=token.pk)
     if locked.revoked_at is not None:
