@@ -287,6 +287,8 @@ def test_every_input_has_a_label_and_the_veto_dialog_works_by_keyboard(
         person = Person(browser, base, username, mobile=username == "security")
         for path in paths:
             assert person.open(path).evaluate(UNLABELLED) == [], path
+            if path.endswith("/monitoring_plan/"):
+                person.shot("evidence-form")
         if username == "security":
             page = person.open(f"/releases/{release.pk}/")
             person.shot("release-phone")
