@@ -112,3 +112,10 @@ def test_sign_out_is_a_post(client, personas):
     assert client.get("/logout/").status_code == 405
     assert client.post("/logout/").status_code == 302
     assert client.get("/").status_code == 302
+
+
+def test_only_the_api_docs_go_without_the_content_security_policy(client, personas):
+    assert "Content-Security-Policy" not in client.get("/api/v1/docs")
+    client.force_login(personas.requester)
+    for url in ("/", "/releases/", "/tokens/", "/projects/"):
+        assert "script-src 'self'" in client.get(url)["Content-Security-Policy"], url
