@@ -38,7 +38,7 @@ class SignInForm(AuthenticationForm):
 
     error_messages = {
         **AuthenticationForm.error_messages,
-        "locked": "Too many failed sign-ins. Try again in %(minutes)s minutes.",
+        "locked": "Too many failed sign-ins. Try again in %(wait)s.",
     }
 
     def _ip(self) -> str | None:
@@ -49,8 +49,9 @@ class SignInForm(AuthenticationForm):
         until = signin_locked_until(username=username, ip=self._ip())
         if until is not None:
             minutes = max(1, int((until - timezone.now()).total_seconds() // 60) + 1)
+            wait = f"{minutes} minute{'s' if minutes != 1 else ''}"
             raise forms.ValidationError(
-                self.error_messages["locked"], code="locked", params={"minutes": minutes}
+                self.error_messages["locked"], code="locked", params={"wait": wait}
             )
         try:
             cleaned = super().clean()

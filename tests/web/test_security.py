@@ -119,3 +119,25 @@ def test_only_the_api_docs_go_without_the_content_security_policy(client, person
     client.force_login(personas.requester)
     for url in ("/", "/releases/", "/tokens/", "/projects/"):
         assert "script-src 'self'" in client.get(url)["Content-Security-Policy"], url
+
+
+def test_the_lock_lasts_fifteen_minutes_from_the_last_failure(client, personas):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from releasegate.web.lockout import WINDOW
+
+    now = timezone.now()
+    # five failures, the last one 14 minutes ago: still locked
+    SignInFailure.objects.bulk_create(
+        [
+            SignInFailure(username="requester", ip="127.0.0.1", at=now - timedelta(minutes=14 + i))
+            for i in range(MAX_FAILURES)
+        ]
+    )
+    response = _sign_in(client, "requester", "requester-password-123")
+    assert "Try again in 1 minute." in response.content.decode()
+    # the same five, moved back past the window: unlocked
+    SignInFailure.objects.update(at=now - WINDOW - timedelta(seconds=1))
+    assert _sign_in(client, "requester", "requester-password-123").status_code == 302
