@@ -203,3 +203,31 @@ def test_create_token_refuses_bad_input(personas, args):
     with pytest.raises(CommandError):
         _command("create_token", *args)
     assert not ApiToken.objects.exists()
+
+
+def test_site_admin_sees_tokens_and_revokes_them_but_never_the_secret(personas, client, settings):
+    from django.contrib.auth import get_user_model
+
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    root = get_user_model().objects.create_superuser("root", password="root-password-123")
+    token, raw = token_create(
+        actor=Actor.system_actor(),
+        kind="service",
+        name="ci",
+        project=personas.project,
+        scopes=["gate:read"],
+    )
+    client.force_login(root)
+    listing = client.get("/admin/accounts/apitoken/")
+    assert listing.status_code == 200
+    assert token.key_id in listing.content.decode()
+    assert raw.split("_", 2)[2] not in listing.content.decode()
+    response = client.post(
+        "/admin/accounts/apitoken/", {"action": "revoke", "_selected_action": [token.pk]}
+    )
+    assert response.status_code == 302
+    assert token_authenticate(raw) is None
+    assert AuditEvent.objects.filter(action="token_revoked").count() == 1
