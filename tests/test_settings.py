@@ -55,8 +55,9 @@ def test_debug_off_without_secret_key_refuses_to_start(tmp_path):
     assert "SECRET_KEY" in started.stderr.strip().splitlines()[-1]
 
 
-def test_debug_off_with_a_short_secret_key_refuses_to_start(tmp_path):
-    started = _start(tmp_path, DEBUG="false", SECRET_KEY="secret")
+@pytest.mark.parametrize("key", ["secret", "insecure-releasegate-dev-key-change-me"])
+def test_debug_off_with_a_short_or_default_secret_key_refuses_to_start(tmp_path, key):
+    started = _start(tmp_path, DEBUG="false", SECRET_KEY=key)
     assert started.returncode != 0
     assert "SECRET_KEY" in started.stderr.strip().splitlines()[-1]
 
