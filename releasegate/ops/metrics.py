@@ -7,9 +7,10 @@ Two sources, each chosen for what it counts:
   PROMETHEUS_MULTIPROC_DIR is set each process writes its values to a memory-mapped file there and
   a scrape sums the files (prometheus_client's multiprocess mode). That keeps the hot path free of
   network round trips: the gate endpoint pays one in-memory increment.
-- Facts the database already holds (vetoes cast and active, promotions, check results by status)
-  are counted at scrape time. They are exact for the whole fleet, whichever process or container
-  wrote them, and survive restarts; a scrape costs three aggregate queries.
+- Facts the database already holds (vetoes cast and active, promotions, check results and
+  notification deliveries by status) are counted at scrape time. They are exact for the whole
+  fleet, whichever process or container wrote them, and survive restarts; a scrape costs four
+  aggregate queries.
 """
 
 import os
@@ -77,6 +78,21 @@ class DatabaseCollector(Collector):
         for status in CheckStatus.values:
             checks.add_metric([status], by_status.get(status, 0))
         yield checks
+
+        from releasegate.ops.models import Delivery
+
+        by_outcome = {
+            row["status"]: row["n"]
+            for row in Delivery.objects.order_by().values("status").annotate(n=Count("id"))
+        }
+        deliveries = GaugeMetricFamily(
+            "releasegate_notification_deliveries",
+            "Notification deliveries (e-mail and webhook), by status.",
+            labels=["status"],
+        )
+        for status in Delivery.Status.values:
+            deliveries.add_metric([status], by_outcome.get(status, 0))
+        yield deliveries
 
 
 def render() -> bytes:

@@ -53,6 +53,7 @@ def test_metrics_count_gate_queries_by_outcome_vetoes_promotions_and_checks(
     assert after[("releasegate_promotions_total", ())] == 1
     assert after[("releasegate_check_results", (("status", "passed"),))] == 7
     assert after[("releasegate_check_results", (("status", "failed"),))] == 0
+    assert after[("releasegate_notification_deliveries", (("status", "failed"),))] == 0
 
 
 def test_metrics_record_task_latency(client: Client, personas: Personas) -> None:
