@@ -47,10 +47,6 @@ READ_ERRORS = (401, 404)
 WRITE_ERRORS = (400, 401, 403, 404, 409, 413, 415)
 
 
-def _text(value: Any) -> str:
-    return value if isinstance(value, str) else ""
-
-
 def unknown_path(request: HttpRequest) -> JsonResponse:
     return JsonResponse(error_body("not_found", "No such API endpoint."), status=404)
 
