@@ -455,3 +455,18 @@ def test_unknown_api_paths_are_json_404s(client, path):
     response = client.get(path)
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
+
+
+def test_release_list_takes_the_same_queries_for_one_or_many(
+    personas, service, person, django_assert_num_queries
+):
+    ci, auditor = service("gate:read"), person("auditor")
+    make_release(personas.project, personas.requester, version="1.0.0")
+    for caller in (ci, auditor):
+        caller.request("GET", "/api/v1/releases")
+    for n in range(2, 12):
+        make_release(personas.project, personas.requester, version=f"1.0.{n}")
+    # service token: token, releases; person: token, visible projects, releases
+    for caller, queries in ((ci, 2), (auditor, 3)):
+        with django_assert_num_queries(queries):
+            assert caller.request("GET", "/api/v1/releases").json()["count"] == 11
