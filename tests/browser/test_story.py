@@ -4,12 +4,14 @@ checks pass and the requester promotes it."""
 
 import json
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import expect
 
 from releasegate.accounts.actors import Actor
 from releasegate.checks.services import check_result_record
@@ -147,13 +149,12 @@ def test_the_whole_story(browser, live_server, people, tmp_path):
     page.get_by_label("Artifact digest").fill(digest_of("story"))
     page.get_by_label("Summary").fill("Adds ticket summaries")
     page.get_by_role("button", name="Create release").click()
+    page.wait_for_url(re.compile(r"/releases/\d+/$"))
     release = Release.objects.get(version="1.4.2")
-    page.wait_for_url(f"{base}/releases/{release.pk}/")
     _attach_everything(page, release.pk, base, tmp_path)
     assert page.locator(".badge", has_text="Missing").count() == 0
     page.get_by_role("button", name="Submit for review").click()
-    page.wait_for_load_state()
-    assert "Submitted for review." in page.content()
+    expect(page.locator("main")).to_contain_text("Submitted for review.")
 
     # The security lead sees it waiting, and vetoes it; the dialog refuses an empty reason.
     sam = Person(browser, base, "security")
@@ -170,8 +171,7 @@ def test_the_whole_story(browser, live_server, people, tmp_path):
     dialog.get_by_label("Reason (required)").fill("Prompts reach the vendor unredacted")
     sam.shot("veto-dialog", full_page=False)
     dialog.get_by_role("button", name="Confirm veto").click()
-    page.wait_for_load_state()
-    assert "Veto recorded." in page.content()
+    expect(page.locator("main")).to_contain_text("Veto recorded.")
 
     # The requester sees "blocked" with the reason, and no promote button.
     page = alice.open(f"/releases/{release.pk}/")
@@ -188,18 +188,15 @@ def test_the_whole_story(browser, live_server, people, tmp_path):
     erin = Person(browser, base, "sme")
     page = erin.open(f"/releases/{release.pk}/")
     page.get_by_role("button", name="Approve").click()
-    page.wait_for_load_state()
-    assert "Approved as sme." in page.content()
+    expect(page.locator("main")).to_contain_text("Approved as sme.")
 
     # The security lead lifts the veto with a reason, then approves.
     page = sam.open(f"/releases/{release.pk}/")
     page.get_by_label("Reason for lifting (required)").fill("Redaction shipped in this build")
     page.get_by_role("button", name="Lift veto").click()
-    page.wait_for_load_state()
-    assert "Veto lifted." in page.content()
+    expect(page.locator("main")).to_contain_text("Veto lifted.")
     page.get_by_role("button", name="Approve").click()
-    page.wait_for_load_state()
-    assert "Approved as security." in page.content()
+    expect(page.locator("main")).to_contain_text("Approved as security.")
 
     # Checks pass, recorded as a worker would.
     release.refresh_from_db()
@@ -214,8 +211,7 @@ def test_the_whole_story(browser, live_server, people, tmp_path):
     alice.shot("release-cleared")
     page.locator("#promote-button").click()
     page.locator("#promote-dialog").get_by_role("button", name="Confirm promotion").click()
-    page.wait_for_load_state()
-    assert "1.4.2 promoted to production." in page.content()
+    expect(page.locator("main")).to_contain_text("1.4.2 promoted to production.")
     release.refresh_from_db()
     assert release.state == Release.State.PROMOTED
 
@@ -241,8 +237,9 @@ def test_a_form_error_keeps_the_input(browser, live_server, people):
     page.get_by_label("Artifact digest").fill("sha256:not-a-digest")
     page.get_by_label("Summary").fill("kept across the error")
     page.get_by_role("button", name="Create release").click()
-    page.wait_for_load_state()
-    assert "must be sha256: followed by 64 lowercase hex digits" in page.content()
+    expect(page.locator("main")).to_contain_text(
+        "must be sha256: followed by 64 lowercase hex digits"
+    )
     assert page.get_by_label("Version").input_value() == "2.0.0"
     assert page.get_by_label("Artifact digest").input_value() == "sha256:not-a-digest"
     assert page.get_by_label("Summary").input_value() == "kept across the error"
