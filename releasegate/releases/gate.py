@@ -53,6 +53,8 @@ class ApprovalFact:
     role: str
     manifest_digest: str
     created_at: datetime
+    # False once the approver no longer holds the role on the project or is deactivated.
+    holds_role: bool = True
 
 
 @dataclass(frozen=True)
@@ -254,6 +256,8 @@ def _approval_blockers(facts: GateFacts, manifest: str, at: datetime) -> list[Bl
             continue
         if approval.role not in policy.required_approvals:
             continue
+        if not approval.holds_role and facts.release.promoted_at is None:
+            continue  # an approval stands only while its giver still holds the role
         if approval.manifest_digest != manifest:
             stale.setdefault(approval.role, set()).add(approval.user_id)
         elif approval.created_at < oldest_valid:

@@ -2,12 +2,15 @@
 
 from datetime import timedelta
 
-from django.db.models import Q, QuerySet
+from django.contrib.contenttypes.models import ContentType
+from django.db.models import Exists, OuterRef, Q, QuerySet, Value
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Concat
 from django.utils import timezone
+from guardian.models import UserObjectPermission
 
 from releasegate.accounts.actors import Actor, Capability
-from releasegate.accounts.roles import project_ids_with_role
+from releasegate.accounts.roles import ROLE_PERMISSION_PREFIX, project_ids_with_role
 from releasegate.checks.models import CheckResult
 from releasegate.errors import NotFound
 from releasegate.releases.gate import (
@@ -21,8 +24,8 @@ from releasegate.releases.gate import (
     VetoFact,
     evaluate_gate,
 )
-from releasegate.releases.signals import gate_evaluated
 from releasegate.releases.models import Approval, Evidence, GatePolicy, Project, Release, Veto
+from releasegate.releases.signals import gate_evaluated
 
 
 def visible_project_ids(actor: Actor) -> list[int]:
@@ -87,6 +90,19 @@ def active_vetoes_for(release: Release) -> QuerySet[Veto]:
     )
 
 
+def _holds_role(project_id: int) -> Exists:
+    """Whether an approval's giver still holds its role on the project and is active."""
+    return Exists(
+        UserObjectPermission.objects.filter(
+            user_id=OuterRef("user_id"),
+            user__is_active=True,
+            content_type=ContentType.objects.get_for_model(Project),
+            object_pk=str(project_id),
+            permission__codename=Concat(Value(ROLE_PERMISSION_PREFIX), OuterRef("role")),
+        )
+    )
+
+
 def load_gate_facts(release: Release) -> GateFacts:
     """Load every fact the gate reads: 4 queries beyond the release itself (which must have been
     loaded with its project and current policy, see `release_for`/`load_release_for_gate`)."""
@@ -110,8 +126,11 @@ def load_gate_facts(release: Release) -> GateFacts:
             role=a.role,
             manifest_digest=a.manifest_digest,
             created_at=a.created_at,
+            holds_role=a.holds_role,
         )
-        for a in Approval.objects.filter(release_id=release.pk).select_related("user")
+        for a in Approval.objects.filter(release_id=release.pk)
+        .select_related("user")
+        .annotate(holds_role=_holds_role(release.project_id))
     )
     vetoes = tuple(
         VetoFact(

@@ -11,6 +11,7 @@ from releasegate.releases.services import (
     policy_change,
     release_promote,
     role_grant,
+    role_revoke,
     veto_cast,
     veto_lift,
 )
@@ -179,3 +180,42 @@ def test_superuser_cannot_promote_a_cleared_release(personas):
     with pytest.raises(NotPermitted):
         release_promote(release=release, actor=Actor.for_user(superuser()))
     assert Release.objects.get(pk=release.pk).state == "in_review"
+
+
+def test_approval_stops_counting_when_its_giver_loses_the_role(personas):
+    p = personas
+    release = _ready_for_approval(p)
+    approval_give(release=release, actor=p.actor("security"), role="security")
+    approval_give(release=release, actor=p.actor("sme"), role="sme")
+    assert decide(release).cleared
+
+    role_revoke(project=p.project, user=p.security, role="security", actor=p.actor("admin"))
+
+    decision = decide(release)
+    assert not decision.cleared
+    assert [(b.code, b.details["role"]) for b in decision.blockers] == [
+        ("approval_missing", "security")
+    ]
+
+
+def test_approval_of_a_deactivated_user_does_not_count(personas):
+    p = personas
+    release = _ready_for_approval(p)
+    approval_give(release=release, actor=p.actor("security"), role="security")
+    approval_give(release=release, actor=p.actor("sme"), role="sme")
+    p.sme.is_active = False
+    p.sme.save(update_fields=["is_active"])
+
+    assert codes(decide(release)) == ["approval_missing"]
+
+
+def test_a_promoted_release_keeps_the_approvals_it_was_promoted_on(personas):
+    p = personas
+    release = _ready_for_approval(p)
+    approval_give(release=release, actor=p.actor("security"), role="security")
+    approval_give(release=release, actor=p.actor("sme"), role="sme")
+    release_promote(release=release, actor=p.actor("requester"))
+
+    role_revoke(project=p.project, user=p.sme, role="sme", actor=p.actor("admin"))
+
+    assert decide(release).cleared
