@@ -282,7 +282,7 @@ LOGGING = {
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # Operations: /metrics needs `Authorization: Bearer $METRICS_TOKEN` when DEBUG is off (and is a
-# 404 without a token configured); /readyz gives each dependency this many seconds.
+# 404 without a token configured); /readyz gives the broker this many seconds to answer.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 if METRICS_TOKEN and len(METRICS_TOKEN) < 24:
     raise ImproperlyConfigured("METRICS_TOKEN must be at least 24 characters when set")

@@ -1,4 +1,8 @@
-"""Notification tasks: decide who is told about what, then deliver each message with retries."""
+"""Notification tasks: decide who is told about what, then deliver each message with retries.
+
+Like every task here they are acknowledged late, time-limited and keep no result (the project's
+CELERY_* settings); the database records each delivery.
+"""
 
 import logging
 import random
@@ -31,7 +35,7 @@ def _enqueue(deliveries: list[Delivery]) -> int:
     return len(deliveries)
 
 
-@shared_task(acks_late=True, ignore_result=True, time_limit=120)
+@shared_task
 def notify_release_event(event: str, release_id: int, veto_id: int | None = None) -> int:
     """Record one delivery per subscribed target for `event` and enqueue them."""
     release = Release.objects.select_related("project", "requester").get(pk=release_id)
@@ -46,7 +50,7 @@ def notify_release_event(event: str, release_id: int, veto_id: int | None = None
     )
 
 
-@shared_task(acks_late=True, ignore_result=True, time_limit=120)
+@shared_task
 def notify_if_cleared(release_id: int) -> int:
     """After an approval, a check result or a lifted veto: tell "cleared" once per manifest.
 
@@ -75,7 +79,6 @@ def notify_if_cleared(release_id: int) -> int:
 # Below the broker's visibility timeout (an hour), so a task waiting out its delay is never
 # handed to a second worker.
 BACKOFF_CAP_SECONDS = 1800
-WORKER_TIME_LIMIT = 120
 
 
 def _backoff_base(attempts: int) -> float:
@@ -92,14 +95,12 @@ def stale_after() -> timedelta:
     """How long a pending delivery may wait before the sweep takes it up: longer than its
     longest retry delay plus one attempt, so a sweep never races a retry that is on its way."""
     longest = _backoff_base(settings.RELEASEGATE_NOTIFY_MAX_ATTEMPTS) * 1.2
-    return timedelta(seconds=longest + WORKER_TIME_LIMIT + 60)
+    return timedelta(seconds=longest + settings.CELERY_TASK_TIME_LIMIT + 60)
 
 
 # Attempts are counted in the database, not by Celery: a delivery taken up again by the sweep
 # keeps its count, and stops at RELEASEGATE_NOTIFY_MAX_ATTEMPTS whichever task runs it.
-@shared_task(
-    bind=True, acks_late=True, ignore_result=True, time_limit=WORKER_TIME_LIMIT, max_retries=None
-)
+@shared_task(bind=True, max_retries=None)
 def deliver_notification(self: Any, delivery_id: int) -> str:
     attempt = delivery_attempt(delivery_id=delivery_id)
     delivery = attempt.delivery
@@ -116,7 +117,7 @@ def deliver_notification(self: Any, delivery_id: int) -> str:
     raise self.retry(countdown=backoff_seconds(delivery.attempts))
 
 
-@shared_task(acks_late=True, ignore_result=True, time_limit=WORKER_TIME_LIMIT)
+@shared_task
 def sweep_deliveries() -> int:
     """Take up deliveries left pending: a worker lost mid-attempt, or the broker down when a
     delivery or its retry was to be enqueued. Run by the scheduler."""
