@@ -171,7 +171,7 @@ def _poll(ask: Callable[[], dict[str, Any]], wait: timedelta) -> dict[str, Any]:
             assert last is not None
             return last
         pause = min(remaining, random.uniform(delay / 2, delay))  # noqa: S311 (jitter, not secrets)
-        print(f"waiting {pause:.0f}s for clearance…", file=sys.stderr)
+        print(f"waiting {pause:.0f}s for clearance...", file=sys.stderr)
         time.sleep(pause)
         delay = min(delay * 2, MAX_DELAY)
 
