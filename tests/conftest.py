@@ -85,3 +85,13 @@ def make_personas(slug: str = "support-assistant", prefix: str = "") -> Personas
 @pytest.fixture
 def personas(db: Any) -> Personas:
     return make_personas()
+
+
+@pytest.fixture
+def advisory_db(db: Any) -> int:
+    """The bundled sample of real PyPI advisories, imported as `seed_demo` does; returns how many."""
+    from releasegate.checks.advisories import advisories_import
+    from releasegate.releases.demo import DEMO_ADVISORIES
+
+    report = advisories_import(path=DEMO_ADVISORIES)
+    return report.created + report.updated + report.unchanged

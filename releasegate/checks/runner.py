@@ -9,6 +9,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from releasegate.checks.models import Advisory
 from releasegate.checks.external_ci import check_external_ci
 from releasegate.checks.outcome import Outcome
 from releasegate.checks.rules import (
@@ -36,6 +37,13 @@ class StaleManifest(Exception):
 def _vulnerabilities(release: Release, policy: GatePolicy, sbom: dict[str, Any] | None) -> Outcome:
     if sbom is None:
         return Outcome("failed", "no sbom evidence is attached", {"missing_evidence": "sbom"})
+    if not Advisory.objects.exists():
+        # An empty advisory database would pass every SBOM: fail closed instead.
+        return Outcome(
+            "error",
+            "no advisories are imported: run `manage.py import_osv PATH` on the workers' database",
+            {"advisories": 0},
+        )
     parts = components(sbom)
     return evaluate_vulnerabilities(
         components=parts,

@@ -1,15 +1,20 @@
 """The demo data of the product brief: one project, its default policy, and six people."""
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from releasegate.accounts.actors import Actor
+from releasegate.checks.advisories import advisories_import
 from releasegate.releases.models import Project
 from releasegate.releases.services import project_create, role_grant
 
 DEMO_PROJECT = "support-assistant"
+# A small sample of real PyPI advisories (see releasegate/checks/data/NOTICE.md), so the demo's
+# vulnerabilities check has a database to match against; it fails closed on an empty one.
+DEMO_ADVISORIES = Path(__file__).resolve().parent.parent / "checks" / "data" / "osv-demo-sample.zip"
 
 
 @dataclass(frozen=True)
@@ -50,4 +55,5 @@ def seed_demo() -> Project:
             user.save()
         if person.role is not None:
             role_grant(project=project, user=user, role=person.role, actor=system)
+    advisories_import(path=DEMO_ADVISORIES)
     return project

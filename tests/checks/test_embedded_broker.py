@@ -18,7 +18,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 CELERY = str(Path(sys.executable).with_name("celery"))
 
 
-def test_worker_and_beat_on_the_file_broker_check_a_release_without_redis(personas, tmp_path):
+def test_worker_and_beat_on_the_file_broker_check_a_release_without_redis(
+    personas, advisory_db, tmp_path
+):
     env = {
         **os.environ,
         "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",

@@ -18,7 +18,7 @@ from tests.checks.ci_server import FakeCI
 
 
 @pytest.fixture
-def release(personas):
+def release(personas, advisory_db):
     return submitted_release(personas.project, personas.requester)
 
 
@@ -261,3 +261,10 @@ def test_an_old_claim_that_lost_its_lease_cannot_record(release):
     )
     assert results(release, "licenses")[0].summary == "ok"
     assert timezone.now()  # keep the import honest for the time-based lease above
+
+
+def test_vulnerabilities_fail_closed_when_no_advisories_are_imported(personas):
+    release = submitted_release(personas.project, personas.requester)
+    assert run(release, "vulnerabilities") == "error"
+    assert "import_osv" in results(release, "vulnerabilities")[0].summary
+    assert check_blocker(release, "vulnerabilities") == ("check_failed", "error")

@@ -189,7 +189,9 @@ def sweep_until(what: str, condition: Callable[[], object], timeout: float) -> o
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def test_submitting_runs_every_check_on_the_worker_and_clears_the_gate(personas, workers):
+def test_submitting_runs_every_check_on_the_worker_and_clears_the_gate(
+    personas, advisory_db, workers
+):
     workers()
     release = submitted_release(personas.project, personas.requester)  # enqueued after commit
     results = wait_for("every check to finish", lambda: final_results(release), 30)
@@ -292,7 +294,7 @@ def queued_checks(queue: redis.Redis) -> int:
     return sum(m["headers"]["task"] == "releasegate.checks.run_check" for m in messages)
 
 
-def test_redis_restarted_under_a_sweep_loses_no_check(personas, workers):
+def test_redis_restarted_under_a_sweep_loses_no_check(personas, advisory_db, workers):
     with own_redis() as (restart, url), publishing_to(url):
         queue = redis.Redis.from_url(url)
         release = submitted_release(personas.project, personas.requester)  # enqueued, no worker
