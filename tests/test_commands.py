@@ -94,3 +94,23 @@ def test_verify_audit_exits_zero_on_an_intact_trail(settings):
     out = io.StringIO()
     call_command("verify_audit", stdout=out)
     assert "intact" in out.getvalue()
+
+
+def test_create_project_names_its_admin_with_the_default_policy(db):
+    olga = get_user_model().objects.create_user("olga2", password="x-password-123")
+    out = io.StringIO()
+    call_command(
+        "create_project", "fraud-model", "--name", "Fraud model", "--admin", "olga2", stdout=out
+    )
+
+    project = Project.objects.get(slug="fraud-model")
+    assert roles_for(olga, project) == frozenset({Role.ADMIN})
+    assert project.current_policy.version == 1
+    assert project.current_policy.required_approvals == {"security": 1, "sme": 1}
+    assert "olga2 is its admin" in out.getvalue()
+
+
+def test_create_project_refuses_an_unknown_admin_and_creates_nothing(db):
+    with pytest.raises(CommandError, match="No user 'nobody'"):
+        call_command("create_project", "fraud-model", "--name", "Fraud", "--admin", "nobody")
+    assert not Project.objects.filter(slug="fraud-model").exists()

@@ -76,6 +76,8 @@ class CheckFact:
     manifest_digest: str
     updated_at: datetime
     summary: str = ""
+    # Set when the result rests on something that ends (a vulnerability waiver's expiry).
+    valid_until: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,7 @@ def _recency(result: CheckFact) -> tuple[datetime, int]:
     return result.updated_at, severity
 
 
-def _check_blockers(facts: GateFacts, manifest: str) -> list[Blocker]:
+def _check_blockers(facts: GateFacts, manifest: str, at: datetime) -> list[Blocker]:
     latest: dict[str, CheckFact] = {}
     for result in facts.checks:
         if result.manifest_digest != manifest:
@@ -232,6 +234,14 @@ def _check_blockers(facts: GateFacts, manifest: str) -> list[Blocker]:
                     "check_failed",
                     f"Check {check} {verb}{f': {summary}' if summary else ''}",
                     {"check": check, "status": latest_result.status, "summary": summary},
+                )
+            )
+        elif latest_result.valid_until is not None and latest_result.valid_until <= at:
+            blockers.append(
+                Blocker(
+                    "check_pending",
+                    f"Check {check} passed on a waiver that has since expired; it runs again.",
+                    {"check": check, "status": "expired"},
                 )
             )
         elif latest_result.status != PASSED:
@@ -305,7 +315,7 @@ def evaluate_gate(facts: GateFacts, now: datetime) -> GateDecision:
         *_lifecycle_blockers(facts.release),
         *_veto_blockers(facts),
         *_evidence_blockers(facts, at),
-        *_check_blockers(facts, manifest),
+        *_check_blockers(facts, manifest, at),
         *_approval_blockers(facts, manifest, at),
     ]
     return GateDecision(

@@ -152,10 +152,11 @@ def load_gate_facts(release: Release) -> GateFacts:
             manifest_digest=c.manifest_digest,
             updated_at=c.updated_at,
             summary=c.summary,
+            valid_until=c.valid_until,
         )
         for c in CheckResult.objects.filter(
             release_id=release.pk, manifest_digest=release.manifest_digest
-        ).only("check_name", "status", "manifest_digest", "updated_at", "summary")
+        ).only("check_name", "status", "manifest_digest", "updated_at", "summary", "valid_until")
     )
     return GateFacts(
         release=ReleaseFacts(

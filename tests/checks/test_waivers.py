@@ -13,6 +13,7 @@ from releasegate.checks.selectors import checks_due
 from releasegate.checks.tasks import run_check
 from releasegate.checks.waivers import advisory_waive, waiver_revoke
 from releasegate.errors import Conflict, InvalidInput, NotFound, NotPermitted
+from releasegate.releases.selectors import gate_decision, gate_release_queryset
 from releasegate.releases.services import evidence_attach
 from tests.builders import submitted_release
 from tests.checks.test_vulnerabilities import CRITICAL, advisory, ecosystem, write_folder
@@ -128,6 +129,11 @@ def test_a_passed_result_resting_on_a_waiver_is_due_again_when_it_ends(personas,
     assert (release.pk, "vulnerabilities", release.manifest_digest) not in checks_due()
     CheckResult.objects.filter(pk=row.pk).update(valid_until=timezone.now() - timedelta(seconds=1))
     Waiver.objects.filter(pk=waiver.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    # The very next gate query stops counting the pass, before any worker has run again.
+    gate = gate_decision(gate_release_queryset().get(pk=release.pk))
+    assert {"check": "vulnerabilities", "status": "expired"}.items() <= next(
+        b.details for b in gate.blockers if b.details.get("check") == "vulnerabilities"
+    ).items()
     assert (release.pk, "vulnerabilities", release.manifest_digest) in checks_due()
     run_check.apply(args=(release.pk, "vulnerabilities", release.manifest_digest))
     assert CheckResult.objects.get(pk=row.pk).status == "failed"
