@@ -59,7 +59,9 @@ def database_from_url(name: str, default: str) -> dict[str, object]:
         if raw.startswith("sqlite:///") and not raw.startswith("sqlite:////"):
             path = path.lstrip("/")
         if not path:
-            raise ImproperlyConfigured(f"{name} must name a SQLite file, e.g. sqlite:///data/db.sqlite3")
+            raise ImproperlyConfigured(
+                f"{name} must name a SQLite file, e.g. sqlite:///data/db.sqlite3"
+            )
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         return {

@@ -1,4 +1,4 @@
-"""Typed errors raised by services. Every entry point (API, pages, CLI, admin) maps them the same way.
+"""Typed errors raised by services; every entry point (API, pages, CLI, admin) maps them alike.
 
 Each carries a stable machine-readable `code`, a human `message`, and for bad input the fields
 that are wrong. A service raises before it writes, or inside its transaction, so nothing changes.
@@ -41,7 +41,9 @@ class ReleasegateError(Exception):
 class InvalidInput(ReleasegateError):
     """The caller sent something malformed; 400."""
 
-    def __init__(self, message: str, *, code: str = "invalid", errors: list[FieldError] | None = None):
+    def __init__(
+        self, message: str, *, code: str = "invalid", errors: list[FieldError] | None = None
+    ):
         super().__init__(message=message, code=code, status=400, errors=errors or [])
 
 
@@ -62,5 +64,7 @@ class NotFound(ReleasegateError):
 class Conflict(ReleasegateError):
     """The act does not fit the object's current state; 409."""
 
-    def __init__(self, message: str, *, code: str = "conflict", extra: dict[str, object] | None = None):
+    def __init__(
+        self, message: str, *, code: str = "conflict", extra: dict[str, object] | None = None
+    ):
         super().__init__(message=message, code=code, status=409, extra=extra or {})

@@ -126,7 +126,11 @@ def digest_of(text: str) -> str:
 
 
 def make_release(
-    project: Any, requester: Any, *, version: str = "1.0.0", environment: str = "production",
+    project: Any,
+    requester: Any,
+    *,
+    version: str = "1.0.0",
+    environment: str = "production",
     artifact: str | None = None,
 ) -> Release:
     return release_create(
@@ -141,7 +145,9 @@ def make_release(
 
 def attach_all(release: Release, requester: Any) -> None:
     for kind in EVIDENCE:
-        evidence_attach(release=release, actor=Actor.for_user(requester), kind=kind, document=document(kind))
+        evidence_attach(
+            release=release, actor=Actor.for_user(requester), kind=kind, document=document(kind)
+        )
 
 
 def pass_checks(release: Release, checks: tuple[str, ...] = DEFAULT_CHECKS) -> None:

@@ -89,7 +89,7 @@ def personas(db: Any) -> Personas:
 
 @pytest.fixture
 def advisory_db(db: Any) -> int:
-    """The bundled sample of real PyPI advisories, imported as `seed_demo` does; returns how many."""
+    """The bundled sample of real PyPI advisories, imported as `seed_demo` does; how many."""
     from releasegate.checks.advisories import advisories_import
     from releasegate.releases.demo import DEMO_ADVISORIES
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from releasegate.accounts.roles import Role, roles_for
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser
+    from django.contrib.auth.models import User
 
     from releasegate.accounts.models import ApiToken
     from releasegate.releases.models import Project
@@ -65,13 +65,13 @@ _SCOPE_CAPABILITIES: dict[Scope, frozenset[Capability]] = {
 
 @dataclass
 class Actor:
-    user: "AbstractBaseUser | None" = None
+    user: "User | None" = None
     token: "ApiToken | None" = None
     system: bool = False
     _roles: dict[int, frozenset[Role]] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def for_user(cls, user: "AbstractBaseUser") -> "Actor":
+    def for_user(cls, user: "User") -> "Actor":
         return cls(user=user)
 
     @classmethod
@@ -87,7 +87,7 @@ class Actor:
         return self.token is not None and self.token.kind == "service"
 
     @property
-    def person(self) -> "AbstractBaseUser | None":
+    def person(self) -> "User | None":
         """The human behind the act, or None for a service token or the system."""
         if self.system or self.is_service:
             return None
@@ -104,7 +104,7 @@ class Actor:
         return "anonymous"
 
     def roles(self, project: "Project") -> frozenset[Role]:
-        """Roles of the person acting (none for a service token or the system). Cached per project."""
+        """Roles of the person acting (none for a service token or the system), cached."""
         person = self.person
         if person is None:
             return frozenset()

@@ -1,3 +1,5 @@
+from datetime import datetime
+
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
@@ -58,6 +60,6 @@ class ApiToken(models.Model):
     def __str__(self) -> str:
         return f"{self.kind} token {self.name} ({self.key_id})"
 
-    def is_active(self, now: "timezone.datetime | None" = None) -> bool:
+    def is_active(self, now: datetime | None = None) -> bool:
         now = now or timezone.now()
         return self.revoked_at is None and self.expires_at > now

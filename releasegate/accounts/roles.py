@@ -10,7 +10,7 @@ from django.contrib.contenttypes.models import ContentType
 from guardian.models import UserObjectPermission
 
 if TYPE_CHECKING:
-    from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+    from django.contrib.auth.models import AnonymousUser, User
 
     from releasegate.releases.models import Project
 
@@ -37,7 +37,7 @@ def role_permissions() -> list[tuple[str, str]]:
     return [(permission_codename(role), f"Holds the {role.value} role") for role in Role]
 
 
-def roles_for(user: "AbstractBaseUser | AnonymousUser | None", project: "Project") -> frozenset[Role]:
+def roles_for(user: "User | AnonymousUser | None", project: "Project") -> frozenset[Role]:
     """The roles a user holds on one project, in one query."""
     if user is None or not user.is_authenticated or not user.is_active:
         return frozenset()
@@ -50,7 +50,7 @@ def roles_for(user: "AbstractBaseUser | AnonymousUser | None", project: "Project
     return frozenset(Role(name.removeprefix(ROLE_PERMISSION_PREFIX)) for name in codenames)
 
 
-def project_ids_with_role(user: "AbstractBaseUser | AnonymousUser | None") -> "list[int]":
+def project_ids_with_role(user: "User | AnonymousUser | None") -> "list[int]":
     """Ids of every project on which the user holds any role (one query)."""
     from releasegate.releases.models import Project
 

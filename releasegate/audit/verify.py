@@ -59,7 +59,8 @@ def verify_chain(*, batch_size: int = 2000) -> tuple[int, ChainProblem | None]:
     head = AuditHead.objects.filter(id=1).first()
     if head is not None and head.last_seq >= expected_seq:
         return checked, ChainProblem(
-            expected_seq, f"event #{expected_seq} is missing (the chain was written up to #{head.last_seq})"
+            expected_seq,
+            f"event #{expected_seq} is missing (the chain was written up to #{head.last_seq})",
         )
     if head is not None and head.last_seq and head.last_hash != prev_hash:
         return checked, ChainProblem(head.last_seq, f"event #{head.last_seq} was altered")

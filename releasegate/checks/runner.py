@@ -9,8 +9,8 @@ from typing import Any
 
 from django.utils import timezone
 
-from releasegate.checks.models import Advisory
 from releasegate.checks.external_ci import check_external_ci
+from releasegate.checks.models import Advisory
 from releasegate.checks.outcome import Outcome
 from releasegate.checks.rules import (
     check_data_flow,

@@ -8,7 +8,7 @@ name is the one thing it edits, and that too through its service.
 from typing import Any, cast
 
 from django.contrib import admin
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Model
 from django.http import HttpRequest
 
@@ -56,7 +56,7 @@ class ProjectAdmin(admin.ModelAdmin):
         project_rename(
             project=Project.objects.get(pk=obj.pk),
             # The admin site lets only signed-in staff this far.
-            actor=Actor.for_user(cast(AbstractBaseUser, request.user)),
+            actor=Actor.for_user(cast(User, request.user)),
             name=obj.name,
         )
 

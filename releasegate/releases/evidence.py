@@ -183,7 +183,9 @@ def _sbom_problem(document: dict[str, Any]) -> list[FieldError]:
     elif "spdxVersion" in document or "SPDXID" in document:
         version = document.get("spdxVersion")
         if version not in {"SPDX-2.2", "SPDX-2.3"}:
-            return [FieldError("spdxVersion", f"{version!r} is not supported (SPDX-2.2 or SPDX-2.3)")]
+            return [
+                FieldError("spdxVersion", f"{version!r} is not supported (SPDX-2.2 or SPDX-2.3)")
+            ]
         validator = Draft202012Validator(SCHEMAS[EvidenceKind.SBOM]["oneOf"][1])
     else:
         return [
@@ -210,10 +212,13 @@ def validate_document(kind: str, document: Any) -> list[FieldError]:
     if kind == EvidenceKind.SBOM:
         return _sbom_problem(document)
     problems = _errors(_VALIDATORS[kind].iter_errors(document))
-    if not problems and kind == EvidenceKind.PIPELINE_REVIEW:
-        # Today in UTC, as the gate reckons a review's age.
-        if date.fromisoformat(document["reviewed_at"]) > timezone.now().date():
-            problems.append(FieldError("reviewed_at", "a review cannot be dated in the future"))
+    # Today in UTC, as the gate reckons a review's age.
+    if (
+        not problems
+        and kind == EvidenceKind.PIPELINE_REVIEW
+        and date.fromisoformat(document["reviewed_at"]) > timezone.now().date()
+    ):
+        problems.append(FieldError("reviewed_at", "a review cannot be dated in the future"))
     return problems
 
 
@@ -222,7 +227,7 @@ def canonical_json(document: Any) -> bytes:
 
 
 def evidence_digest(*, document: Any, attachment_digest: str = "", link: str = "") -> str:
-    """sha256 over the canonical document and whatever is attached, so any change is a new digest."""
+    """sha256 over the canonical document and what is attached: any change is a new digest."""
     h = hashlib.sha256(canonical_json(document))
     h.update(b"\x00attachment:" + attachment_digest.encode())
     h.update(b"\x00link:" + link.encode())
@@ -231,6 +236,8 @@ def evidence_digest(*, document: Any, attachment_digest: str = "", link: str = "
 
 def manifest_digest(*, artifact_digest: str, evidence: dict[str, str]) -> str:
     """A digest over the artifact digest and every current evidence digest (by kind)."""
-    lines = [f"artifact {artifact_digest}"] + [f"{kind} {evidence[kind]}" for kind in sorted(evidence)]
+    lines = [f"artifact {artifact_digest}"] + [
+        f"{kind} {evidence[kind]}" for kind in sorted(evidence)
+    ]
     body = "releasegate-manifest-v1\n" + "\n".join(lines)
     return f"sha256:{hashlib.sha256(body.encode()).hexdigest()}"

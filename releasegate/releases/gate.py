@@ -1,9 +1,9 @@
 """The gate: one pure function over loaded facts.
 
 `evaluate_gate(facts, now)` answers whether a release is cleared and, if not, every reason why,
-each as a blocker with a stable code. It reads nothing and writes nothing; `selectors.load_gate_facts`
-loads the facts in a fixed number of queries. Everything that asks "is it cleared?" (API, pages,
-promotion, CLI) comes here.
+each as a blocker with a stable code. It reads nothing and writes nothing;
+`selectors.load_gate_facts` loads the facts in a fixed number of queries. Everything that asks
+"is it cleared?" (API, pages, promotion, CLI) comes here.
 """
 
 from dataclasses import dataclass, field

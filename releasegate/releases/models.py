@@ -22,7 +22,7 @@ class Project(models.Model):
     )
 
     class Meta:
-        permissions = role_permissions()
+        permissions = [(codename, text) for codename, text in role_permissions()]
         ordering = ["slug"]
 
     def __str__(self) -> str:
@@ -103,7 +103,7 @@ def evidence_upload_path(instance: "Evidence", filename: str) -> str:
 
 
 class Evidence(models.Model):
-    """One version of one checklist item's evidence. Replacing it keeps the old row (not current)."""
+    """One version of one checklist item's evidence; replacing it keeps the old row, not current."""
 
     release = models.ForeignKey(Release, on_delete=models.CASCADE, related_name="evidence")
     kind = models.CharField(max_length=32, choices=EvidenceKind.choices)

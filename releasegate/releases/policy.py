@@ -44,7 +44,11 @@ def _string_list(value: Any, name: str, allowed: set[str], errors: list[FieldErr
         return []
     unknown = sorted(set(value) - allowed)
     if unknown:
-        errors.append(FieldError(name, f"unknown: {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})"))
+        errors.append(
+            FieldError(
+                name, f"unknown: {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})"
+            )
+        )
     return list(dict.fromkeys(value))
 
 
@@ -63,7 +67,9 @@ def policy_spec_from(data: dict[str, Any], base: PolicySpec | None = None) -> Po
     unknown_keys = sorted(set(data) - set(base.as_fields()))
     for key in unknown_keys:
         errors.append(FieldError(key, "not a policy setting"))
-    items = _string_list(merged["required_items"], "required_items", {k.value for k in EvidenceKind}, errors)
+    items = _string_list(
+        merged["required_items"], "required_items", {k.value for k in EvidenceKind}, errors
+    )
     checks = _string_list(merged["required_checks"], "required_checks", set(CHECK_NAMES), errors)
     veto_roles = _string_list(merged["veto_roles"], "veto_roles", set(REVIEWER_ROLES), errors)
     approvals = merged["required_approvals"]
@@ -80,7 +86,9 @@ def policy_spec_from(data: dict[str, Any], base: PolicySpec | None = None) -> Po
         approvals = {}
     threshold = merged["vulnerability_threshold"]
     if threshold not in SEVERITIES:
-        errors.append(FieldError("vulnerability_threshold", f"must be one of {', '.join(SEVERITIES)}"))
+        errors.append(
+            FieldError("vulnerability_threshold", f"must be one of {', '.join(SEVERITIES)}")
+        )
     denylist = merged["license_denylist"]
     if not isinstance(denylist, list) or not all(isinstance(v, str) and v for v in denylist):
         errors.append(FieldError("license_denylist", "must be a list of SPDX license ids"))

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
@@ -94,13 +94,19 @@ def project_create(
             errors=[FieldError("slug", "lowercase letters, digits and dashes, up to 64")],
         )
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
-        raise InvalidInput("Invalid project name.", errors=[FieldError("name", "1 to 200 characters")])
+        raise InvalidInput(
+            "Invalid project name.", errors=[FieldError("name", "1 to 200 characters")]
+        )
     if Project.objects.filter(slug=slug).exists():
         raise Conflict(f"A project {slug!r} exists already.", code="duplicate_project")
     spec = policy_spec_from(policy or {}, PolicySpec())
     project = Project.objects.create(slug=slug, name=name.strip())
     first = GatePolicy.objects.create(
-        project=project, version=1, created_by=actor.person, note="initial policy", **spec.as_fields()
+        project=project,
+        version=1,
+        created_by=actor.person,
+        note="initial policy",
+        **spec.as_fields(),
     )
     project.current_policy = first
     project.save(update_fields=["current_policy"])
@@ -119,8 +125,7 @@ def project_rename(*, project: Project, actor: Actor, name: Any) -> Project:
     project changes outside its own service (the slug is its identity in CI and tokens)."""
     person = actor.person
     if not (
-        actor.can(project, Capability.CHANGE_POLICY)
-        or bool(getattr(person, "is_superuser", False))
+        actor.can(project, Capability.CHANGE_POLICY) or bool(getattr(person, "is_superuser", False))
     ):
         raise NotPermitted("Only a project admin may rename the project.")
     if not isinstance(name, str) or not name.strip() or len(name.strip()) > 200:
@@ -149,9 +154,13 @@ def policy_change(
     *, project: Project, actor: Actor, changes: dict[str, Any], note: str = ""
 ) -> GatePolicy:
     """Add a new policy version: the current one with `changes` applied."""
-    _require(actor, project, Capability.CHANGE_POLICY, "Only a project admin may change its policy.")
+    _require(
+        actor, project, Capability.CHANGE_POLICY, "Only a project admin may change its policy."
+    )
     if not isinstance(changes, dict) or not changes:
-        raise InvalidInput("Nothing to change.", errors=[FieldError("(document)", "no settings given")])
+        raise InvalidInput(
+            "Nothing to change.", errors=[FieldError("(document)", "no settings given")]
+        )
     locked = (
         Project.objects.select_for_update(of=("self",))
         .select_related("current_policy")
@@ -202,7 +211,7 @@ def _role(value: Any) -> Role:
 
 
 @transaction.atomic
-def role_grant(*, project: Project, user: AbstractBaseUser, role: str, actor: Actor) -> None:
+def role_grant(*, project: Project, user: User, role: str, actor: Actor) -> None:
     """Give `user` a role on `project`. Nobody grants a role to themselves."""
     granted = _role(role)
     if not _may_grant(actor, project, granted):
@@ -221,7 +230,7 @@ def role_grant(*, project: Project, user: AbstractBaseUser, role: str, actor: Ac
 
 
 @transaction.atomic
-def role_revoke(*, project: Project, user: AbstractBaseUser, role: str, actor: Actor) -> None:
+def role_revoke(*, project: Project, user: User, role: str, actor: Actor) -> None:
     revoked = _role(role)
     if not _may_grant(actor, project, revoked):
         raise NotPermitted("Only a project admin may revoke roles on this project.")
@@ -239,7 +248,7 @@ def role_revoke(*, project: Project, user: AbstractBaseUser, role: str, actor: A
 # Releases and evidence ---------------------------------------------------------------------------
 
 
-def _requester_for(actor: Actor) -> AbstractBaseUser:
+def _requester_for(actor: Actor) -> User:
     if actor.person is not None:
         return actor.person
     token = actor.token
@@ -260,12 +269,16 @@ def release_create(
     environment: Any = "production",
     summary: Any = "",
 ) -> Release:
-    _require(actor, project, Capability.CREATE_RELEASE, "You may not create releases in this project.")
+    _require(
+        actor, project, Capability.CREATE_RELEASE, "You may not create releases in this project."
+    )
     errors = []
     if not isinstance(version, str) or not VERSION_RE.match(version):
         errors.append(FieldError("version", "1 to 100 letters, digits, '.', '_', '+' or '-'"))
     if not isinstance(artifact_digest, str) or not DIGEST_RE.match(artifact_digest):
-        errors.append(FieldError("artifact_digest", "must be sha256: followed by 64 lowercase hex digits"))
+        errors.append(
+            FieldError("artifact_digest", "must be sha256: followed by 64 lowercase hex digits")
+        )
     if not isinstance(environment, str) or not ENVIRONMENT_RE.match(environment):
         errors.append(FieldError("environment", "lowercase letters, digits, '_' or '-', up to 64"))
     if not isinstance(summary, str) or len(summary) > 5000:
@@ -273,7 +286,9 @@ def release_create(
     if errors:
         raise InvalidInput("The release is not valid.", errors=errors)
     if Release.objects.filter(project=project, version=version).exists():
-        raise Conflict(f"Version {version} exists already in {project.slug}.", code="duplicate_version")
+        raise Conflict(
+            f"Version {version} exists already in {project.slug}.", code="duplicate_version"
+        )
     try:
         with transaction.atomic():
             release = Release.objects.create(
@@ -345,13 +360,19 @@ def evidence_attach(
         )
     problems = validate_document(kind, document)
     if problems:
-        raise InvalidInput(f"The {kind} document is not valid.", code="invalid_evidence", errors=problems)
-    if link and (not isinstance(link, str) or not re.match(r"^https?://\S+$", link) or len(link) > 500):
+        raise InvalidInput(
+            f"The {kind} document is not valid.", code="invalid_evidence", errors=problems
+        )
+    if link and (
+        not isinstance(link, str) or not re.match(r"^https?://\S+$", link) or len(link) > 500
+    ):
         raise InvalidInput("Invalid link.", errors=[FieldError("link", "an http(s) URL")])
     locked = _lock_for_gate(release)
     _editable(locked)
     attachment_digest = _file_digest(attachment) if attachment is not None else ""
-    digest = evidence_digest(document=document, attachment_digest=attachment_digest, link=link or "")
+    digest = evidence_digest(
+        document=document, attachment_digest=attachment_digest, link=link or ""
+    )
     previous = Evidence.objects.filter(release=locked, kind=kind, is_current=True).first()
     if previous is not None:
         previous.is_current = False
@@ -370,7 +391,9 @@ def evidence_attach(
     current = dict(
         Evidence.objects.filter(release=locked, is_current=True).values_list("kind", "digest")
     )
-    locked.manifest_digest = manifest_digest(artifact_digest=locked.artifact_digest, evidence=current)
+    locked.manifest_digest = manifest_digest(
+        artifact_digest=locked.artifact_digest, evidence=current
+    )
     locked.save(update_fields=["manifest_digest"])
     release.manifest_digest = locked.manifest_digest
     audit_record(
@@ -397,7 +420,9 @@ def release_submit(*, release: Release, actor: Actor) -> Release:
     _require(actor, release.project, Capability.EDIT_RELEASE, "You may not submit this release.")
     locked = _lock_for_gate(release)
     if locked.state != Release.State.DRAFT:
-        raise Conflict(f"Only a draft can be submitted; this release is {locked.state}.", code="invalid_state")
+        raise Conflict(
+            f"Only a draft can be submitted; this release is {locked.state}.", code="invalid_state"
+        )
     locked.state = Release.State.IN_REVIEW
     locked.submitted_at = timezone.now()
     locked.save(update_fields=["state", "submitted_at"])
@@ -439,7 +464,9 @@ def release_withdraw(*, release: Release, actor: Actor, reason: Any) -> Release:
 def _reviewer(actor: Actor, release: Release, role: Any, act: str) -> Role:
     person = actor.person
     if person is None:
-        raise NotPermitted(f"Only a person may {act}; a service token never signs off.", code="not_a_person")
+        raise NotPermitted(
+            f"Only a person may {act}; a service token never signs off.", code="not_a_person"
+        )
     try:
         held = Role(role)
     except ValueError:
@@ -448,7 +475,9 @@ def _reviewer(actor: Actor, release: Release, role: Any, act: str) -> Role:
             errors=[FieldError("role", f"must be one of {', '.join(sorted(REVIEWER_ROLES))}")],
         ) from None
     if held not in REVIEWER_ROLES or held not in actor.roles(release.project):
-        raise NotPermitted(f"You do not hold the {held.value} role on this project.", code="not_a_holder")
+        raise NotPermitted(
+            f"You do not hold the {held.value} role on this project.", code="not_a_holder"
+        )
     return held
 
 
@@ -459,12 +488,19 @@ def approval_give(*, release: Release, actor: Actor, role: Any, comment: Any = "
     person = actor.person
     assert person is not None
     if person.pk == release.requester_id:
-        raise NotPermitted("The requester may not approve their own release.", code="requester_cannot_approve")
+        raise NotPermitted(
+            "The requester may not approve their own release.", code="requester_cannot_approve"
+        )
     if not isinstance(comment, str) or len(comment) > MAX_REASON:
-        raise InvalidInput("Invalid comment.", errors=[FieldError("reason", f"at most {MAX_REASON} characters")])
+        raise InvalidInput(
+            "Invalid comment.", errors=[FieldError("reason", f"at most {MAX_REASON} characters")]
+        )
     locked = _lock_for_gate(release)
     if locked.state != Release.State.IN_REVIEW:
-        raise Conflict(f"Only a release in review can be approved; this one is {locked.state}.", code="invalid_state")
+        raise Conflict(
+            f"Only a release in review can be approved; this one is {locked.state}.",
+            code="invalid_state",
+        )
     mine = list(Approval.objects.filter(release=locked, user_id=person.pk))
     other_role = next((a.role for a in mine if a.role != held.value), None)
     if other_role is not None:
@@ -476,7 +512,9 @@ def approval_give(*, release: Release, actor: Actor, role: Any, comment: Any = "
     assert policy is not None
     # An expired approval must be renewable on the same evidence, or the release is stuck.
     fresh_since = timezone.now() - timedelta(days=policy.max_approval_age_days)
-    if any(a.manifest_digest == locked.manifest_digest and a.created_at >= fresh_since for a in mine):
+    if any(
+        a.manifest_digest == locked.manifest_digest and a.created_at >= fresh_since for a in mine
+    ):
         raise Conflict("You already approved this evidence.", code="already_approved")
     approval = Approval.objects.create(
         release=locked,
@@ -490,7 +528,11 @@ def approval_give(*, release: Release, actor: Actor, role: Any, comment: Any = "
         actor=actor,
         project_id=locked.project_id,
         release_id=locked.pk,
-        data={"role": held.value, "manifest_digest": locked.manifest_digest, "comment": approval.comment},
+        data={
+            "role": held.value,
+            "manifest_digest": locked.manifest_digest,
+            "comment": approval.comment,
+        },
     )
     send_after_commit("approved", release_id=locked.pk, role=held.value)
     return approval
@@ -500,17 +542,20 @@ def approval_give(*, release: Release, actor: Actor, role: Any, comment: Any = "
 def veto_cast(
     *, release: Release, actor: Actor, role: Any, reason: Any, scope: Any = Veto.Scope.CARRY_FORWARD
 ) -> Veto:
-    """Veto in a veto role. By default it carries forward to later releases and the same artifact."""
+    """Veto in a veto role; by default it carries forward to later releases and the artifact."""
     held = _reviewer(actor, release, role, "veto")
     text = _reason(reason)
     if scope not in Veto.Scope.values:
         raise InvalidInput(
-            "Unknown veto scope.", errors=[FieldError("scope", f"must be one of {', '.join(Veto.Scope.values)}")]
+            "Unknown veto scope.",
+            errors=[FieldError("scope", f"must be one of {', '.join(Veto.Scope.values)}")],
         )
     policy = release.project.current_policy
     assert policy is not None
     if held.value not in policy.veto_roles:
-        raise NotPermitted(f"The {held.value} role may not veto in this project.", code="not_a_veto_role")
+        raise NotPermitted(
+            f"The {held.value} role may not veto in this project.", code="not_a_veto_role"
+        )
     locked = _lock_for_gate(release)
     if locked.state == Release.State.WITHDRAWN:
         raise Conflict("The release was withdrawn.", code="invalid_state")
@@ -537,7 +582,7 @@ def veto_cast(
     return veto
 
 
-def _requests_a_release_blocked_by(person: AbstractBaseUser, veto: Veto) -> bool:
+def _requests_a_release_blocked_by(person: User, veto: Veto) -> bool:
     """Whether the person requested the vetoed release, or an open release the veto carries
     forward to: either way they want past it, so they may not be the one to lift it."""
     reach = Q(pk=veto.release_id)
@@ -558,7 +603,9 @@ def veto_lift(*, veto: Veto, actor: Actor, reason: Any) -> Veto:
         raise NotPermitted("Only a person may lift a veto.", code="not_a_person")
     project = Project.objects.get(pk=veto.project_id)
     if Role(veto.role) not in actor.roles(project):
-        raise NotPermitted(f"Only a holder of the {veto.role} role may lift this veto.", code="not_a_holder")
+        raise NotPermitted(
+            f"Only a holder of the {veto.role} role may lift this veto.", code="not_a_holder"
+        )
     if _requests_a_release_blocked_by(person, veto):
         raise NotPermitted(
             "The requester may not lift a veto that blocks their own release.",
@@ -589,7 +636,9 @@ def veto_lift(*, veto: Veto, actor: Actor, reason: Any) -> Veto:
 @transaction.atomic
 def release_promote(*, release: Release, actor: Actor) -> tuple[Release, GateDecision]:
     """Promote to production if, and only if, the gate clears it at this instant, under lock."""
-    _require(actor, release.project, Capability.PROMOTE, "You may not promote releases in this project.")
+    _require(
+        actor, release.project, Capability.PROMOTE, "You may not promote releases in this project."
+    )
     locked = _lock_for_gate(release)
     if locked.state == Release.State.PROMOTED:
         raise Conflict("The release is promoted already.", code="already_promoted")
@@ -617,13 +666,16 @@ def release_promote(*, release: Release, actor: Actor) -> tuple[Release, GateDec
         actor=actor,
         project_id=locked.project_id,
         release_id=locked.pk,
-        data={"manifest_digest": decision.manifest_digest, "policy_version": decision.policy_version},
+        data={
+            "manifest_digest": decision.manifest_digest,
+            "policy_version": decision.policy_version,
+        },
     )
     send_after_commit("promoted", release_id=locked.pk)
     return locked, decision
 
 
-def user_by_username(username: str) -> AbstractBaseUser:
+def user_by_username(username: str) -> User:
     user = get_user_model().objects.filter(username=username, is_active=True).first()
     if user is None:
         raise NotFound(f"No user {username!r}.")

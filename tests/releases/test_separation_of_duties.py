@@ -1,6 +1,5 @@
 """Who may sign off, approve, veto, lift and promote: separation of duties and least privilege."""
 
-
 import pytest
 
 from releasegate.accounts.actors import Actor
