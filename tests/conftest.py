@@ -28,7 +28,8 @@ def _redis_up() -> bool:
         return False
 
 
-def _missing(reason: str) -> None:
+def missing(reason: str) -> None:
+    """Skip for want of a service or the shared data on a laptop; under CI=true, fail instead."""
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: a missing service fails the run instead of skipping)")
     pytest.skip(reason)
@@ -36,9 +37,9 @@ def _missing(reason: str) -> None:
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     if item.get_closest_marker("postgres") and connection.vendor != "postgresql":
-        _missing("needs PostgreSQL: set DATABASE_URL=postgres://... or start it on 127.0.0.1:5432")
+        missing("needs PostgreSQL: set DATABASE_URL=postgres://... or start it on 127.0.0.1:5432")
     if item.get_closest_marker("redis") and not _redis_up():
-        _missing(f"needs Redis at {REDIS_URL}")
+        missing(f"needs Redis at {REDIS_URL}")
 
 
 @dataclass

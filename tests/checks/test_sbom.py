@@ -8,6 +8,7 @@ import pytest
 from releasegate.checks.rules import check_sbom_valid
 from releasegate.checks.sbom import components
 from tests.builders import document
+from tests.conftest import missing
 
 DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
 REAL_SBOMS = {
@@ -21,7 +22,7 @@ REAL_SBOMS = {
 def real(name):
     path = DATA / "sbom" / name
     if not path.exists():
-        pytest.skip(f"{path} is not there")
+        missing(f"{path} is not there (the shared data beside the project)")
     return json.loads(path.read_text())
 
 

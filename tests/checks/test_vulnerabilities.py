@@ -16,6 +16,7 @@ from releasegate.checks.vulnerabilities import evaluate_vulnerabilities, load_af
 from releasegate.releases.services import evidence_attach, policy_change
 from tests.builders import make_release
 from tests.checks.test_sbom import real
+from tests.conftest import missing
 
 PYPA_ZIP = (
     Path(__file__).resolve().parents[2]
@@ -241,7 +242,7 @@ def test_the_check_reads_the_release_sbom_and_policy_threshold(personas, importe
 @pytest.fixture
 def pypa(db):
     if not PYPA_ZIP.exists():
-        pytest.skip(f"{PYPA_ZIP} is not there")
+        missing(f"{PYPA_ZIP} is not there (the shared data beside the project)")
     return advisories_import(path=PYPA_ZIP)
 
 

@@ -30,7 +30,7 @@ from releasegate.releases.selectors import gate_decision, gate_release_queryset
 from releasegate.releases.services import approval_give, policy_change
 from tests.builders import DEFAULT_CHECKS, submitted_release
 from tests.checks.ci_server import FakeCI
-from tests.conftest import REDIS_URL
+from tests.conftest import REDIS_URL, missing
 
 pytestmark = [
     pytest.mark.redis,
@@ -242,7 +242,7 @@ def own_redis() -> Iterator[Callable[[], None]]:
     function that kills and restarts it empty."""
     binary = shutil.which("redis-server")
     if binary is None:
-        pytest.skip("redis-server is not installed")
+        missing("redis-server is not installed")
     port = _free_port()
     procs: list[subprocess.Popen[bytes]] = []
 
