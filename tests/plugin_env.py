@@ -8,6 +8,7 @@ except under CI=true, where they fail instead.
 import os
 import secrets
 import socket
+import tempfile
 
 
 def _reachable(host: str, port: int) -> bool:
@@ -19,6 +20,8 @@ def _reachable(host: str, port: int) -> bool:
 
 
 os.environ.setdefault("DEBUG", "false")
+# whitenoise looks for collected static files at start-up; the tests collect none.
+os.environ.setdefault("STATIC_ROOT", tempfile.mkdtemp(prefix="releasegate-static-"))
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 os.environ.setdefault("ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
 os.environ.setdefault("SECURE_SSL_REDIRECT", "false")

@@ -8,6 +8,7 @@ name is the one thing it edits, and that too through its service.
 from typing import Any, cast
 
 from django.contrib import admin
+from django.db import models
 from django.contrib.auth.models import User
 from django.db.models import Model
 from django.http import HttpRequest
@@ -27,6 +28,8 @@ from releasegate.releases.services import project_rename
 
 class ReadOnlyAdmin(admin.ModelAdmin):
     """Viewable by staff with the view permission; nobody adds, changes or deletes here."""
+
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
     def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False

@@ -1,14 +1,21 @@
 """The Django admin is no path around the gate: a superuser may look, not act."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django.urls import reverse
+from django.utils import timezone
 from guardian.models import UserObjectPermission
 
 from releasegate.accounts.actors import Actor
 from releasegate.audit.models import AuditEvent
+from releasegate.checks.advisories import advisories_import
+from releasegate.checks.models import Advisory, CheckResult, Waiver
+from releasegate.checks.waivers import advisory_waive
 from releasegate.errors import NotPermitted
+from releasegate.releases.demo import DEMO_ADVISORIES
 from releasegate.releases.models import (
     Approval,
     Evidence,
@@ -21,7 +28,17 @@ from releasegate.releases.models import (
 from releasegate.releases.services import approval_give, release_promote, veto_cast
 from tests.releases.gatehelpers import cleared_release, snapshot, superuser
 
-READ_ONLY = [GatePolicy, Release, Evidence, Approval, Veto, Promotion]
+READ_ONLY = [
+    GatePolicy,
+    Release,
+    Evidence,
+    Approval,
+    Veto,
+    Promotion,
+    CheckResult,
+    Advisory,
+    Waiver,
+]
 
 
 @pytest.fixture(autouse=True)
@@ -39,6 +56,14 @@ def world(personas):
     release = cleared_release(p)
     release_promote(release=release, actor=p.actor("requester"))
     veto_cast(release=release, actor=p.actor("security"), role="security", reason="late finding")
+    advisories_import(path=DEMO_ADVISORIES)
+    advisory_waive(
+        project=p.project,
+        actor=p.actor("security"),
+        advisory_id=Advisory.objects.first().osv_id,
+        reason="not reachable in our deployment",
+        expires_at=timezone.now() + timedelta(days=30),
+    )
     return p
 
 
