@@ -1,5 +1,3 @@
-from typing import Any
-
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
@@ -7,10 +5,11 @@ from django.http import HttpRequest
 from releasegate.accounts.actors import Actor
 from releasegate.accounts.models import ApiToken
 from releasegate.accounts.tokens import token_revoke
+from releasegate.readonly_admin import ReadOnlyAdmin
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(ReadOnlyAdmin):
     """Tokens are issued with `create_token` (the secret is shown once); here they are seen and
     revoked, never edited."""
 
@@ -27,15 +26,6 @@ class ApiTokenAdmin(admin.ModelAdmin):
     list_filter = ("kind", "project")
     search_fields = ("name", "key_id", "user__username", "project__slug")
     actions = ["revoke"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:

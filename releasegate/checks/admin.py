@@ -1,7 +1,7 @@
 from django.contrib import admin
 
 from releasegate.checks.models import Advisory, CheckResult, Waiver
-from releasegate.releases.admin import ReadOnlyAdmin
+from releasegate.readonly_admin import ReadOnlyAdmin
 
 
 @admin.register(CheckResult)

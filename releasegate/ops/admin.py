@@ -1,13 +1,11 @@
-from typing import Any
-
 from django.contrib import admin
-from django.http import HttpRequest
 
 from releasegate.ops.models import Delivery, NotificationTarget
+from releasegate.readonly_admin import ReadOnlyAdmin
 
 
 @admin.register(NotificationTarget)
-class NotificationTargetAdmin(admin.ModelAdmin):
+class NotificationTargetAdmin(ReadOnlyAdmin):
     """Read-only: targets are added and removed through the audited services, and the webhook
     secret is never shown after creation."""
 
@@ -25,18 +23,9 @@ class NotificationTargetAdmin(admin.ModelAdmin):
     )
     readonly_fields = fields
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
 
 @admin.register(Delivery)
-class DeliveryAdmin(admin.ModelAdmin):
+class DeliveryAdmin(ReadOnlyAdmin):
     list_display = (
         "id",
         "event",
@@ -63,12 +52,3 @@ class DeliveryAdmin(admin.ModelAdmin):
         "delivered_at",
     )
     list_select_related = ("target", "release", "release__project")
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False

@@ -8,12 +8,12 @@ name is the one thing it edits, and that too through its service.
 from typing import Any, cast
 
 from django.contrib import admin
-from django.db import models
 from django.contrib.auth.models import User
 from django.db.models import Model
 from django.http import HttpRequest
 
 from releasegate.accounts.actors import Actor
+from releasegate.readonly_admin import ReadOnlyAdmin
 from releasegate.releases.models import (
     Approval,
     Evidence,
@@ -24,21 +24,6 @@ from releasegate.releases.models import (
     Veto,
 )
 from releasegate.releases.services import project_rename
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Viewable by staff with the view permission; nobody adds, changes or deletes here."""
-
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-
-    def has_add_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
-        return False
 
 
 @admin.register(Project)
