@@ -68,17 +68,13 @@ class GateView(ScopedAPIView):
         query = s.GateQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         params = query.validated_data
-        releases = self.visible_releases()
-        if "project" in params:
-            releases = releases.filter(project__slug=params["project"])
-        if "digest" in params:
-            releases = releases.filter(artifact_digest=params["digest"])
-        else:
-            releases = releases.filter(version=params["version"])
-        release = releases.order_by("-created_at", "-id").first()
-        if release is None:
-            raise NotFound("No such release.")
-        return Response(selectors.gate_decision(release).as_dict())
+        decision = selectors.visible_gate_decision(
+            self.actor,
+            project_slug=params.get("project"),
+            version=None if "digest" in params else params["version"],
+            artifact_digest=params.get("digest"),
+        )
+        return Response(decision.as_dict())
 
 
 class ReleaseGateView(ScopedAPIView):
@@ -89,7 +85,10 @@ class ReleaseGateView(ScopedAPIView):
         tags=["gate"],
     )
     def get(self, request: Request, release_id: int) -> Response:
-        return Response(selectors.gate_decision(self.release(release_id)).as_dict())
+        if release_id > MAX_ID:
+            raise NotFound("No such release.")
+        decision = selectors.visible_gate_decision(self.actor, release_id=release_id)
+        return Response(decision.as_dict())
 
 
 class ReleasesView(ScopedAPIView):

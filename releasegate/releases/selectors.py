@@ -1,9 +1,15 @@
 """Reads. The gate's facts load in a fixed number of queries whatever their number."""
 
-from datetime import timedelta
+import json
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Exists, OuterRef, Q, QuerySet, Value
+from django.db import connection
+from django.db.models import Exists, Model, OuterRef, Q, QuerySet, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Concat
 from django.utils import timezone
@@ -24,7 +30,15 @@ from releasegate.releases.gate import (
     VetoFact,
     evaluate_gate,
 )
-from releasegate.releases.models import Approval, Evidence, GatePolicy, Project, Release, Veto
+from releasegate.releases.models import (
+    Approval,
+    Evidence,
+    GatePolicy,
+    Project,
+    Promotion,
+    Release,
+    Veto,
+)
 from releasegate.releases.signals import gate_evaluated
 
 
@@ -118,6 +132,7 @@ def load_gate_facts(release: Release) -> GateFacts:
         for e in Evidence.objects.filter(release_id=release.pk, is_current=True)
         .annotate(reviewed_at=KeyTextTransform("reviewed_at", "document"))
         .only("kind", "digest")
+        .order_by("kind")
     )
     approvals = tuple(
         ApprovalFact(
@@ -131,6 +146,7 @@ def load_gate_facts(release: Release) -> GateFacts:
         for a in Approval.objects.filter(release_id=release.pk)
         .select_related("user")
         .annotate(holds_role=_holds_role(release.project_id))
+        .order_by("created_at", "id")
     )
     vetoes = tuple(
         VetoFact(
@@ -143,7 +159,7 @@ def load_gate_facts(release: Release) -> GateFacts:
             since=v.created_at,
             scope=v.scope,
         )
-        for v in active_vetoes_for(release)
+        for v in active_vetoes_for(release).order_by("created_at", "id")
     )
     checks = tuple(
         CheckFact(
@@ -156,7 +172,9 @@ def load_gate_facts(release: Release) -> GateFacts:
         )
         for c in CheckResult.objects.filter(
             release_id=release.pk, manifest_digest=release.manifest_digest
-        ).only("check_name", "status", "manifest_digest", "updated_at", "summary", "valid_until")
+        )
+        .only("check_name", "status", "manifest_digest", "updated_at", "summary", "valid_until")
+        .order_by("check_name", "-updated_at", "id")
     )
     return GateFacts(
         release=ReleaseFacts(
@@ -178,13 +196,357 @@ def load_gate_facts(release: Release) -> GateFacts:
     )
 
 
+def _quoted_names(model: type[Model], alias: str, *fields: str) -> list[str]:
+    quote = connection.ops.quote_name
+    columns = [model._meta.get_field(name).column for name in fields]  # type: ignore[union-attr]
+    return [f"{alias}.{quote(column)}" for column in columns]  # type: ignore[arg-type]
+
+
+@cache
+def _gate_facts_sql() -> tuple[str, str, dict[str, str]]:
+    """The one-statement gate read, composed once from the models' own table and column names so
+    it follows the migrations: the SQL before and after the release's conditions, and each
+    condition. Every value is a bound parameter (see `load_visible_gate_facts` for their order)."""
+    quote = connection.ops.quote_name
+    user_model = get_user_model()
+    models: dict[str, type[Model]] = {
+        "release": Release,
+        "project": Project,
+        "policy": GatePolicy,
+        "promotion": Promotion,
+        "evidence": Evidence,
+        "approval": Approval,
+        "veto": Veto,
+        "check": CheckResult,
+        "user": user_model,
+        "uop": UserObjectPermission,
+        "permission": Permission,
+    }
+    table = {name: quote(model._meta.db_table) for name, model in models.items()}
+    r_id, r_project, r_version, r_artifact, r_env, r_state, r_requester, r_manifest, r_created = (
+        _quoted_names(
+            Release,
+            "r0",
+            "id",
+            "project",
+            "version",
+            "artifact_digest",
+            "environment",
+            "state",
+            "requester",
+            "manifest_digest",
+            "created_at",
+        )
+    )
+    p_id, p_slug, p_policy = _quoted_names(Project, "p0", "id", "slug", "current_policy")
+    username = _quoted_names(user_model, "u", user_model.USERNAME_FIELD)[0]
+    u_id, u_active = _quoted_names(user_model, "u", "id", "is_active")
+    gp = _quoted_names(
+        GatePolicy,
+        "gp",
+        "id",
+        "version",
+        "required_items",
+        "required_checks",
+        "required_approvals",
+        "max_approval_age_days",
+        "max_review_age_days",
+    )
+    pm_release, pm_at = _quoted_names(Promotion, "pm", "release", "promoted_at")
+    e_release, e_kind, e_digest, e_document, e_current = _quoted_names(
+        Evidence, "e", "release", "kind", "digest", "document", "is_current"
+    )
+    a_id, a_release, a_user, a_role, a_manifest, a_created = _quoted_names(
+        Approval, "a", "id", "release", "user", "role", "manifest_digest", "created_at"
+    )
+    g_user, g_ct, g_object, g_permission = _quoted_names(
+        UserObjectPermission, "g", "user", "content_type", "object_pk", "permission"
+    )
+    perm_id, perm_codename = _quoted_names(Permission, "perm", "id", "codename")
+    (
+        v_id,
+        v_release,
+        v_project,
+        v_env,
+        v_artifact,
+        v_role,
+        v_user,
+        v_reason,
+        v_scope,
+        v_created,
+        v_lifted,
+    ) = _quoted_names(
+        Veto,
+        "v",
+        "id",
+        "release",
+        "project",
+        "environment",
+        "artifact_digest",
+        "role",
+        "user",
+        "reason",
+        "scope",
+        "created_at",
+        "lifted_at",
+    )
+    (
+        c_id,
+        c_release,
+        c_name,
+        c_status,
+        c_manifest,
+        c_updated,
+        c_summary,
+        c_valid_until,
+    ) = _quoted_names(
+        CheckResult,
+        "c",
+        "id",
+        "release",
+        "check_name",
+        "status",
+        "manifest_digest",
+        "updated_at",
+        "summary",
+        "valid_until",
+    )
+    # Only quoted identifiers from the models are formatted in; every value is a bound parameter.
+    head = f"""
+SELECT r.id, r.project_id, r.slug, r.version, r.artifact_digest, r.environment, r.state,
+    r.requester_id, {pm_at}, {gp[0]}, {gp[1]}, {gp[2]}::text, {gp[3]}::text, {gp[4]}::text,
+    {gp[5]}, {gp[6]},
+    (SELECT json_agg(json_build_array({e_kind}, {e_digest}, {e_document} ->> 'reviewed_at')
+            ORDER BY {e_kind})::text
+        FROM {table["evidence"]} e WHERE {e_release} = r.id AND {e_current}),
+    (SELECT json_agg(json_build_array({a_user}, {username}, {a_role}, {a_manifest}, {a_created},
+            {u_active} AND EXISTS (
+                SELECT 1 FROM {table["uop"]} g
+                JOIN {table["permission"]} perm ON {perm_id} = {g_permission}
+                WHERE {g_user} = {a_user} AND {g_ct} = %s AND {g_object} = r.project_id::text
+                    AND {perm_codename} = %s || {a_role}))
+            ORDER BY {a_created}, {a_id})::text
+        FROM {table["approval"]} a JOIN {table["user"]} u ON {u_id} = {a_user}
+        WHERE {a_release} = r.id),
+    (SELECT json_agg(json_build_array({v_id}, {v_release}, {v_project}, {v_role}, {username},
+            {v_reason}, {v_created}, {v_scope}) ORDER BY {v_created}, {v_id})::text
+        FROM {table["veto"]} v JOIN {table["user"]} u ON {u_id} = {v_user}
+        WHERE {v_lifted} IS NULL AND (
+            {v_release} = r.id
+            OR ({v_scope} = %s AND (
+                ({v_project} = r.project_id AND {v_env} = r.environment AND {v_release} <= r.id)
+                OR {v_artifact} = r.artifact_digest)))),
+    (SELECT json_agg(json_build_array({c_name}, {c_status}, {c_manifest}, {c_updated},
+            {c_summary}, {c_valid_until}) ORDER BY {c_name}, {c_updated} DESC, {c_id})::text
+        FROM {table["check"]} c
+        WHERE {c_release} = r.id AND {c_manifest} = r.manifest_digest)
+FROM (
+    SELECT {r_id} AS id, {r_project} AS project_id, {p_slug} AS slug, {r_version} AS version,
+        {r_artifact} AS artifact_digest, {r_env} AS environment, {r_state} AS state,
+        {r_requester} AS requester_id, {r_manifest} AS manifest_digest, {p_policy} AS policy_id
+    FROM {table["release"]} r0 JOIN {table["project"]} p0 ON {p_id} = {r_project}
+    WHERE {r_project} = ANY(%s) AND """  # noqa: S608
+    tail = f"""
+    ORDER BY {r_created} DESC, {r_id} DESC
+    LIMIT 1
+) r
+LEFT JOIN {table["policy"]} gp ON {gp[0]} = r.policy_id
+LEFT JOIN {table["promotion"]} pm ON {pm_release} = r.id"""
+    where = {
+        "id": f"{r_id} = %s",
+        "slug": f"{p_slug} = %s",
+        "version": f"{r_version} = %s",
+        "artifact_digest": f"{r_artifact} = %s",
+    }
+    return head, tail, where
+
+
+def _moment(value: str | None) -> datetime | None:
+    # json_agg writes timestamps as ISO 8601 with the session's offset; the ORM gives UTC.
+    return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
+
+
+def _rows(value: str | None) -> list[list[Any]]:
+    return json.loads(value) if value is not None else []
+
+
+def load_visible_gate_facts(
+    *,
+    project_ids: list[int],
+    release_id: int | None = None,
+    project_slug: str | None = None,
+    version: str | None = None,
+    artifact_digest: str | None = None,
+) -> GateFacts | None:
+    """PostgreSQL only: the release and every fact the gate reads, in one round trip, the same
+    `GateFacts` as `load_gate_facts` (its reference). The release is the one with `release_id`, or
+    the project's `version`, or the newest with `artifact_digest` (optionally in `project_slug`),
+    among `project_ids` only; None when there is none."""
+    if not project_ids:
+        return None
+    head, tail, where_sql = _gate_facts_sql()
+    conditions: list[str] = []
+    params: list[Any] = [
+        ContentType.objects.get_for_model(Project).pk,
+        ROLE_PERMISSION_PREFIX,
+        Veto.Scope.CARRY_FORWARD.value,
+        list(project_ids),
+    ]
+    for key, value in (
+        ("id", release_id),
+        ("slug", project_slug),
+        ("version", version),
+        ("artifact_digest", artifact_digest),
+    ):
+        if value is not None:
+            conditions.append(where_sql[key])
+            params.append(value)
+    if not conditions:
+        raise ValueError("Name the release: its id, its version or its artifact digest.")
+    with connection.cursor() as cursor:
+        cursor.execute(head + " AND ".join(conditions) + tail, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    (
+        rid,
+        project_id,
+        slug,
+        release_version,
+        artifact,
+        environment,
+        state,
+        requester_id,
+        promoted_at,
+        policy_id,
+        policy_version,
+        required_items,
+        required_checks,
+        required_approvals,
+        max_approval_age_days,
+        max_review_age_days,
+        evidence,
+        approvals,
+        vetoes,
+        checks,
+    ) = row
+    if policy_id is None:
+        raise NotFound("The project has no gate policy.")
+    return GateFacts(
+        release=ReleaseFacts(
+            id=rid,
+            project_id=project_id,
+            project_slug=slug,
+            version=release_version,
+            artifact_digest=artifact,
+            environment=environment,
+            state=state,
+            requester_id=requester_id,
+            promoted_at=promoted_at if state == Release.State.PROMOTED else None,
+        ),
+        policy=PolicyFacts(
+            version=policy_version,
+            required_items=tuple(json.loads(required_items)),
+            required_checks=tuple(json.loads(required_checks)),
+            required_approvals=dict(json.loads(required_approvals)),
+            max_approval_age=timedelta(days=max_approval_age_days),
+            max_review_age=timedelta(days=max_review_age_days),
+        ),
+        evidence=tuple(
+            EvidenceFact(kind=kind, digest=digest, reviewed_at=reviewed_at)
+            for kind, digest, reviewed_at in _rows(evidence)
+        ),
+        approvals=tuple(
+            ApprovalFact(
+                user_id=user_id,
+                username=name,
+                role=role,
+                manifest_digest=manifest,
+                created_at=_moment(created_at),  # type: ignore[arg-type]
+                holds_role=holds_role,
+            )
+            for user_id, name, role, manifest, created_at, holds_role in _rows(approvals)
+        ),
+        vetoes=tuple(
+            VetoFact(
+                id=veto_id,
+                release_id=veto_release,
+                project_id=veto_project,
+                role=role,
+                by=name,
+                reason=reason,
+                since=_moment(since),  # type: ignore[arg-type]
+                scope=scope,
+            )
+            for veto_id, veto_release, veto_project, role, name, reason, since, scope in _rows(
+                vetoes
+            )
+        ),
+        checks=tuple(
+            CheckFact(
+                check=check,
+                status=status,
+                manifest_digest=manifest,
+                updated_at=_moment(updated_at),  # type: ignore[arg-type]
+                summary=summary,
+                valid_until=_moment(valid_until),
+            )
+            for check, status, manifest, updated_at, summary, valid_until in _rows(checks)
+        ),
+    )
+
+
 def gate_release_queryset() -> QuerySet[Release]:
     """Releases loaded with everything the gate reads alongside them, in one query."""
     return Release.objects.select_related("project", "project__current_policy", "promotion")
 
 
-def gate_decision(release: Release) -> GateDecision:
-    """The gate's answer for a release loaded with `gate_release_queryset`, announced to metrics."""
-    decision = evaluate_gate(load_gate_facts(release), timezone.now())
+def _decided(facts: GateFacts) -> GateDecision:
+    decision = evaluate_gate(facts, timezone.now())
     gate_evaluated.send(sender=None, decision=decision)
     return decision
+
+
+def gate_decision(release: Release) -> GateDecision:
+    """The gate's answer for a release loaded with `gate_release_queryset`, announced to metrics.
+    On PostgreSQL its facts are read afresh in one round trip."""
+    facts = None
+    if connection.vendor == "postgresql":
+        facts = load_visible_gate_facts(project_ids=[release.project_id], release_id=release.pk)
+    return _decided(facts if facts is not None else load_gate_facts(release))
+
+
+def visible_gate_decision(
+    actor: Actor,
+    *,
+    release_id: int | None = None,
+    project_slug: str | None = None,
+    version: str | None = None,
+    artifact_digest: str | None = None,
+) -> GateDecision:
+    """The gate's answer for the release the actor names (by id, by project and version, or the
+    newest with an artifact digest), among the projects it may see; a 404 otherwise."""
+    project_ids = visible_project_ids(actor)
+    if connection.vendor == "postgresql":
+        facts = load_visible_gate_facts(
+            project_ids=project_ids,
+            release_id=release_id,
+            project_slug=project_slug,
+            version=version,
+            artifact_digest=artifact_digest,
+        )
+    else:
+        releases = gate_release_queryset().filter(project_id__in=project_ids)
+        if release_id is not None:
+            releases = releases.filter(pk=release_id)
+        if project_slug is not None:
+            releases = releases.filter(project__slug=project_slug)
+        if version is not None:
+            releases = releases.filter(version=version)
+        if artifact_digest is not None:
+            releases = releases.filter(artifact_digest=artifact_digest)
+        release = releases.order_by("-created_at", "-id").first()
+        facts = load_gate_facts(release) if release is not None else None
+    if facts is None:
+        raise NotFound("No such release.")
+    return _decided(facts)

@@ -1,0 +1,273 @@
+"""The one-statement gate read on PostgreSQL answers exactly what the ORM loader (its reference)
+answers: the same `GateFacts`, fact for fact, in every situation the gate rules on."""
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from releasegate.accounts.actors import Actor
+from releasegate.checks.models import CheckResult
+from releasegate.errors import NotFound
+from releasegate.releases.models import Approval, Evidence, Project, Release, Veto
+from releasegate.releases.selectors import (
+    load_gate_facts,
+    load_visible_gate_facts,
+    visible_gate_decision,
+)
+from releasegate.releases.services import (
+    approval_give,
+    evidence_attach,
+    release_promote,
+    role_revoke,
+    veto_cast,
+    veto_lift,
+)
+from tests.builders import digest_of, document, make_release, pass_checks, submitted_release
+from tests.conftest import make_personas
+from tests.releases.gatehelpers import cleared_release, load, person_with
+
+pytestmark = pytest.mark.postgres
+
+
+def assert_same_facts(release: Release) -> None:
+    reference = load_gate_facts(load(release))
+    fast = load_visible_gate_facts(project_ids=[release.project_id], release_id=release.pk)
+    assert fast == reference
+
+
+def _approve(release: Release, user, role: str, **fields) -> Approval:
+    """An approval row as it may stand in the database, whatever the services would refuse now."""
+    release.refresh_from_db()
+    return Approval.objects.create(
+        release=release,
+        role=role,
+        user=user,
+        manifest_digest=fields.pop("manifest_digest", release.manifest_digest),
+        **fields,
+    )
+
+
+def _veto(release: Release, user, role: str = "sme", **fields) -> Veto:
+    return Veto.objects.create(
+        release=release,
+        project=release.project,
+        environment=release.environment,
+        artifact_digest=release.artifact_digest,
+        role=role,
+        user=user,
+        reason=fields.pop("reason", "not yet"),
+        **fields,
+    )
+
+
+def test_a_draft_with_part_of_its_evidence_reads_the_same(personas):
+    release = make_release(personas.project, personas.requester)
+    evidence_attach(
+        release=release,
+        actor=personas.actor("requester"),
+        kind="sbom",
+        document=document("sbom"),
+    )
+    assert_same_facts(release)
+
+
+def test_replaced_evidence_and_checks_of_older_manifests_read_the_same(personas):
+    release = submitted_release(personas.project, personas.requester)
+    pass_checks(release)
+    approval_give(release=release, actor=personas.actor("security"), role="security")
+    review = document("pipeline_review") | {"reviewer": "someone else"}
+    evidence_attach(
+        release=release, actor=personas.actor("requester"), kind="pipeline_review", document=review
+    )
+    pass_checks(release, checks=("sbom_valid", "licenses"))
+    assert Evidence.objects.filter(release=release, is_current=False).exists()
+    assert_same_facts(release)
+
+
+def test_pipeline_review_without_a_date_or_with_a_number_reads_the_same(personas):
+    release = make_release(personas.project, personas.requester)
+    for reviewed_at in (None, 20260101):
+        review = document("pipeline_review")
+        review.pop("reviewed_at", None)
+        if reviewed_at is not None:
+            review["reviewed_at"] = reviewed_at
+        Evidence.objects.filter(release=release).update(is_current=False)
+        Evidence.objects.create(
+            release=release,
+            kind="pipeline_review",
+            document=review,
+            digest=digest_of(str(reviewed_at)),
+            attached_by_label="test",
+        )
+        assert_same_facts(release)
+
+
+def test_stale_expired_requester_and_duplicate_role_approvals_read_the_same(personas):
+    p = personas
+    release = cleared_release(p)
+    _approve(release, p.requester, "security")  # the requester's own: never counts
+    _approve(release, p.security, "sme")  # a second role for the same person
+    _approve(release, p.sme, "sme", manifest_digest=digest_of("older evidence"))
+    old = _approve(release, p.admin, "security")
+    Approval.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=40))
+    _approve(release, p.auditor, "auditor")  # a role the policy does not ask for
+    same_instant = timezone.now()
+    for user in (p.security, p.sme):
+        _approve(release, user, "security", created_at=same_instant)
+    assert_same_facts(release)
+
+
+def test_approvers_who_lost_the_role_or_were_deactivated_read_the_same(personas):
+    p = personas
+    release = cleared_release(p)
+    gone = person_with(p, "gone", "sme")
+    _approve(release, gone, "sme")
+    role_revoke(project=p.project, user=p.security, role="security", actor=Actor.system_actor())
+    get_user_model().objects.filter(pk=gone.pk).update(is_active=False)
+    facts = load_visible_gate_facts(project_ids=[p.project.pk], release_id=release.pk)
+    assert facts is not None
+    assert {(a.username, a.holds_role) for a in facts.approvals} == {
+        ("security", False),
+        ("sme", True),
+        ("gone", False),
+    }
+    assert_same_facts(release)
+
+
+def test_an_approval_held_under_another_project_does_not_hold_the_role_here(personas):
+    p = personas
+    other = make_personas(slug="other-assistant", prefix="other-")
+    release = cleared_release(p)
+    outsider = person_with(other, "borrowed", "security")
+    _approve(release, outsider, "security")
+    facts = load_visible_gate_facts(project_ids=[p.project.pk], release_id=release.pk)
+    assert facts is not None
+    assert [a.holds_role for a in facts.approvals if a.username == "borrowed"] == [False]
+    assert_same_facts(release)
+
+
+def test_lifted_active_carried_release_only_and_cross_project_vetoes_read_the_same(personas):
+    p = personas
+    other = make_personas(slug="other-assistant", prefix="other-")
+    artifact = digest_of("shared artifact")
+    earliest = make_release(p.project, p.requester, version="0.8.0")
+    earlier = make_release(p.project, p.requester, version="0.9.0")
+    staging = make_release(p.project, p.requester, version="0.9.1", environment="staging")
+    release = cleared_release(p, version="1.0.0", artifact=artifact)
+    later = make_release(p.project, p.requester, version="1.1.0")
+    elsewhere = make_release(other.project, other.requester, version="5.0.0", artifact=artifact)
+    _veto(earliest, p.sme, reason="carried from earlier")
+    _veto(earlier, p.security, role="security", scope=Veto.Scope.RELEASE, reason="only there")
+    _veto(staging, p.sme, reason="another environment")
+    _veto(later, p.sme, reason="a later release does not reach back")
+    _veto(elsewhere, other.sme, reason="secret reason elsewhere")
+    _veto(elsewhere, other.sme, scope=Veto.Scope.RELEASE, reason="release-only elsewhere")
+    own = veto_cast(
+        release=release, actor=p.actor("sme"), role="sme", reason="mine", scope="release"
+    )
+    lifted = veto_cast(release=release, actor=p.actor("security"), role="security", reason="x")
+    veto_lift(veto=lifted, actor=p.actor("security"), reason="fixed")
+    facts = load_visible_gate_facts(project_ids=[p.project.pk], release_id=release.pk)
+    assert facts is not None
+    assert {v.reason for v in facts.vetoes} == {
+        "carried from earlier",
+        "secret reason elsewhere",
+        own.reason,
+    }
+    for each in (earliest, earlier, staging, release, later, elsewhere):
+        assert_same_facts(each)
+
+
+def test_a_promoted_release_reads_the_same(personas):
+    p = personas
+    release = cleared_release(p)
+    promoted, decision = release_promote(release=release, actor=p.actor("requester"))
+    assert decision.cleared
+    facts = load_visible_gate_facts(project_ids=[p.project.pk], release_id=release.pk)
+    assert facts is not None and facts.release.promoted_at is not None
+    assert_same_facts(release)
+    _veto(promoted, p.sme, reason="after the fact")
+    assert_same_facts(release)
+
+
+def test_several_results_per_check_and_waivers_read_the_same(personas):
+    p = personas
+    release = cleared_release(p)
+    now = timezone.now()
+    for n, status in enumerate(("failed", "passed", "error", "running")):
+        CheckResult.objects.create(
+            release=release,
+            check_name="vulnerabilities",
+            manifest_digest=release.manifest_digest,
+            status=status,
+            source=CheckResult.Source.CI,
+            external_id=f"ci-{n}",
+            summary=f"run {n}",
+            updated_at=now,  # the same instant: the gate keeps the worse one
+            valid_until=now + timedelta(days=n) if status == "passed" else None,
+        )
+    CheckResult.objects.create(
+        release=release,
+        check_name="licenses",
+        manifest_digest=release.manifest_digest,
+        status="passed",
+        source=CheckResult.Source.CI,
+        external_id="waived",
+        valid_until=now - timedelta(hours=1),
+        updated_at=now + timedelta(seconds=1),
+    )
+    assert_same_facts(release)
+
+
+def test_a_project_without_a_policy_is_refused_by_both(personas):
+    project = Project.objects.create(slug="no-policy", name="No policy")
+    release = Release.objects.create(
+        project=project,
+        version="1.0.0",
+        artifact_digest=digest_of("no policy"),
+        requester=personas.requester,
+        manifest_digest=digest_of("manifest"),
+    )
+    with pytest.raises(NotFound):
+        load_gate_facts(load(release))
+    with pytest.raises(NotFound):
+        load_visible_gate_facts(project_ids=[project.pk], release_id=release.pk)
+
+
+def test_only_releases_of_the_given_projects_are_found(personas):
+    p = personas
+    other = make_personas(slug="other-assistant", prefix="other-")
+    artifact = digest_of("shared artifact")
+    mine = make_release(p.project, p.requester, version="1.0.0", artifact=artifact)
+    theirs = make_release(other.project, other.requester, version="1.0.0", artifact=artifact)
+    here = [p.project.pk]
+    assert load_visible_gate_facts(project_ids=here, release_id=theirs.pk) is None
+    assert load_visible_gate_facts(project_ids=[], release_id=mine.pk) is None
+    assert load_visible_gate_facts(project_ids=here, release_id=mine.pk + 10_000) is None
+    by_digest = load_visible_gate_facts(project_ids=here, artifact_digest=artifact)
+    assert by_digest is not None and by_digest.release.id == mine.pk
+    both = [p.project.pk, other.project.pk]
+    newest = load_visible_gate_facts(project_ids=both, artifact_digest=artifact)
+    assert newest is not None and newest.release.id == theirs.pk
+    narrowed = load_visible_gate_facts(
+        project_ids=both, project_slug=p.project.slug, artifact_digest=artifact
+    )
+    assert narrowed is not None and narrowed.release.id == mine.pk
+    by_version = load_visible_gate_facts(
+        project_ids=both, project_slug=other.project.slug, version="1.0.0"
+    )
+    assert by_version is not None and by_version.release.id == theirs.pk
+
+
+def test_a_veto_shows_on_the_very_next_gate_query(personas):
+    p = personas
+    release = cleared_release(p)
+    ask = {"project_slug": p.project.slug, "version": release.version}
+    assert visible_gate_decision(p.actor("auditor"), **ask).cleared
+    veto_cast(release=release, actor=p.actor("sme"), role="sme", reason="stop")
+    after = visible_gate_decision(p.actor("auditor"), **ask)
+    assert [b.code for b in after.blockers] == ["veto"]
+    with pytest.raises(NotFound):
+        visible_gate_decision(p.actor("outsider"), **ask)
