@@ -81,7 +81,9 @@ def database_from_url(name: str, default: str) -> dict[str, object]:
             "HOST": parsed.hostname or "",
             "PORT": str(parsed.port or ""),
             "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
-            "CONN_HEALTH_CHECKS": True,
+            # A health check costs a round trip per request; off only where the pool or network
+            # is known to keep connections sound.
+            "CONN_HEALTH_CHECKS": env_bool("DATABASE_CONN_HEALTH_CHECKS", True),
             "OPTIONS": options,
         }
     raise ImproperlyConfigured(
