@@ -84,7 +84,13 @@ def database_from_url(name: str, default: str) -> dict[str, object]:
             # A health check costs a round trip per request; off only where the pool or network
             # is known to keep connections sound.
             "CONN_HEALTH_CHECKS": env_bool("DATABASE_CONN_HEALTH_CHECKS", True),
-            "OPTIONS": options,
+            # Django's own cursors bind client-side and never prepare; this only lets the few
+            # statements that ask for it (the gate read) be prepared once per connection. Turn it
+            # off behind a pooler in transaction mode, where a connection's statements are lost.
+            "OPTIONS": {
+                **options,
+                "prepare_threshold": 0 if env_bool("DATABASE_PREPARED_STATEMENTS", True) else None,
+            },
         }
     raise ImproperlyConfigured(
         f"{name} must start with sqlite:/// or postgres://, got {raw.split(':', 1)[0]!r}"

@@ -9,6 +9,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.db import connection
+from django.db.backends.postgresql.base import ServerBindingCursor
+from django.db.backends.utils import CursorWrapper
 from django.db.models import Exists, Model, OuterRef, Q, QuerySet, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Concat
@@ -361,6 +363,20 @@ LEFT JOIN {table["promotion"]} pm ON {pm_release} = r.id"""
     return head, tail, where
 
 
+def _fetch_prepared(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
+    """One row, through a server-binding cursor so PostgreSQL may keep the statement's plan for
+    the connection when the connection allows it (see env.py): planning this statement costs
+    several times running it. Where queries are logged (DEBUG, query-count tests) it runs as any
+    other query instead, since psycopg does not expose a prepared statement's SQL to the log."""
+    with connection.cursor() as cursor:
+        if connection.queries_logged:
+            cursor.execute(sql, params)
+            return cursor.fetchone()
+        with CursorWrapper(ServerBindingCursor(cursor.connection), connection) as bound:
+            bound.execute(sql, params)
+            return bound.fetchone()
+
+
 def _moment(value: str | None) -> datetime | None:
     # json_agg writes timestamps as ISO 8601 with the session's offset; the ORM gives UTC.
     return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
@@ -403,9 +419,7 @@ def load_visible_gate_facts(
             params.append(value)
     if not conditions:
         raise ValueError("Name the release: its id, its version or its artifact digest.")
-    with connection.cursor() as cursor:
-        cursor.execute(head + " AND ".join(conditions) + tail, params)
-        row = cursor.fetchone()
+    row = _fetch_prepared(head + " AND ".join(conditions) + tail, params)
     if row is None:
         return None
     (
