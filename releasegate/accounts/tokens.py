@@ -11,6 +11,7 @@ import hmac
 import re
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from functools import cache
 from typing import Any
@@ -186,21 +187,47 @@ def token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
     return locked
 
 
+@dataclass(frozen=True)
+class _Columns:
+    """One model's columns in a hand-written SELECT: their attribute names, and the conversions
+    the ORM would apply to each value (JSON text to Python values, and the like)."""
+
+    attnames: list[str]
+    converters: list[tuple[Any, list[Any]]]  # per column: the column and its converters
+
+    @classmethod
+    def of(cls, model: Any, alias: str) -> "_Columns":
+        cols = [f.get_col(alias) for f in model._meta.concrete_fields]
+        return cls(
+            attnames=[col.target.attname for col in cols],
+            converters=[
+                (col, connection.ops.get_db_converters(col) + col.get_db_converters(connection))
+                for col in cols
+            ],
+        )
+
+    def instance(self, model: Any, values: Sequence[Any]) -> Any:
+        converted = []
+        for value, (col, converters) in zip(values, self.converters, strict=True):
+            for convert in converters:
+                value = convert(value, col, connection)
+            converted.append(value)
+        return model.from_db(connection.alias, self.attnames, converted)
+
+
 @cache
-def _token_lookup() -> tuple[str, list[Any], list[Any]]:
+def _token_lookup() -> tuple[str, _Columns, _Columns]:
     """The token by key id with its user (a personal token acts as its user), written out once
     from the models' columns: every API request runs it, and composing it through the ORM each
     time costs more than the round trip."""
     quote = connection.ops.quote_name
     user_model = get_user_model()
-    token_cols: list[Any] = [f.get_col("t") for f in ApiToken._meta.concrete_fields]
-    user_cols: list[Any] = [f.get_col("u") for f in user_model._meta.concrete_fields]
+    token_fields, user_fields = ApiToken._meta.concrete_fields, user_model._meta.concrete_fields
     user_fk = ApiToken._meta.get_field("user").column  # type: ignore[union-attr]
     key_id = ApiToken._meta.get_field("key_id").column  # type: ignore[union-attr]
     columns = ", ".join(
-        f"{alias}.{quote(col.target.column)}"
-        for alias, cols in (("t", token_cols), ("u", user_cols))
-        for col in cols
+        [f"t.{quote(str(f.column))}" for f in token_fields]
+        + [f"u.{quote(str(f.column))}" for f in user_fields]
     )
     sql = (
         f"SELECT {columns} FROM {quote(ApiToken._meta.db_table)} t "  # noqa: S608
@@ -208,39 +235,20 @@ def _token_lookup() -> tuple[str, list[Any], list[Any]]:
         f"ON u.{quote(str(user_model._meta.pk.column))} = t.{quote(str(user_fk))} "
         f"WHERE t.{quote(str(key_id))} = %s"
     )
-    return sql, token_cols, user_cols
-
-
-def _converted(cols: list[Any], values: Sequence[Any]) -> list[Any]:
-    # The conversions the ORM applies to each column (JSON text to Python values, and the like).
-    converted = []
-    for col, value in zip(cols, values, strict=True):
-        for convert in connection.ops.get_db_converters(col) + col.get_db_converters(connection):
-            value = convert(value, col, connection)
-        converted.append(value)
-    return converted
+    return sql, _Columns.of(ApiToken, "t"), _Columns.of(user_model, "u")
 
 
 def _token_with_user(key_id: str) -> ApiToken | None:
-    sql, token_cols, user_cols = _token_lookup()
+    sql, token_columns, user_columns = _token_lookup()
     with connection.cursor() as cursor:
         cursor.execute(sql, [key_id])
         row = cursor.fetchone()
     if row is None:
         return None
-    token_values, user_values = row[: len(token_cols)], row[len(token_cols) :]
-    token = ApiToken.from_db(
-        connection.alias,
-        [col.target.attname for col in token_cols],
-        _converted(token_cols, token_values),
-    )
+    split = len(token_columns.attnames)
+    token: ApiToken = token_columns.instance(ApiToken, row[:split])
     if token.user_id is not None:
-        user_model = get_user_model()
-        token.user = user_model.from_db(
-            connection.alias,
-            [col.target.attname for col in user_cols],
-            _converted(user_cols, user_values),
-        )
+        token.user = user_columns.instance(get_user_model(), row[split:])
     return token
 
 

@@ -372,7 +372,8 @@ def _fetch_prepared(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
         if connection.queries_logged:
             cursor.execute(sql, params)
             return cursor.fetchone()
-        with CursorWrapper(ServerBindingCursor(cursor.connection), connection) as bound:
+        raw = ServerBindingCursor(cursor.connection)  # type: ignore[call-arg]
+        with CursorWrapper(raw, connection) as bound:
             bound.execute(sql, params)
             return bound.fetchone()
 

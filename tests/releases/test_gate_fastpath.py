@@ -2,12 +2,16 @@
 answers: the same `GateFacts`, fact for fact, in every situation the gate rules on."""
 
 from datetime import timedelta
+from urllib.parse import urlencode
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.http import QueryDict
 from django.utils import timezone
 
 from releasegate.accounts.actors import Actor
+from releasegate.api.serializers import GateQuerySerializer
+from releasegate.api.views import _plain_gate_query
 from releasegate.checks.models import CheckResult
 from releasegate.errors import NotFound
 from releasegate.releases.models import Approval, Evidence, Project, Release, Veto
@@ -27,8 +31,6 @@ from releasegate.releases.services import (
 from tests.builders import digest_of, document, make_release, pass_checks, submitted_release
 from tests.conftest import make_personas
 from tests.releases.gatehelpers import cleared_release, load, person_with
-
-pytestmark = pytest.mark.postgres
 
 
 def assert_same_facts(release: Release) -> None:
@@ -62,6 +64,7 @@ def _veto(release: Release, user, role: str = "sme", **fields) -> Veto:
     )
 
 
+@pytest.mark.postgres
 def test_a_draft_with_part_of_its_evidence_reads_the_same(personas):
     release = make_release(personas.project, personas.requester)
     evidence_attach(
@@ -73,6 +76,7 @@ def test_a_draft_with_part_of_its_evidence_reads_the_same(personas):
     assert_same_facts(release)
 
 
+@pytest.mark.postgres
 def test_replaced_evidence_and_checks_of_older_manifests_read_the_same(personas):
     release = submitted_release(personas.project, personas.requester)
     pass_checks(release)
@@ -86,6 +90,7 @@ def test_replaced_evidence_and_checks_of_older_manifests_read_the_same(personas)
     assert_same_facts(release)
 
 
+@pytest.mark.postgres
 def test_pipeline_review_without_a_date_or_with_a_number_reads_the_same(personas):
     release = make_release(personas.project, personas.requester)
     for reviewed_at in (None, 20260101):
@@ -104,6 +109,7 @@ def test_pipeline_review_without_a_date_or_with_a_number_reads_the_same(personas
         assert_same_facts(release)
 
 
+@pytest.mark.postgres
 def test_stale_expired_requester_and_duplicate_role_approvals_read_the_same(personas):
     p = personas
     release = cleared_release(p)
@@ -119,6 +125,7 @@ def test_stale_expired_requester_and_duplicate_role_approvals_read_the_same(pers
     assert_same_facts(release)
 
 
+@pytest.mark.postgres
 def test_approvers_who_lost_the_role_or_were_deactivated_read_the_same(personas):
     p = personas
     release = cleared_release(p)
@@ -136,6 +143,7 @@ def test_approvers_who_lost_the_role_or_were_deactivated_read_the_same(personas)
     assert_same_facts(release)
 
 
+@pytest.mark.postgres
 def test_an_approval_held_under_another_project_does_not_hold_the_role_here(personas):
     p = personas
     other = make_personas(slug="other-assistant", prefix="other-")
@@ -148,6 +156,7 @@ def test_an_approval_held_under_another_project_does_not_hold_the_role_here(pers
     assert_same_facts(release)
 
 
+@pytest.mark.postgres
 def test_lifted_active_carried_release_only_and_cross_project_vetoes_read_the_same(personas):
     p = personas
     other = make_personas(slug="other-assistant", prefix="other-")
@@ -180,6 +189,7 @@ def test_lifted_active_carried_release_only_and_cross_project_vetoes_read_the_sa
         assert_same_facts(each)
 
 
+@pytest.mark.postgres
 def test_a_promoted_release_reads_the_same(personas):
     p = personas
     release = cleared_release(p)
@@ -192,6 +202,7 @@ def test_a_promoted_release_reads_the_same(personas):
     assert_same_facts(release)
 
 
+@pytest.mark.postgres
 def test_several_results_per_check_and_waivers_read_the_same(personas):
     p = personas
     release = cleared_release(p)
@@ -221,6 +232,7 @@ def test_several_results_per_check_and_waivers_read_the_same(personas):
     assert_same_facts(release)
 
 
+@pytest.mark.postgres
 def test_a_project_without_a_policy_is_refused_by_both(personas):
     project = Project.objects.create(slug="no-policy", name="No policy")
     release = Release.objects.create(
@@ -236,6 +248,7 @@ def test_a_project_without_a_policy_is_refused_by_both(personas):
         load_visible_gate_facts(project_ids=[project.pk], release_id=release.pk)
 
 
+@pytest.mark.postgres
 def test_only_releases_of_the_given_projects_are_found(personas):
     p = personas
     other = make_personas(slug="other-assistant", prefix="other-")
@@ -261,6 +274,7 @@ def test_only_releases_of_the_given_projects_are_found(personas):
     assert by_version is not None and by_version.release.id == theirs.pk
 
 
+@pytest.mark.postgres
 def test_a_veto_shows_on_the_very_next_gate_query(personas):
     p = personas
     release = cleared_release(p)
@@ -271,3 +285,44 @@ def test_a_veto_shows_on_the_very_next_gate_query(personas):
     assert [b.code for b in after.blockers] == ["veto"]
     with pytest.raises(NotFound):
         visible_gate_decision(p.actor("outsider"), **ask)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        {"project": "support-assistant", "version": "1.0.0"},
+        {"digest": "sha256:" + "a" * 64},
+        {"digest": "sha256:" + "a" * 64, "project": "support-assistant"},
+        {"digest": "sha256:" + "a" * 64, "version": "1.0.0"},
+        {"project": "support-assistant"},
+        {"version": "1.0.0"},
+        {},
+        {"project": "", "version": "1.0.0"},
+        {"project": " support-assistant ", "version": "1.0.0"},
+        {"project": "support-assistant", "version": "1.0.0\t"},
+        {"project": "x" * 64, "version": "v" * 100},
+        {"project": "x" * 65, "version": "1.0.0"},
+        {"project": "support-assistant", "version": "v" * 101},
+        {"project": "support\x00", "version": "1.0.0"},
+        {"project": "support-assistant", "version": "1.0.0\x01"},
+        {"project": "süpport", "version": "1.0.0"},
+        {"project": "support-assistant", "version": "1.0.0", "other": "ignored"},
+    ],
+)
+def test_plainly_valid_gate_queries_read_as_the_serializer_reads_them(query):
+    params = QueryDict(urlencode(query))
+    serializer = GateQuerySerializer(data=params)
+    valid = serializer.is_valid()
+    plain = _plain_gate_query(params)
+    if plain is not None:
+        assert valid and plain == dict(serializer.validated_data)
+    # Everything the shortcut leaves alone is still answered by the serializer, errors and all.
+    if not valid:
+        assert plain is None
+
+
+def test_repeated_gate_query_parameters_read_as_the_serializer_reads_them():
+    params = QueryDict("project=a&project=support-assistant&version=1.0.0")
+    serializer = GateQuerySerializer(data=params)
+    assert serializer.is_valid()
+    assert _plain_gate_query(params) == dict(serializer.validated_data)
