@@ -523,12 +523,8 @@ def _decided(facts: GateFacts) -> GateDecision:
 
 
 def gate_decision(release: Release) -> GateDecision:
-    """The gate's answer for a release loaded with `gate_release_queryset`, announced to metrics.
-    On PostgreSQL its facts are read afresh in one round trip."""
-    facts = None
-    if connection.vendor == "postgresql":
-        facts = load_visible_gate_facts(project_ids=[release.project_id], release_id=release.pk)
-    return _decided(facts if facts is not None else load_gate_facts(release))
+    """The gate's answer for a release loaded with `gate_release_queryset`, announced to metrics."""
+    return _decided(load_gate_facts(release))
 
 
 def visible_gate_decision(

@@ -2,27 +2,22 @@
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.utils import timezone
 
 from releasegate.checks.models import CheckResult
 from releasegate.releases.models import Approval, Evidence, Release, Veto
-from releasegate.releases.selectors import gate_decision, gate_release_queryset, load_gate_facts
+from releasegate.releases.selectors import (
+    gate_decision,
+    gate_release_queryset,
+    load_visible_gate_facts,
+)
 from releasegate.releases.services import approval_give, release_promote
 from tests.builders import digest_of, document, pass_checks, submitted_release
 from tests.releases.gatehelpers import blockers
 
-# The ORM loader (promotion, SQLite): the release with its project, policy and promotion; current
-# evidence; approvals with their people; vetoes that reach it, with their people; check results
-# for its manifest.
-ORM_GATE_QUERIES = 5
-# On PostgreSQL `gate_decision` reads the release and every fact in one statement, after the
-# caller's own load of the release.
-FAST_GATE_QUERIES = 2
-
-
-def _gate_queries() -> int:
-    return FAST_GATE_QUERIES if connection.vendor == "postgresql" else ORM_GATE_QUERIES
+# The release with its project, policy and promotion; current evidence; approvals with their
+# people; vetoes that reach it, with their people; check results for its manifest.
+GATE_QUERIES = 5
 
 
 def _earlier_release(p, version, environment="production"):
@@ -114,15 +109,25 @@ def test_gate_query_count_is_the_same_for_1_and_50_of_each_fact(
     personas, django_assert_num_queries, n
 ):
     release = _release_with(personas, n)
-    with django_assert_num_queries(ORM_GATE_QUERIES):
-        facts = load_gate_facts(gate_release_queryset().get(pk=release.pk))
-    assert len(facts.vetoes) == _blocking_vetoes(n)
-    with django_assert_num_queries(_gate_queries()):
+    with django_assert_num_queries(GATE_QUERIES):
         decision = gate_decision(gate_release_queryset().get(pk=release.pk))
     # The facts were all read: every blocking veto is reported.
     assert len(blockers(decision, "veto")) == _blocking_vetoes(n)
     assert not blockers(decision, "check_pending")
     assert not blockers(decision, "evidence_missing")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("n", [1, 50])
+def test_the_api_gate_reads_a_release_and_all_its_facts_in_one_query(
+    personas, django_assert_num_queries, n
+):
+    release = _release_with(personas, n)
+    with django_assert_num_queries(1):
+        facts = load_visible_gate_facts(project_ids=[personas.project.pk], release_id=release.pk)
+    assert facts is not None
+    assert len(facts.vetoes) == _blocking_vetoes(n)
+    assert len(facts.evidence) == 5
 
 
 def test_gate_query_count_is_the_same_for_a_promoted_release(personas, django_assert_num_queries):
@@ -132,6 +137,6 @@ def test_gate_query_count_is_the_same_for_a_promoted_release(personas, django_as
     approval_give(release=release, actor=p.actor("security"), role="security")
     approval_give(release=release, actor=p.actor("sme"), role="sme")
     release_promote(release=release, actor=p.actor("requester"))
-    with django_assert_num_queries(_gate_queries()):
+    with django_assert_num_queries(GATE_QUERIES):
         decision = gate_decision(gate_release_queryset().get(pk=release.pk))
     assert decision.cleared
