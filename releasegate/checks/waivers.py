@@ -5,6 +5,7 @@ revoking a waiver sets that project's `vulnerabilities` results of releases in r
 pending, so the next run (enqueued after commit, or the next sweep) applies it.
 """
 
+import json
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -57,11 +58,12 @@ def advisory_waive(
         errors.append(FieldError("advisory_id", "an advisory id such as PYSEC-2023-74 or a CVE"))
     else:
         wanted = advisory_id.strip()
-        advisory = (
-            Advisory.objects.filter(Q(osv_id=wanted) | Q(aliases__contains=[wanted]))
-            .order_by("osv_id")
-            .first()
-        )
+        # A text match on the JSON list works on SQLite and PostgreSQL alike (SQLite has no JSON
+        # `contains`); membership is then checked exactly.
+        candidates = Advisory.objects.filter(
+            Q(osv_id=wanted) | Q(aliases__icontains=json.dumps(wanted))
+        ).order_by("osv_id")
+        advisory = next((a for a in candidates if a.osv_id == wanted or wanted in a.aliases), None)
         if advisory is None:
             errors.append(FieldError("advisory_id", f"no imported advisory is known as {wanted!r}"))
     now = timezone.now()
