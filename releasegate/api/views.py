@@ -284,6 +284,10 @@ class VetoLiftView(ScopedAPIView):
                 Veto.objects.filter(pk=veto_id, release_id=release.pk).first()
                 or selectors.active_vetoes_for(release).filter(pk=veto_id).first()
             )
+        if veto is not None and veto.project_id not in self.visible_project_ids():
+            # A veto on the same artifact in a project the caller cannot see: as unknown as any
+            # other id, so its existence cannot be probed for through this release.
+            veto = None
         if veto is None:
             raise NotFound("No such veto on this release.")
         lifted = services.veto_lift(veto=veto, actor=self.actor, reason=body.get("reason"))
