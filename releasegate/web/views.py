@@ -143,8 +143,15 @@ def _page_number(value: str | None) -> int:
 @require_GET
 def release_list(request: HttpRequest) -> HttpResponse:
     actor = actor_of(request)
-    projects = list(Project.objects.filter(pk__in=visible_project_ids(actor)))
     params = request.GET
+    if "\x00" in params.get("q", ""):
+        return render(
+            request,
+            "web/refused.html",
+            {"message": "The search text may not contain a NUL character.", "back": "/releases/"},
+            status=400,
+        )
+    projects = list(Project.objects.filter(pk__in=visible_project_ids(actor)))
     filters = selectors.ReleaseFilter(
         project=params.get("project", "")
         if params.get("project") in {p.slug for p in projects}
