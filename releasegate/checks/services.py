@@ -74,6 +74,15 @@ def check_result_record(
             "A pushed check result needs an external id.",
             errors=[FieldError("external_id", "must not be empty")],
         )
+    if source == CheckResult.Source.CI and check != "external_ci":
+        # Every other check is computed by the workers from the evidence; a pushed `passed` would
+        # override a computed failure (the latest result counts) or settle the check before the
+        # workers ever ran it, so a pipeline's token could clear its own release's checks.
+        raise InvalidInput(
+            "CI reports the external_ci check only; the workers compute the others.",
+            code="computed_check",
+            errors=[FieldError("check", "must be external_ci when reported by CI")],
+        )
     locked = Release.objects.select_for_update().get(pk=release.pk)
     manifest = manifest_digest or locked.manifest_digest
     now = timezone.now()

@@ -127,7 +127,7 @@ def _cases(release: Release, draft: Release, veto_id: int) -> dict[str, Case]:
         "check_report": Case(
             "POST",
             f"/api/v1/releases/{r}/checks",
-            {"check": "sbom_valid", "status": "passed", "external_id": "ci-1", "summary": "ok"},
+            {"check": "external_ci", "status": "passed", "external_id": "ci-1", "summary": "ok"},
             expected(people={"*": 403}, scopes={"checks:write": 201, "*": 403}),
         ),
         "waiver": Case(

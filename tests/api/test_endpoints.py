@@ -254,7 +254,7 @@ def test_veto_needs_a_reason_and_requester_cannot_sign_off(personas, person):
 def test_check_report_is_idempotent_on_external_id(personas, service):
     release = submitted_release(personas.project, personas.requester)
     ci = service("checks:write")
-    body = {"check": "sbom_valid", "status": "running", "external_id": "gh-run-7", "summary": ""}
+    body = {"check": "external_ci", "status": "running", "external_id": "gh-run-7", "summary": ""}
     first = ci.request("POST", f"/api/v1/releases/{release.pk}/checks", body)
     second = ci.request(
         "POST", f"/api/v1/releases/{release.pk}/checks", {**body, "status": "passed"}

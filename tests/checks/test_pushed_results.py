@@ -77,3 +77,25 @@ def test_a_push_without_external_id_or_scope_is_refused(personas, release):
     with pytest.raises(NotPermitted):
         push(release, ci_actor(personas, scopes=("gate:read",)), "passed")
     assert not CheckResult.objects.filter(check_name="external_ci").exists()
+
+
+def test_ci_cannot_pass_a_check_the_workers_compute(personas, release):
+    """A pipeline's token pushing `passed` would override the workers' failed vulnerabilities
+    check (the latest result counts) or settle it before it ever ran."""
+    check_result_record(
+        release=release, actor=Actor.system_actor(), check="vulnerabilities", status="failed"
+    )
+    with pytest.raises(InvalidInput) as refused:
+        check_result_record(
+            release=release,
+            actor=ci_actor(personas),
+            check="vulnerabilities",
+            status="passed",
+            external_id="run-43",
+        )
+    assert refused.value.code == "computed_check"
+    assert [e.field for e in refused.value.errors] == ["check"]
+    assert list(
+        CheckResult.objects.filter(check_name="vulnerabilities").values_list("status", "source")
+    ) == [("failed", "worker")]
+    assert (release.pk, "sbom_valid", release.manifest_digest) in checks_due()

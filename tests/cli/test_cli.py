@@ -187,7 +187,7 @@ def test_report_check_records_a_result(live_server, personas, token):
         "--release",
         str(release.pk),
         "--check",
-        "sbom_valid",
+        "external_ci",
         "--status",
         "passed",
         "--external-id",
@@ -199,5 +199,5 @@ def test_report_check_records_a_result(live_server, personas, token):
         token=token,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == f"recorded: sbom_valid passed on release {release.pk}"
+    assert result.stdout.strip() == f"recorded: external_ci passed on release {release.pk}"
     assert release.check_results.get().external_id == "gh-1"
