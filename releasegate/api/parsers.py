@@ -1,6 +1,7 @@
 """JSON bodies, bounded in size and depth, read once, with nothing PostgreSQL cannot store."""
 
 import json
+import math
 from typing import Any
 
 from django.conf import settings
@@ -16,24 +17,53 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        # 1e400 parses as infinity, which neither JSON nor PostgreSQL's jsonb can hold.
+        raise ValueError(f"the number {text[:40]} is out of range")
+    return value
+
+
+def _check_text(text: str) -> None:
+    if "\x00" in text:
+        raise ValueError("The JSON contains a NUL character.")
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError("The JSON contains an unpaired UTF-16 surrogate escape.") from None
+
+
 def _check_structure(data: Any) -> None:
-    """Refuse NUL characters (PostgreSQL text and jsonb cannot hold them) and runaway nesting,
-    walking iteratively so a hostile document cannot exhaust the stack."""
+    """Refuse NUL characters and unpaired surrogates (PostgreSQL text and jsonb cannot hold
+    them) and runaway nesting, walking iteratively so a hostile document cannot exhaust the
+    stack."""
     pending: list[tuple[Any, int]] = [(data, 0)]
     while pending:
         value, depth = pending.pop()
         if depth > MAX_DEPTH:
-            raise exceptions.ParseError(f"The JSON is nested deeper than {MAX_DEPTH} levels.")
+            raise ValueError(f"The JSON is nested deeper than {MAX_DEPTH} levels.")
         if isinstance(value, str):
-            if "\x00" in value:
-                raise exceptions.ParseError("The JSON contains a NUL character.")
+            _check_text(value)
         elif isinstance(value, dict):
             for key, item in value.items():
-                if "\x00" in key:
-                    raise exceptions.ParseError("The JSON contains a NUL character.")
+                _check_text(key)
                 pending.append((item, depth + 1))
         elif isinstance(value, list):
             pending.extend((item, depth + 1) for item in value)
+
+
+def load_checked_json(raw: bytes) -> Any:
+    """`raw` as a JSON document we can store, or ValueError saying what is wrong with it."""
+    try:
+        data = json.loads(
+            raw.decode("utf-8"), parse_constant=_reject_constant, parse_float=_finite_float
+        )
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise ValueError(f"Malformed JSON: {error}") from None
+    _check_structure(data)
+    return data
 
 
 class BoundedJSONParser(BaseParser):
@@ -46,8 +76,6 @@ class BoundedJSONParser(BaseParser):
         if len(raw) > limit:
             raise RequestTooLarge()
         try:
-            data = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-        except (ValueError, UnicodeDecodeError, RecursionError) as error:
-            raise exceptions.ParseError(f"Malformed JSON: {error}") from None
-        _check_structure(data)
-        return data
+            return load_checked_json(raw)
+        except ValueError as error:
+            raise exceptions.ParseError(str(error)) from None

@@ -1,7 +1,6 @@
 """Forms for the pages. They shape what was typed into the documents the services take; the
 services validate. `apply_errors` puts a service's field errors back onto the form fields."""
 
-import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -12,6 +11,7 @@ from django.forms import BaseFormSet, formset_factory
 from django.utils import timezone
 
 from releasegate.accounts.roles import Role
+from releasegate.api.parsers import load_checked_json
 from releasegate.errors import ReleasegateError
 from releasegate.releases.models import EvidenceKind, Veto
 from releasegate.releases.policy import CHECK_NAMES, SEVERITIES
@@ -268,8 +268,8 @@ class SbomForm(EvidenceForm):
     def document(self, rows: list[dict[str, Any]]) -> Any:
         upload = self.cleaned_data["sbom"]
         try:
-            return json.loads(upload.read())
-        except (ValueError, UnicodeDecodeError) as exc:
+            return load_checked_json(upload.read())
+        except ValueError as exc:
             self.add_error("sbom", f"not JSON: {exc}")
             return None
 
