@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.forms import BaseFormSet, formset_factory
 from django.utils import timezone
@@ -106,10 +107,20 @@ class ReleaseCreateForm(forms.Form):
         _choices(self.fields["project"], [(p.slug, p.name) for p in projects])
 
 
+def _within_upload_limit(upload: Any) -> None:
+    # Django bounds a form's fields, not its files: without this an upload of any size is read
+    # (an SBOM, into memory) and stored.
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    if upload is not None and upload.size > limit:
+        raise forms.ValidationError(f"The file is larger than {limit // (1024 * 1024)} MB.")
+
+
 class AttachmentForm(forms.Form):
     """The optional attachment or link any checklist item may carry."""
 
-    attachment = forms.FileField(label="Attachment (optional)", required=False)
+    attachment = forms.FileField(
+        label="Attachment (optional)", required=False, validators=[_within_upload_limit]
+    )
     link = forms.CharField(
         label="Link (optional)", required=False, max_length=500, help_text="an http(s) URL"
     )
@@ -263,7 +274,9 @@ class IdentityForm(RowForm):
 
 
 class SbomForm(EvidenceForm):
-    sbom = forms.FileField(label="SBOM file (CycloneDX or SPDX JSON)")
+    sbom = forms.FileField(
+        label="SBOM file (CycloneDX or SPDX JSON)", validators=[_within_upload_limit]
+    )
 
     def document(self, rows: list[dict[str, Any]]) -> Any:
         upload = self.cleaned_data["sbom"]
