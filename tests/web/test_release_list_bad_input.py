@@ -12,7 +12,9 @@ pytestmark = pytest.mark.django_db
 def test_a_nul_in_the_release_search_is_a_400_naming_it(client, personas, gate):
     make_release(personas.project, personas.requester)
 
-    response = signed_in(client, personas.security).get("/releases/", {"q": "1.0\x00", "gate": gate})
+    response = signed_in(client, personas.security).get(
+        "/releases/", {"q": "1.0\x00", "gate": gate}
+    )
 
     assert response.status_code == 400
     assert "NUL" in response.content.decode()
