@@ -1,0 +1,56 @@
+"""A project admin moving the external CI URL to another host does not take the worker's CI
+token (named by the operator in `token_env`) along with it."""
+
+import pytest
+
+from releasegate.releases.services import policy_change
+from tests.web.helpers import signed_in
+
+pytestmark = pytest.mark.django_db
+
+FORM = {
+    "required_items": ["sbom"],
+    "required_checks": ["external_ci"],
+    "security_approvals": "1",
+    "sme_approvals": "1",
+    "veto_roles": ["security", "sme"],
+    "max_approval_age_days": "14",
+    "max_review_age_days": "180",
+    "vulnerability_threshold": "high",
+    "note": "moved CI",
+}
+
+
+@pytest.fixture
+def ci_with_token(personas):
+    policy_change(
+        project=personas.project,
+        actor=personas.actor("admin"),
+        changes={
+            "external_ci": {
+                "url": "https://ci.example.com/api/v4/projects/1/pipelines/latest",
+                "format": "gitlab",
+                "token_env": "RELEASEGATE_CI_TOKEN",
+            }
+        },
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("https://attacker.example.net/collect", False),
+        ("http://ci.example.com/api/v4/projects/1/pipelines/latest", False),
+        ("https://ci.example.com/api/v4/projects/2/pipelines/latest", True),
+    ],
+)
+def test_the_ci_token_stays_only_with_the_same_origin(client, personas, ci_with_token, url, kept):
+    response = signed_in(client, personas.admin).post(
+        "/projects/support-assistant/policy/", {**FORM, "external_ci_url": url}
+    )
+
+    assert response.status_code == 302
+    personas.project.refresh_from_db()
+    external_ci = personas.project.current_policy.external_ci
+    assert external_ci["url"] == url
+    assert ("token_env" in external_ci) is kept
