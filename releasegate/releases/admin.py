@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.db.models import Model
 from django.http import HttpRequest
 
-from releasegate.accounts.actors import Actor
+from releasegate.accounts.actors import Actor, Capability
 from releasegate.readonly_admin import ReadOnlyAdmin
 from releasegate.releases.models import (
     Approval,
@@ -39,6 +39,16 @@ class ProjectAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        # Staff holding the model permission alone would reach project_rename and be refused
+        # there with a server error: offer the form only to whom the service lets rename.
+        if not super().has_change_permission(request, obj):
+            return False
+        user = cast(User, request.user)
+        if obj is None or user.is_superuser:
+            return True
+        return Actor.for_user(user).can(cast(Project, obj), Capability.CHANGE_POLICY)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         project_rename(
