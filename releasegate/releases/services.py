@@ -583,12 +583,13 @@ def veto_cast(
 
 
 def _requests_a_release_blocked_by(person: User, veto: Veto) -> bool:
-    """Whether the person requested the vetoed release, or an open release the veto carries
-    forward to: either way they want past it, so they may not be the one to lift it."""
+    """Whether the person requested the vetoed release, or a release the veto carries forward
+    to and blocks (open, or promoted and rolling out): either way they want past it, so they
+    may not be the one to lift it."""
     reach = Q(pk=veto.release_id)
     if veto.scope == Veto.Scope.CARRY_FORWARD:
-        open_states = [Release.State.DRAFT, Release.State.IN_REVIEW]
-        reach |= Q(state__in=open_states) & (
+        blocked_states = [Release.State.DRAFT, Release.State.IN_REVIEW, Release.State.PROMOTED]
+        reach |= Q(state__in=blocked_states) & (
             Q(project_id=veto.project_id, environment=veto.environment, pk__gt=veto.release_id)
             | Q(artifact_digest=veto.artifact_digest)
         )
