@@ -29,6 +29,10 @@ class Project(models.Model):
         return self.slug
 
 
+def default_environments() -> list[str]:
+    return ["production", "staging"]
+
+
 class GatePolicy(models.Model):
     """One version of a project's gate policy. Versions are never edited; a change adds one."""
 
@@ -43,6 +47,9 @@ class GatePolicy(models.Model):
     vulnerability_threshold = models.CharField(max_length=16, default="high")
     license_denylist = models.JSONField(default=list, blank=True)
     external_ci = models.JSONField(default=dict, blank=True)
+    # Releases may only name these: a carry-forward veto follows project + environment, so a
+    # requester must not be able to escape it by inventing a new environment name.
+    environments = models.JSONField(default=default_environments)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -1,11 +1,14 @@
 """What a gate policy may say, and the default every new project starts with."""
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from releasegate.accounts.roles import REVIEWER_ROLES
 from releasegate.errors import FieldError, InvalidInput
 from releasegate.releases.models import EvidenceKind
+
+ENVIRONMENT_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 
 CHECK_NAMES: tuple[str, ...] = (
     "sbom_valid",
@@ -33,6 +36,7 @@ class PolicySpec:
     vulnerability_threshold: str = "high"
     license_denylist: list[str] = field(default_factory=lambda: ["AGPL-3.0-only", "SSPL-1.0"])
     external_ci: dict[str, Any] = field(default_factory=dict)
+    environments: list[str] = field(default_factory=lambda: ["production", "staging"])
 
     def as_fields(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -97,6 +101,19 @@ def policy_spec_from(data: dict[str, Any], base: PolicySpec | None = None) -> Po
         errors.append(FieldError("external_ci", "must be an object"))
     elif "external_ci" in checks and not external_ci.get("url"):
         errors.append(FieldError("external_ci", "the external_ci check needs a url to pull from"))
+    environments = merged["environments"]
+    if (
+        not isinstance(environments, list)
+        or not 1 <= len(environments) <= 20
+        or not all(isinstance(e, str) and ENVIRONMENT_RE.match(e) for e in environments)
+    ):
+        errors.append(
+            FieldError(
+                "environments",
+                "1 to 20 names of lowercase letters, digits, '_' or '-' (up to 64 each)",
+            )
+        )
+        environments = []
     approval_age = _age(merged["max_approval_age_days"], "max_approval_age_days", errors)
     review_age = _age(merged["max_review_age_days"], "max_review_age_days", errors)
     if errors:
@@ -111,4 +128,5 @@ def policy_spec_from(data: dict[str, Any], base: PolicySpec | None = None) -> Po
         vulnerability_threshold=threshold,
         license_denylist=list(denylist),
         external_ci=dict(external_ci),
+        environments=list(dict.fromkeys(environments)),
     )

@@ -33,13 +33,12 @@ from releasegate.releases.models import (
     Release,
     Veto,
 )
-from releasegate.releases.policy import PolicySpec, policy_spec_from
+from releasegate.releases.policy import ENVIRONMENT_RE, PolicySpec, policy_spec_from
 from releasegate.releases.selectors import gate_release_queryset, load_gate_facts
 from releasegate.releases.signals import send_after_commit
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]{0,99}$")
-ENVIRONMENT_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9\-]{0,63}$")
 MAX_REASON = 5000
 
@@ -281,6 +280,11 @@ def release_create(
         )
     if not isinstance(environment, str) or not ENVIRONMENT_RE.match(environment):
         errors.append(FieldError("environment", "lowercase letters, digits, '_' or '-', up to 64"))
+    elif environment not in _environments_of(project):
+        allowed = ", ".join(_environments_of(project))
+        errors.append(
+            FieldError("environment", f"must be one of this project's environments: {allowed}")
+        )
     if not isinstance(summary, str) or len(summary) > 5000:
         errors.append(FieldError("summary", "text of at most 5000 characters"))
     if errors:
@@ -319,6 +323,11 @@ def release_create(
     )
     send_after_commit("release_created", release_id=release.pk)
     return release
+
+
+def _environments_of(project: Project) -> list[str]:
+    policy = project.current_policy
+    return list(policy.environments) if policy is not None else []
 
 
 def _editable(release: Release) -> None:

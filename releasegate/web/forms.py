@@ -463,6 +463,11 @@ class PolicyForm(forms.Form):
     external_ci_url = forms.CharField(
         label="External CI status URL", required=False, max_length=500
     )
+    environments = forms.CharField(
+        label="Environments releases may name",
+        max_length=2000,
+        help_text="comma-separated; a veto carries forward within its environment",
+    )
     note = forms.CharField(label="Why (recorded with the version)", required=False, max_length=500)
 
     @staticmethod
@@ -478,6 +483,7 @@ class PolicyForm(forms.Form):
             "vulnerability_threshold": policy.vulnerability_threshold,
             "license_denylist": ", ".join(policy.license_denylist),
             "external_ci_url": (policy.external_ci or {}).get("url", ""),
+            "environments": ", ".join(policy.environments),
         }
 
     def changes(self, current_external_ci: dict[str, Any]) -> dict[str, Any]:
@@ -501,6 +507,7 @@ class PolicyForm(forms.Form):
             "vulnerability_threshold": d["vulnerability_threshold"],
             "license_denylist": _csv(d["license_denylist"]),
             "external_ci": external_ci,
+            "environments": _csv(d["environments"]),
         }
 
 

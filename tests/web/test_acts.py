@@ -155,6 +155,7 @@ def test_admin_changes_the_policy_as_a_new_version(client, personas):
         "vulnerability_threshold": "critical",
         "license_denylist": "AGPL-3.0-only, SSPL-1.0",
         "external_ci_url": "",
+        "environments": "production, staging, canary",
         "note": "tighter",
     }
     assert client.post("/projects/support-assistant/policy/", data).status_code == 302
@@ -162,6 +163,7 @@ def test_admin_changes_the_policy_as_a_new_version(client, personas):
     policy = personas.project.current_policy
     assert policy.version == 2 and policy.required_approvals == {"security": 2}
     assert policy.veto_roles == ["security"]
+    assert policy.environments == ["production", "staging", "canary"]
     body = text(client.get("/projects/support-assistant/"))
     assert "v2 (in force)" in body and "v1" in body and "tighter" in body
 
@@ -176,6 +178,7 @@ def test_a_policy_error_is_shown_on_its_field(client, personas):
         "max_approval_age_days": "14",
         "max_review_age_days": "180",
         "vulnerability_threshold": "high",
+        "environments": "production",
     }
     response = client.post("/projects/support-assistant/policy/", data)
     assert response.status_code == 400

@@ -17,6 +17,7 @@ FORM = {
     "max_approval_age_days": "14",
     "max_review_age_days": "180",
     "vulnerability_threshold": "high",
+    "environments": "production, staging",
     "note": "moved CI",
 }
 
