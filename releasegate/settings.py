@@ -50,6 +50,10 @@ INSTALLED_APPS = [
     "releasegate.api",
     "releasegate.web",
     "releasegate.ops",
+    "releasegate.signing",
+    "releasegate.attestations",
+    "releasegate.incidents",
+    "releasegate.identity",
 ]
 
 MIDDLEWARE = [
@@ -129,6 +133,9 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/login/"
 
 # Request bodies: evidence documents (an SBOM) can be large, anything beyond is refused with 413.
+# The PEM file of the ECDSA P-256 key that signs attestations and audit checkpoints; unset, the
+# embedded default (DEBUG on) generates one in the data folder.
+RELEASEGATE_SIGNING_KEY = env_str("RELEASEGATE_SIGNING_KEY", "")
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("RELEASEGATE_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 

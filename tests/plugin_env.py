@@ -28,6 +28,20 @@ os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
 os.environ.setdefault("CSRF_COOKIE_SECURE", "false")
 os.environ.setdefault("RELEASEGATE_FAST_PASSWORD_HASHER", "true")
+if "RELEASEGATE_SIGNING_KEY" not in os.environ:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    _key_path = os.path.join(tempfile.mkdtemp(prefix="releasegate-key-"), "signing-key.pem")
+    with open(os.open(_key_path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as _handle:
+        _handle.write(
+            ec.generate_private_key(ec.SECP256R1()).private_bytes(
+                serialization.Encoding.PEM,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        )
+    os.environ["RELEASEGATE_SIGNING_KEY"] = _key_path
 os.environ.setdefault("CELERY_BROKER_URL", "memory://")
 os.environ.setdefault("EMAIL_BACKEND", "django.core.mail.backends.locmem.EmailBackend")
 if "DATABASE_URL" not in os.environ and _reachable("127.0.0.1", 5432):

@@ -21,6 +21,9 @@ class Scope(StrEnum):
     RELEASES_WRITE = "releases:write"
     CHECKS_WRITE = "checks:write"
     RELEASES_PROMOTE = "releases:promote"
+    ADMISSION_REVIEW = "admission:review"
+    ALERTS_WRITE = "alerts:write"
+    ATTESTATIONS_READ = "attestations:read"
 
 
 class Capability(StrEnum):
@@ -34,6 +37,9 @@ class Capability(StrEnum):
     MANAGE_SERVICE_TOKENS = "manage_service_tokens"
     WAIVE_ADVISORY = "waive_advisory"
     EXPORT_AUDIT = "export_audit"
+    READ_ATTESTATION = "read_attestation"
+    REVIEW_ADMISSION = "review_admission"
+    REPORT_ALERT = "report_alert"
 
 
 _ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
@@ -54,12 +60,16 @@ _ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
 }
 
 _SCOPE_CAPABILITIES: dict[Scope, frozenset[Capability]] = {
-    Scope.GATE_READ: frozenset({Capability.READ}),
+    Scope.GATE_READ: frozenset({Capability.READ, Capability.READ_ATTESTATION}),
     Scope.RELEASES_WRITE: frozenset(
         {Capability.READ, Capability.CREATE_RELEASE, Capability.EDIT_RELEASE}
     ),
     Scope.CHECKS_WRITE: frozenset({Capability.READ, Capability.REPORT_CHECK}),
     Scope.RELEASES_PROMOTE: frozenset({Capability.READ, Capability.PROMOTE}),
+    # A gate:read token may fetch attestations too: they say no more than the gate answer does.
+    Scope.ATTESTATIONS_READ: frozenset({Capability.READ, Capability.READ_ATTESTATION}),
+    Scope.ADMISSION_REVIEW: frozenset({Capability.READ, Capability.REVIEW_ADMISSION}),
+    Scope.ALERTS_WRITE: frozenset({Capability.READ, Capability.REPORT_ALERT}),
 }
 
 

@@ -8,11 +8,32 @@ each as a blocker with a stable code. It reads nothing and writes nothing;
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from enum import StrEnum
 from typing import Any
 
 from releasegate.releases.evidence import manifest_digest
 
 PASSED = "passed"
+
+
+class BlockerCode(StrEnum):
+    """Every blocker code the gate reports: the stable vocabulary of the CI contract."""
+
+    NOT_SUBMITTED = "not_submitted"
+    WITHDRAWN = "withdrawn"
+    WRONG_ENVIRONMENT = "wrong_environment"
+    EVIDENCE_MISSING = "evidence_missing"
+    EVIDENCE_INVALID = "evidence_invalid"
+    CHECK_PENDING = "check_pending"
+    CHECK_FAILED = "check_failed"
+    APPROVAL_MISSING = "approval_missing"
+    APPROVAL_STALE = "approval_stale"
+    APPROVAL_EXPIRED = "approval_expired"
+    VETO = "veto"
+    HOLD = "hold"
+    REVIEW_OVERDUE = "review_overdue"
+
+
 FAILED_STATUSES = frozenset({"failed", "error"})
 
 
