@@ -202,6 +202,8 @@ else:
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 RELEASEGATE_SWEEP_SECONDS = env_int("RELEASEGATE_SWEEP_SECONDS", 30, minimum=1)
+# How often the scheduler enqueues notification outbox rows left unexpanded (a broker outage).
+RELEASEGATE_OUTBOX_SWEEP_SECONDS = env_int("RELEASEGATE_OUTBOX_SWEEP_SECONDS", 15, minimum=1)
 # Checks: acknowledged only when done, re-queued if the worker dies, one message at a time.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -235,6 +237,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "releasegate.checks.sweep",
         "schedule": float(RELEASEGATE_SWEEP_SECONDS),
         "options": {"expires": float(RELEASEGATE_SWEEP_SECONDS)},
+    },
+    # Outbox notices a broker outage left unexpanded are enqueued again within seconds.
+    "sweep-notices": {
+        "task": "releasegate.ops.tasks.sweep_notices",
+        "schedule": float(RELEASEGATE_OUTBOX_SWEEP_SECONDS),
+        "options": {"expires": float(RELEASEGATE_OUTBOX_SWEEP_SECONDS)},
     },
     # Notifications left pending (a lost worker, a broker outage) are taken up again.
     "sweep-notifications": {

@@ -21,7 +21,7 @@ from django.dispatch import receiver
 from releasegate.ops import metrics
 from releasegate.ops.context import current_request_id, request_id_var
 from releasegate.releases.gate import GateDecision
-from releasegate.releases.signals import gate_evaluated, release_event
+from releasegate.releases.signals import gate_evaluated, release_event_in_transaction
 
 logger = logging.getLogger(__name__)
 
@@ -39,23 +39,22 @@ def count_gate_query(sender: Any, decision: GateDecision, **kwargs: Any) -> None
     metrics.GATE_QUERIES.labels(outcome="cleared" if decision.cleared else "blocked").inc()
 
 
-@receiver(release_event, dispatch_uid="ops.notifications.release_event")
-def enqueue_notifications(sender: Any, event: str, release_id: int | None, **extra: Any) -> None:
-    """Runs after commit: only enqueue, so the request never waits on a receiver."""
-    from releasegate.ops.tasks import notify_if_cleared, notify_release_event
+@receiver(release_event_in_transaction, dispatch_uid="ops.notifications.release_event")
+def record_notices(sender: Any, event: str, release_id: int | None, **extra: Any) -> None:
+    """Runs inside the act's transaction: the outbox rows commit with the act; their enqueue
+    runs after commit and may fail (the sweep takes them up)."""
+    from releasegate.ops.services import notices_record
 
     if release_id is None:
         return
-    try:
-        if event in DIRECT_EVENTS:
-            notify_release_event.delay(event, release_id, veto_id=extra.get("veto_id"))
-        if event in MAY_CLEAR_EVENTS:
-            notify_if_cleared.delay(release_id)
-    except Exception:
-        # The act is committed already; a broker outage loses the notification, not the act.
-        logger.exception(
-            "could not enqueue notifications", extra={"event": event, "release_id": release_id}
-        )
+    wanted = []
+    if event in DIRECT_EVENTS:
+        wanted.append(event)
+    # A check that did not pass cannot have cleared the release.
+    if event in MAY_CLEAR_EVENTS and (event != "check_recorded" or extra.get("status") == "passed"):
+        wanted.append("cleared")
+    if wanted:
+        notices_record(release_id=release_id, events=wanted, veto_id=extra.get("veto_id"))
 
 
 @before_task_publish.connect(dispatch_uid="ops.request_id.publish")
