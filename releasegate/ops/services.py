@@ -35,6 +35,7 @@ from releasegate.ops.notifications import cleared_payload, event_payload
 from releasegate.releases.gate import evaluate_gate
 from releasegate.releases.models import Project, Release
 from releasegate.releases.selectors import gate_release_queryset, load_gate_facts
+from releasegate.transactions import LockRank, lock_project, note_lock, service
 
 SIGNATURE_HEADER = "X-Releasegate-Signature"
 TIMESTAMP_HEADER = "X-Releasegate-Timestamp"
@@ -100,7 +101,7 @@ def _address(value: Any) -> str:
     return str(value)
 
 
-@transaction.atomic
+@service
 def notification_target_add(
     *,
     project: Project,
@@ -125,7 +126,7 @@ def notification_target_add(
         url, address, secret = _webhook_url(url), "", secrets.token_urlsafe(32)
     else:
         url, address = "", _address(address)
-    Project.objects.select_for_update().only("id").get(pk=project.pk)
+    lock_project(project.pk)
     live = NotificationTarget.objects.filter(project=project, removed_at__isnull=True)
     if live.count() >= MAX_TARGETS_PER_PROJECT:
         raise Conflict(
@@ -157,7 +158,7 @@ def notification_target_add(
     return target, secret
 
 
-@transaction.atomic
+@service
 def notification_target_remove(*, target: NotificationTarget, actor: Actor) -> NotificationTarget:
     _require_manager(actor, target.project)
     updated = NotificationTarget.objects.filter(pk=target.pk, removed_at__isnull=True).update(
@@ -242,10 +243,13 @@ def _notice_deliveries(notice: Notice) -> list[Delivery]:
     )
 
 
-@transaction.atomic
+@service
 def notice_expand(*, notice_id: int) -> list[Delivery]:
     """Turn one notice into its pending deliveries and mark it processed, in one transaction; a
-    notice processed already (a duplicate message, a sweep) yields nothing."""
+    notice processed already, or being expanded by another worker (a duplicate message, a sweep),
+    yields nothing."""
+    # lock_one's rank, with SKIP LOCKED: a second worker on the same notice moves on at once.
+    note_lock(LockRank.RELEASE_ROWS, "ops.Notice")
     notice = (
         Notice.objects.select_for_update(no_key=True, skip_locked=True)
         .filter(pk=notice_id, processed_at__isnull=True)
