@@ -16,6 +16,7 @@ from celery.signals import (
     worker_process_shutdown,
     worker_ready,
 )
+from django.db import close_old_connections
 from django.dispatch import receiver
 
 from releasegate.ops import metrics
@@ -73,6 +74,14 @@ def _request_id_of(task: Any) -> str | None:
     if not found and isinstance(getattr(request, "headers", None), dict):
         found = request.headers.get(REQUEST_ID_HEADER)
     return found if isinstance(found, str) else None
+
+
+@task_prerun.connect(dispatch_uid="ops.db.prerun")
+def drop_unusable_connections(task: Any, **kwargs: Any) -> None:
+    """What Django does at each request's start, at each task's (the connection is kept across
+    tasks, see CELERY_DB_REUSE_MAX): close a connection that broke or outlived CONN_MAX_AGE."""
+    if not getattr(task.request, "is_eager", False):
+        close_old_connections()
 
 
 @task_prerun.connect(dispatch_uid="ops.task.prerun")
