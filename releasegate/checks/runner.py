@@ -30,7 +30,6 @@ from releasegate.checks.vulnerabilities import (
 from releasegate.releases.evidence import manifest_digest
 from releasegate.releases.models import Evidence, GatePolicy, Release
 
-
 # The evidence item each check reads (external_ci reads none).
 CHECK_EVIDENCE = {
     "sbom_valid": "sbom",
