@@ -182,7 +182,7 @@ class EvidenceView(ScopedAPIView):
     @extend_schema(
         operation_id="evidence_put",
         summary="Attach or replace one checklist item's evidence",
-        description="The body is the JSON document itself (docs/evidence.md: each kind, with an example).",
+        description="The body is the JSON document itself (docs/evidence.md shows each kind).",
         parameters=[
             OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=EvidenceKind.values),
         ],
