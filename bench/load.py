@@ -6,7 +6,8 @@ workers on Redis computing the checks, on PostgreSQL, for a bounded time.
 
 Each client (a thread with its own keep-alive connection) loops over one story on a project of
 its own (client i works on project i mod P): create a release, attach the five evidence items,
-submit, approve as security and SME, then one of: veto (carried forward) and lift it, then poll
+submit, approve as security and SME, then one of: veto (carried forward; with --compare, this
+release only) and lift it, then poll
 the gate and promote; poll the gate and promote; or race a promotion against a veto (two
 requests released at once). The web server is gunicorn (4 processes x 4 threads), the worker
 `celery worker` (2 processes), and `celery beat` runs the sweeps, as deployed.
@@ -62,6 +63,9 @@ class Config:
     settle_timeout: float = 60.0
     # How long a client polls the gate for its checks before promoting anyway (and meeting 409).
     poll_timeout: float = 20.0
+    # The veto-and-lift story's veto scope; --compare vetoes one release only, so that clients of
+    # one project do not block each other's releases (stories of the same length either way).
+    veto_scope: str = "carry_forward"
     seed: int = 7
 
 
@@ -229,9 +233,9 @@ def _race(base: str, stats: Stats, c: Client, team: Team, release_id: int) -> No
 
 
 def client_loop(
-    index: int, base: str, teams: list[Team], stop_at: float, stats: Stats, seed: int
+    index: int, base: str, teams: list[Team], stop_at: float, stats: Stats, config: Config
 ) -> None:
-    rng = random.Random(seed * 1000 + index)
+    rng = random.Random(config.seed * 1000 + index)
     team = teams[index % len(teams)]
     c = Client(base, stats)
     tag = uuid.uuid4().hex[:6]
@@ -244,7 +248,7 @@ def client_loop(
                 continue
             kind = rng.randrange(4)
             if kind == 0:
-                status, veto = _veto(c, team, release_id, "carry_forward")
+                status, veto = _veto(c, team, release_id, config.veto_scope)
                 if status == 201:
                     c.call(
                         "POST /lift",
@@ -253,7 +257,7 @@ def client_loop(
                         team.tokens["security"],
                         {"reason": "fixed"},
                     )
-            deadline = min(time.monotonic() + Config.poll_timeout, stop_at + 5)
+            deadline = min(time.monotonic() + config.poll_timeout, stop_at + 5)
             cleared = _poll_until_settled(c, team, release_id, deadline)
             if kind == 1 and cleared:
                 _race(base, stats, c, team, release_id)
@@ -520,9 +524,7 @@ def run(config: Config, *, database_url: str, broker: str, prefix: str = "load")
             started = time.monotonic()
             stop_at = started + config.seconds
             clients = [
-                threading.Thread(
-                    target=client_loop, args=(i, base, teams, stop_at, stats, config.seed)
-                )
+                threading.Thread(target=client_loop, args=(i, base, teams, stop_at, stats, config))
                 for i in range(config.clients)
             ]
             for thread in clients:
@@ -675,7 +677,12 @@ def main() -> None:
     runs = [50, 1] if args.compare else [args.projects]
     reports = []
     for number, projects in enumerate(runs):
-        config = Config(clients=args.clients, projects=projects, seconds=args.seconds)
+        config = Config(
+            clients=args.clients,
+            projects=projects,
+            seconds=args.seconds,
+            veto_scope="release" if args.compare else "carry_forward",
+        )
         database_url = _fresh_database()
         report = run(config, database_url=database_url, broker=BROKER, prefix=f"p{number}")
         print_report(report)
