@@ -8,8 +8,9 @@ Each client (a thread with its own keep-alive connection) loops over one story o
 its own (client i works on project i mod P): create a release, attach the five evidence items,
 submit, approve as security and SME, then one of: veto (carried forward; with --compare, this
 release only) and lift it, then poll the gate and promote; poll the gate and promote; or race a
-promotion against a veto (two requests released at once). The web server is gunicorn (4 processes x 4 threads), the worker
-`celery worker` (2 processes), and `celery beat` runs the sweeps, as deployed.
+promotion against a veto (two requests released at once). The web server is gunicorn
+(4 processes x 4 threads), the worker `celery worker` (2 processes), and `celery beat` runs the
+sweeps, as deployed.
 
 It prints writes/s (2xx answers to POST and PUT), p50/p99 per endpoint, the 5xx count, deadlocks
 (`pg_stat_database.deadlocks` before and after), how long the checks take to settle once the
