@@ -246,20 +246,18 @@ def _notice_deliveries(notice: Notice) -> list[Delivery]:
 @service
 def notice_expand(*, notice_id: int) -> list[Delivery]:
     """Turn one notice into its pending deliveries and mark it processed, in one transaction; a
-    notice processed already, or being expanded by another worker (a duplicate message, a sweep),
-    yields nothing."""
-    # lock_one's rank, with SKIP LOCKED: a second worker on the same notice moves on at once.
+    notice processed already (a duplicate message, a sweep) yields nothing. Should expanding fail,
+    the notice stays unprocessed and the sweep takes it up again."""
+    # Claimed by a conditional UPDATE (its row lock, at lock_one's rank, is held until commit): a
+    # second worker on the same notice waits for this one, then finds it processed.
     note_lock(LockRank.RELEASE_ROWS, "ops.Notice")
-    notice = (
-        Notice.objects.select_for_update(no_key=True, skip_locked=True)
-        .filter(pk=notice_id, processed_at__isnull=True)
-        .first()
+    claimed = Notice.objects.filter(pk=notice_id, processed_at__isnull=True).update(
+        processed_at=timezone.now()
     )
+    notice = Notice.objects.filter(pk=notice_id).first() if claimed else None
     if notice is None:
         return []
-    created = _notice_deliveries(notice)
-    Notice.objects.filter(pk=notice.pk).update(processed_at=timezone.now())
-    return created
+    return _notice_deliveries(notice)
 
 
 def deliveries_create(

@@ -2,6 +2,7 @@
 is down when the act happens delays the notification and never loses it."""
 
 import json
+import logging
 import shutil
 import subprocess
 import uuid
@@ -22,12 +23,29 @@ from tests.checks import test_worker
 from tests.checks.test_worker import CELERY, ROOT, _free_port, _pings, publishing_to, wait_for
 from tests.conftest import Personas, missing
 from tests.ops import test_notifications
-from tests.ops.test_logging import captured_logs
 from tests.ops.test_notifications import Receiver, webhook
 
 # The fixtures of the worker and notification tests, by the names the tests below ask for.
 workers = test_worker.workers
 receiver = test_notifications.receiver
+
+
+@contextmanager
+def recorded(name: str) -> Iterator[list[logging.LogRecord]]:
+    """The records of warning level and above that logger `name` emits meanwhile."""
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    records: list[logging.LogRecord] = []
+    handler = Keep(logging.WARNING)
+    logger = logging.getLogger(name)
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
 
 
 @contextmanager
@@ -56,17 +74,16 @@ def test_a_veto_cast_with_the_broker_down_is_committed_with_its_notice_and_swept
 ) -> None:
     webhook(personas, receiver.url, "veto_cast")
     release = submitted_release(personas.project, personas.requester)
-    with publishing_to(_closed_broker()), captured_logs() as lines:
+    with publishing_to(_closed_broker()), recorded("releasegate.ops.tasks") as records:
         veto = veto_cast(
             release=release, actor=personas.actor("security"), role="security", reason="no DPA"
         )
     assert veto.pk is not None  # the act stands
     notice = Notice.objects.get(event="veto_cast")
     assert (notice.release_id, notice.veto_id, notice.processed_at) == (release.pk, veto.pk, None)
-    assert any(
-        line.get("message") == "broker unavailable; the sweep will enqueue the rest"
-        for line in lines
-    )
+    assert [r.getMessage() for r in records] == [
+        "broker unavailable; the sweep will enqueue the rest"
+    ]
     assert receiver.requests == [] and not Delivery.objects.exists()
     # The scheduler's sweep (its tasks run here eagerly, as a worker would) takes it up.
     with override_settings(RELEASEGATE_OUTBOX_SWEEP_SECONDS=0), eager():
