@@ -243,6 +243,16 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 300.0},
     },
 }
+# Signed audit checkpoints (docs/audit.md): the scheduler writes one into this folder every
+# RELEASEGATE_CHECKPOINT_SECONDS when it is set; keep the folder off the database's host.
+RELEASEGATE_CHECKPOINT_DIR = env_str("RELEASEGATE_CHECKPOINT_DIR", "")
+RELEASEGATE_CHECKPOINT_SECONDS = env_int("RELEASEGATE_CHECKPOINT_SECONDS", 3600, minimum=1)
+if RELEASEGATE_CHECKPOINT_DIR:
+    CELERY_BEAT_SCHEDULE["publish-audit-checkpoint"] = {
+        "task": "releasegate.audit.tasks.publish_checkpoint",
+        "schedule": float(RELEASEGATE_CHECKPOINT_SECONDS),
+        "options": {"expires": float(RELEASEGATE_CHECKPOINT_SECONDS)},
+    }
 
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",

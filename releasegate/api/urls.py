@@ -29,6 +29,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("releases/<int:release_id>/checks", views.ChecksView.as_view(), name="api-checks"),
     path("releases/<int:release_id>/promote", views.PromoteView.as_view(), name="api-promote"),
     path("releases/<int:release_id>/audit", views.AuditView.as_view(), name="api-audit"),
+    path("projects/<str:slug>/audit", views.ProjectAuditView.as_view(), name="api-project-audit"),
     path("projects/<str:slug>/waivers", views.WaiversView.as_view(), name="api-waivers"),
     path(
         "schema",

@@ -1,3 +1,20 @@
+"""Appending to the audit trail: one hash chain per project, no global lock.
+
+Every act appends one event, inside the transaction of the act, to the chain of its project
+(events that belong to no project go to the chain `_global`). A chain's head row (`AuditChain`)
+holds its size and last hash; appending locks that one row `FOR NO KEY UPDATE` (no key changes,
+so the deferred foreign-key check of an event inserted by another transaction, `FOR KEY SHARE`,
+never waits on it), numbers the event `size + 1`, links it to `head_hash` and moves the head.
+Writers of one project queue on their chain's row; writers of two projects never meet.
+
+Lock order: the chain head is the LAST lock a transaction takes. The service-wide order is
+artifact advisory lock -> project -> release -> other rows of that release -> audit chain head,
+so a service calls `audit_record` after it has locked (and written) everything else, and locks
+nothing afterwards. A transaction that held a chain head while waiting for, say, a project row
+would close a cycle with one holding that project row and waiting for the head. A transaction
+appends to one chain; were one ever to append to two, it would have to lock them in name order.
+"""
+
 import hashlib
 import json
 from datetime import UTC, datetime
@@ -8,9 +25,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from releasegate.accounts.actors import Actor
-from releasegate.audit.models import AuditEvent, AuditHead
+from releasegate.audit.models import GENESIS_HASH, AuditChain, AuditEvent
+from releasegate.releases.models import Project
 
-GENESIS_HASH = "0" * 64
+__all__ = ["GENESIS_HASH", "audit_record", "entry_hash", "link_hash"]
 
 
 def _canonical(value: Any) -> Any:
@@ -18,8 +36,9 @@ def _canonical(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
-def event_hash(
+def entry_hash(
     *,
+    chain: str,
     seq: int,
     created_at: datetime,
     action: str,
@@ -28,9 +47,10 @@ def event_hash(
     project_id: int | None,
     release_id: int | None,
     data: Any,
-    prev_hash: str,
 ) -> str:
+    """SHA-256 of the event's every field, as canonical JSON (sorted keys, no spaces, ASCII)."""
     payload = {
+        "chain": chain,
         "seq": seq,
         "created_at": created_at.astimezone(UTC).isoformat(timespec="microseconds"),
         "action": action,
@@ -39,10 +59,40 @@ def event_hash(
         "project_id": project_id,
         "release_id": release_id,
         "data": _canonical(data),
-        "prev_hash": prev_hash,
     }
     encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(encoded.encode()).hexdigest()
+
+
+def link_hash(prev_hash: str, entry: str) -> str:
+    """An event's hash: it commits to its entry and, through `prev_hash`, to all before it."""
+    return hashlib.sha256(f"{prev_hash}{entry}".encode()).hexdigest()
+
+
+def _chain_name(project_id: int | None) -> str:
+    if project_id is None:
+        return AuditChain.GLOBAL
+    slug = Project.objects.filter(pk=project_id).values_list("slug", flat=True).first()
+    # A slug never changes, so it names the chain for good; an id of no project keeps its number.
+    return slug if slug is not None else f"project-{project_id}"
+
+
+def _locked_chain(project_id: int | None) -> AuditChain:
+    heads = AuditChain.objects.select_for_update(no_key=True)
+    head = (
+        heads.filter(project_id=project_id).first()
+        if project_id is not None
+        else heads.filter(name=AuditChain.GLOBAL).first()
+    )
+    if head is not None:
+        return head
+    # The chain's first event: two first writers both insert, one row survives, both lock it.
+    AuditChain.objects.bulk_create(
+        [AuditChain(name=_chain_name(project_id), project_id=project_id)], ignore_conflicts=True
+    )
+    if project_id is not None:
+        return heads.get(project_id=project_id)
+    return heads.get(name=AuditChain.GLOBAL)
 
 
 def audit_record(
@@ -53,14 +103,16 @@ def audit_record(
     project_id: int | None = None,
     release_id: int | None = None,
 ) -> AuditEvent:
-    """Append one event to the chain. Call inside the transaction of the act it records."""
+    """Append one event to its project's chain. Call inside the transaction of the act it
+    records, after every other lock that transaction takes (see the module docstring)."""
     with transaction.atomic():
-        head, _ = AuditHead.objects.select_for_update().get_or_create(id=1)
-        seq = head.last_seq + 1
+        head = _locked_chain(project_id)
+        seq = head.size + 1
         created_at = timezone.now()
         clean = _canonical(data or {})
         user = actor.user
         event = AuditEvent(
+            chain=head,
             seq=seq,
             created_at=created_at,
             action=action,
@@ -69,9 +121,10 @@ def audit_record(
             project_id=project_id,
             release_id=release_id,
             data=clean,
-            prev_hash=head.last_hash,
+            prev_hash=head.head_hash,
         )
-        event.hash = event_hash(
+        event.entry_hash = entry_hash(
+            chain=head.name,
             seq=seq,
             created_at=created_at,
             action=action,
@@ -80,10 +133,10 @@ def audit_record(
             project_id=project_id,
             release_id=release_id,
             data=clean,
-            prev_hash=head.last_hash,
         )
+        event.hash = link_hash(head.head_hash, event.entry_hash)
         event.save(force_insert=True)
-        head.last_seq = seq
-        head.last_hash = event.hash
-        head.save(update_fields=["last_seq", "last_hash"])
+        head.size = seq
+        head.head_hash = event.hash
+        head.save(update_fields=["size", "head_hash"])
     return event

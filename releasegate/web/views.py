@@ -459,11 +459,11 @@ def audit_page(request: HttpRequest, release: Release) -> HttpResponse:
 @require_GET
 def audit_json(request: HttpRequest, release: Release) -> JsonResponse:
     """The same document as the API's `GET /api/v1/releases/<id>/audit`, as a download."""
-    body = {
-        "release": present.release_dict(release),
-        "events": [present.audit_event_dict(e) for e in selectors.audit_events(release)],
-    }
-    response = JsonResponse(body, encoder=DjangoJSONEncoder, json_dumps_params={"indent": 2})
+    response = JsonResponse(
+        present.audit_trail_dict(release),
+        encoder=DjangoJSONEncoder,
+        json_dumps_params={"indent": 2},
+    )
     response["Content-Disposition"] = f'attachment; filename="release-{release.pk}-audit.json"'
     return response
 
