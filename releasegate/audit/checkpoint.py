@@ -20,10 +20,13 @@ import base64
 import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric import ec
+from django.utils.dateparse import parse_datetime
 
 from releasegate.audit.models import AuditChain, AuditEvent
+from releasegate.audit.services import entry_hash, link_hash
 from releasegate.signing import keys
 from releasegate.signing.models import SigningKey
 
@@ -159,27 +162,33 @@ def read_checkpoint(content: str, *, public_pem: str | None = None) -> Checkpoin
     ]
     if not ours:
         raise CheckpointError(f"the checkpoint carries no signature by {ORIGIN}")
-    time, heads = _parse_body(text)
+    if not text.startswith(ORIGIN + "\n"):
+        raise CheckpointError(
+            f"not a releasegate audit checkpoint (the first line is not {ORIGIN})"
+        )
+    given: list[ec.EllipticCurvePublicKey] = []
+    if public_pem is not None:
+        try:
+            given = [keys.load_public_pem(public_pem)]
+        except keys.SigningKeyError as exc:
+            raise CheckpointError(f"the key given is {exc}") from None
+    known = False
     for blob in ours:
         try:
             raw = base64.b64decode(blob, validate=True)
         except ValueError:
             raise CheckpointError("malformed checkpoint: the signature is not base64") from None
         hint, signature = raw[:4], raw[4:]
-        if public_pem is not None:
-            try:
-                candidates = [keys.load_public_pem(public_pem)]
-            except keys.SigningKeyError as exc:
-                raise CheckpointError(f"--key: {exc}") from None
-        else:
-            candidates = _registered_keys(hint)
-            if not candidates:
-                raise CheckpointError(
-                    f"the checkpoint is signed by an unknown key (id {hint.hex()}…): no key "
-                    "releasegate has signed with; give its public key with --key"
-                )
+        candidates = given if public_pem is not None else _registered_keys(hint)
+        known = known or bool(candidates)
         if any(keys.verify(key, text.encode(), signature) for key in candidates):
+            time, heads = _parse_body(text)
             return Checkpoint(time=time, heads=heads, keyid_hint=hint.hex())
+    if not known:
+        raise CheckpointError(
+            f"the checkpoint is signed by an unknown key (id {raw[:4].hex()}…): not a key "
+            "releasegate has signed with; give its public key with --key"
+        )
     raise CheckpointError(
         "bad signature: the checkpoint was altered, or not signed by "
         + ("the key given" if public_pem is not None else "releasegate's key")
@@ -217,3 +226,61 @@ def extension_problems(checkpoint: Checkpoint) -> list[str]:
                 "checkpoint saw (its hash differs), so it or an event before it changed"
             )
     return problems
+
+
+def _event_entry(event: dict[str, Any]) -> str:
+    created_at = parse_datetime(str(event["created_at"]))
+    if created_at is None:
+        raise ValueError("created_at")
+    return entry_hash(
+        chain=event["chain"],
+        seq=event["seq"],
+        created_at=created_at,
+        action=event["action"],
+        actor=event["actor"],
+        actor_user_id=event["actor_user_id"],
+        project_id=event["project_id"],
+        release_id=event["release_id"],
+        data=event["data"],
+    )
+
+
+def export_problems(document: dict[str, Any], checkpoint: Checkpoint) -> tuple[int, list[str]]:
+    """Check a release's exported trail against a checkpoint, with no database: recompute each
+    event's hashes and walk the proof's entry hashes from the first event to the checkpoint's
+    head of that chain. Returns how many events the checkpoint vouches for, and what fails."""
+    try:
+        events = {int(e["seq"]): e for e in document["events"]}
+        proof = document["proof"]
+        chain, from_seq = str(proof["chain"]), int(proof["from_seq"])
+        entries = [str(h) for h in proof["entry_hashes"]]
+        link = str(document["events"][0]["prev_hash"]) if events else ""
+    except (KeyError, TypeError, ValueError, IndexError):
+        return 0, ["not a release's audit export (events and proof expected)"]
+    seen = next((h for h in checkpoint.heads if h.name == chain), None)
+    if seen is None:
+        return 0, [f"the checkpoint has no chain {chain}"]
+    if seen.size < from_seq:
+        return 0, [f"the checkpoint (chain {chain} at #{seen.size}) predates event #{from_seq}"]
+    if from_seq + len(entries) - 1 < seen.size:
+        return 0, [f"the proof stops at #{from_seq + len(entries) - 1}, before #{seen.size}"]
+    for seq, entry in enumerate(entries[: seen.size - from_seq + 1], start=from_seq):
+        event = events.get(seq)
+        if event is not None:
+            try:
+                recomputed = _event_entry(event)
+            except (KeyError, TypeError, ValueError):
+                return 0, [f"event #{seq} lacks a field its hash covers"]
+            if event.get("chain") != chain or recomputed != entry or event["entry_hash"] != entry:
+                return 0, [f"event #{seq} ({event.get('action')}) was altered"]
+            if event["prev_hash"] != link:
+                return 0, [f"event #{seq} does not chain to event #{seq - 1}"]
+        link = link_hash(link, entry)
+        if event is not None and event["hash"] != link:
+            return 0, [f"event #{seq} ({event.get('action')}) was altered"]
+    if link != seen.head_hash:
+        return 0, [
+            f"the trail does not lead to the checkpoint's head of chain {chain} (#{seen.size}): "
+            "an event or the proof was altered"
+        ]
+    return sum(1 for seq in events if seq <= seen.size), []

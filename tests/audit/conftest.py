@@ -1,0 +1,13 @@
+from collections.abc import Iterator
+
+import pytest
+
+from releasegate.signing import keys
+
+
+@pytest.fixture(autouse=True)
+def _key_registered_in_this_test() -> Iterator[None]:
+    # The key is loaded once per process and registered then; a test's rollback drops that row.
+    keys.forget_loaded_key()
+    yield
+    keys.forget_loaded_key()
