@@ -3,6 +3,7 @@ from collections.abc import Iterator
 import pytest
 
 from releasegate.signing import keys
+from tests.api.conftest import person, service  # noqa: F401  (the API's callers)
 
 
 @pytest.fixture(autouse=True)
