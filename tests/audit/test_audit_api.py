@@ -39,9 +39,7 @@ def test_release_export_carries_chain_seq_hashes_and_proof(personas, person):
     assert len(proof["entry_hashes"]) == chain.size - first["seq"] + 1
 
 
-def test_release_export_verifies_against_a_checkpoint_with_no_database(
-    personas, person, tmp_path
-):
+def test_release_export_verifies_against_a_checkpoint_with_no_database(personas, person, tmp_path):
     release = submitted_release(personas.project, personas.requester)
     other = make_release(personas.project, personas.requester, version="9.9.9")
     path = _checkpoint(tmp_path)
@@ -63,9 +61,7 @@ def test_release_export_verifies_against_a_checkpoint_with_no_database(
         def flush(self) -> None:
             pass
 
-    call_command(
-        "verify_audit", "--checkpoint", str(path), "--export", str(export), stdout=Sink()
-    )
+    call_command("verify_audit", "--checkpoint", str(path), "--export", str(export), stdout=Sink())
     assert f"{covered} events verified, 1 newer than the checkpoint" in "".join(out)
     body["events"][1]["actor"] = "someone-else"
     export.write_text(json.dumps(body))
@@ -156,9 +152,7 @@ def test_project_trail_names_a_bad_parameter(personas, person, query, field):
     assert field in {e["field"] for e in response.json()["errors"]}
 
 
-def test_project_trail_takes_a_fixed_number_of_queries(
-    personas, person, django_assert_num_queries
-):
+def test_project_trail_takes_a_fixed_number_of_queries(personas, person, django_assert_num_queries):
     _project_acts(personas)
     caller = person("auditor")
     caller.request("GET", URL)

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from django.core.management import call_command
 from django.core.management.base import CommandError
@@ -122,9 +122,7 @@ def test_truncated_tail_with_a_rewritten_head_row_is_caught_only_by_the_checkpoi
 
 
 @pg
-def test_a_rewritten_event_with_recomputed_hashes_is_caught_by_the_checkpoint(
-    personas, tmp_path
-):
+def test_a_rewritten_event_with_recomputed_hashes_is_caught_by_the_checkpoint(personas, tmp_path):
     release = submitted_release(personas.project, personas.requester)
     veto_cast(release=release, actor=personas.actor("security"), role="security", reason="PII")
     path = _checkpoint(tmp_path)
@@ -201,7 +199,7 @@ def _foreign_key() -> ec.EllipticCurvePrivateKey:
 
 def _signed_by(key: ec.EllipticCurvePrivateKey) -> str:
     text = note_text(timezone.now(), [])
-    signature = key.sign(text.encode(), ec.ECDSA(keys.hashes.SHA256()))
+    signature = key.sign(text.encode(), ec.ECDSA(hashes.SHA256()))
     hint = bytes.fromhex(keys.keyid_of(key.public_key()))[:4]
     return f"{text}\n\u2014 releasegate/audit {base64.b64encode(hint + signature).decode()}\n"
 
