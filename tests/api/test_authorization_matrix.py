@@ -136,6 +136,12 @@ def _cases(release: Release, draft: Release, veto_id: int) -> dict[str, Case]:
             {"advisory_id": "CVE-2024-0001", "reason": "not reachable", "expires_at": IN_A_MONTH},
             expected(people={"security": 201, "*": 403}, scopes={"*": 403}),
         ),
+        "project_audit": Case(
+            "GET",
+            "/api/v1/projects/support-assistant/audit",
+            None,
+            expected(people={"admin": 200, "auditor": 200, "*": 403}, scopes={"*": 403}),
+        ),
         "promote": Case(
             "POST",
             f"/api/v1/releases/{r}/promote",
@@ -192,6 +198,7 @@ ENDPOINTS = [
     "lift",
     "check_report",
     "waiver",
+    "project_audit",
     "promote",
 ]
 
@@ -231,6 +238,7 @@ def test_matrix_covers_every_api_route() -> None:
         "api-checks",
         "api-promote",
         "api-waivers",
+        "api-project-audit",
     }
     assert routes == covered
 
