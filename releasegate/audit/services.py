@@ -2,15 +2,17 @@
 
 Every act appends one event, inside the transaction of the act, to the chain of its project
 (events that belong to no project go to the chain `_global`). A chain's head row (`AuditChain`)
-holds its size and last hash; appending locks that one row `FOR NO KEY UPDATE` (no key changes,
-so the deferred foreign-key check of an event inserted by another transaction, `FOR KEY SHARE`,
-never waits on it), numbers the event `size + 1`, links it to `head_hash` and moves the head.
-Writers of one project queue on their chain's row; writers of two projects never meet.
+holds its size and last hash; appending locks that one row `FOR UPDATE` (through
+`releasegate.transactions.lock_audit_head`; only appenders of the same chain, which lock it first
+themselves, reference it by foreign key), numbers the event `size + 1`, links it to `head_hash`
+and moves the head. Writers of one project queue on their chain's row; writers of two projects
+never meet.
 
-Lock order: the chain head is the LAST lock a transaction takes. The service-wide order is
-artifact advisory lock -> project -> release -> other rows of that release -> audit chain head,
-so a service calls `audit_record` after it has locked (and written) everything else, and locks
-nothing afterwards. A transaction that held a chain head while waiting for, say, a project row
+Lock order: the chain head is the LAST lock a transaction takes (rank AUDIT in the order of
+`releasegate/transactions.py`: artifact advisory lock -> project -> release -> other rows of that
+release -> audit chain head), so a service calls `audit_record` after it has locked (and written)
+everything else, and locks nothing afterwards; a lock requested after it raises
+`LockOrderViolation`. A transaction that held a chain head while waiting for, say, a project row
 would close a cycle with one holding that project row and waiting for the head. A transaction
 appends to one chain; were one ever to append to two, it would have to lock them in name order.
 """
@@ -21,12 +23,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
 from django.utils import timezone
 
 from releasegate.accounts.actors import Actor
 from releasegate.audit.models import GENESIS_HASH, AuditChain, AuditEvent
 from releasegate.releases.models import Project
+from releasegate.transactions import lock_audit_head, service
 
 __all__ = ["GENESIS_HASH", "audit_record", "entry_hash", "link_hash"]
 
@@ -78,23 +80,21 @@ def _chain_name(project_id: int | None) -> str:
 
 
 def _locked_chain(project_id: int | None) -> AuditChain:
-    heads = AuditChain.objects.select_for_update(no_key=True)
-    head = (
-        heads.filter(project_id=project_id).first()
-        if project_id is not None
-        else heads.filter(name=AuditChain.GLOBAL).first()
+    lookup: dict[str, Any] = (
+        {"project_id": project_id} if project_id is not None else {"name": AuditChain.GLOBAL}
     )
-    if head is not None:
-        return head
+    try:
+        return lock_audit_head(AuditChain.objects.all(), **lookup)
+    except AuditChain.DoesNotExist:
+        pass
     # The chain's first event: two first writers both insert, one row survives, both lock it.
     AuditChain.objects.bulk_create(
         [AuditChain(name=_chain_name(project_id), project_id=project_id)], ignore_conflicts=True
     )
-    if project_id is not None:
-        return heads.get(project_id=project_id)
-    return heads.get(name=AuditChain.GLOBAL)
+    return lock_audit_head(AuditChain.objects.all(), **lookup)
 
 
+@service
 def audit_record(
     *,
     action: str,
@@ -105,38 +105,37 @@ def audit_record(
 ) -> AuditEvent:
     """Append one event to its project's chain. Call inside the transaction of the act it
     records, after every other lock that transaction takes (see the module docstring)."""
-    with transaction.atomic():
-        head = _locked_chain(project_id)
-        seq = head.size + 1
-        created_at = timezone.now()
-        clean = _canonical(data or {})
-        user = actor.user
-        event = AuditEvent(
-            chain=head,
-            seq=seq,
-            created_at=created_at,
-            action=action,
-            actor=actor.label,
-            actor_user_id=user.pk if user is not None else None,
-            project_id=project_id,
-            release_id=release_id,
-            data=clean,
-            prev_hash=head.head_hash,
-        )
-        event.entry_hash = entry_hash(
-            chain=head.name,
-            seq=seq,
-            created_at=created_at,
-            action=action,
-            actor=event.actor,
-            actor_user_id=event.actor_user_id,
-            project_id=project_id,
-            release_id=release_id,
-            data=clean,
-        )
-        event.hash = link_hash(head.head_hash, event.entry_hash)
-        event.save(force_insert=True)
-        head.size = seq
-        head.head_hash = event.hash
-        head.save(update_fields=["size", "head_hash"])
+    head = _locked_chain(project_id)
+    seq = head.size + 1
+    created_at = timezone.now()
+    clean = _canonical(data or {})
+    user = actor.user
+    event = AuditEvent(
+        chain=head,
+        seq=seq,
+        created_at=created_at,
+        action=action,
+        actor=actor.label,
+        actor_user_id=user.pk if user is not None else None,
+        project_id=project_id,
+        release_id=release_id,
+        data=clean,
+        prev_hash=head.head_hash,
+    )
+    event.entry_hash = entry_hash(
+        chain=head.name,
+        seq=seq,
+        created_at=created_at,
+        action=action,
+        actor=event.actor,
+        actor_user_id=event.actor_user_id,
+        project_id=project_id,
+        release_id=release_id,
+        data=clean,
+    )
+    event.hash = link_hash(head.head_hash, event.entry_hash)
+    event.save(force_insert=True)
+    head.size = seq
+    head.head_hash = event.hash
+    head.save(update_fields=["size", "head_hash"])
     return event
