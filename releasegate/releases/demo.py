@@ -354,7 +354,7 @@ def _support_assistant(story: Story) -> None:
     s = story
     s.shipped(
         "1.0.0",
-        days_ago=52,
+        days_ago=50,
         environment="production",
         summary="First production release.",
         waits=(1.0, 2.5, 3.0),
