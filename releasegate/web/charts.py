@@ -84,7 +84,7 @@ def bar_chart(
         )
     for i, category in enumerate(categories):
         x0 = LEFT + group_w * i + group_w * 0.1
-        base = TOP + plot_h
+        base = float(TOP + plot_h)
         for j, s in enumerate(series):
             value = s.values[i] or 0
             h = plot_h * value / top

@@ -160,7 +160,7 @@ class _Facts:
         self.project = project
         self.policy = policy_facts(policy)
         self.history: dict[int, _History] = {}
-        for row in Release.objects.filter(project_id=project.pk).values(
+        for release in Release.objects.filter(project_id=project.pk).values(
             "id",
             "version",
             "artifact_digest",
@@ -172,24 +172,25 @@ class _Facts:
             "withdrawn_at",
             "promotion__promoted_at",
         ):
+            row: dict[str, Any] = dict(release)
             row["promoted_at"] = row.pop("promotion__promoted_at")
             self.history[row["id"]] = _History(release=row)
-        for row in (
+        for evidence in (
             Evidence.objects.filter(release__project_id=project.pk)
             .annotate(reviewed_at=KeyTextTransform("reviewed_at", "document"))
             .values("release_id", "kind", "digest", "attached_at", "reviewed_at")
             .order_by("attached_at", "id")
         ):
-            self.history[row["release_id"]].evidence.append(row)
-        for row in (
+            self.history[evidence["release_id"]].evidence.append(dict(evidence))
+        for approval in (
             Approval.objects.filter(release__project_id=project.pk)
             .values(
                 "release_id", "user_id", "user__username", "role", "manifest_digest", "created_at"
             )
             .order_by("created_at", "id")
         ):
-            self.history[row["release_id"]].approvals.append(row)
-        for row in (
+            self.history[approval["release_id"]].approvals.append(dict(approval))
+        for check in (
             CheckResult.objects.filter(release__project_id=project.pk)
             .values(
                 "release_id",
@@ -202,7 +203,7 @@ class _Facts:
             )
             .order_by("updated_at", "id")
         ):
-            self.history[row["release_id"]].checks.append(row)
+            self.history[check["release_id"]].checks.append(dict(check))
         self.vetoes = list(
             Veto.objects.filter(project_id=project.pk)
             .values(
@@ -431,14 +432,16 @@ def _running(facts: _Facts, environments: list[str]) -> list[Running]:
     loaded = {r.pk: r for r in gate_release_queryset().filter(pk__in=ids)} if ids else {}
     running = []
     for environment in environments:
-        h = latest.get(environment)
-        if h is None:
+        last = latest.get(environment)
+        if last is None:
             running.append(Running(environment, None, None, "nothing", None))
             continue
-        release = loaded[h.release["id"]]
+        release = loaded[last.release["id"]]
         decision = gate_decision(release)
         running.append(
-            Running(environment, release, h.release["promoted_at"], _state_now(decision), decision)
+            Running(
+                environment, release, last.release["promoted_at"], _state_now(decision), decision
+            )
         )
     return running
 
