@@ -12,11 +12,12 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 WIDTH = 560
-HEIGHT = 220
+PLOT_HEIGHT = 150
 LEFT = 44
-BOTTOM = 34
-TOP = 12
-LEGEND = 20
+TOP = 30  # room for the visible title above the plot
+AXIS = 22  # category labels below the plot
+LEGEND_ROW = 18
+CHAR = 6.5  # the average width of an 11px label, to lay out the legend
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ def bar_chart(
 ) -> SafeString:
     """Grouped (or stacked) vertical bars: one group per category, one bar per series."""
     plot_w = WIDTH - LEFT - 8
-    plot_h = HEIGHT - TOP - BOTTOM - LEGEND
+    plot_h = PLOT_HEIGHT
     totals = [
         sum(s.values[i] or 0 for s in series)
         if stacked
@@ -116,28 +117,39 @@ def bar_chart(
                 category,
             )
         )
-    legend_y = HEIGHT - 8
-    legend = format_html_join(
-        "",
-        '<rect class="s{}" x="{}" y="{}" width="10" height="10"/>'
-        '<text class="legend" x="{}" y="{}">{}</text>',
-        (
-            (j, LEFT + 130 * j, legend_y - 9, LEFT + 130 * j + 14, legend_y, s.name)
-            for j, s in enumerate(series)
-        ),
-    )
+    legend, rows = _legend(series, TOP + plot_h + AXIS)
+    height = TOP + plot_h + AXIS + rows * LEGEND_ROW + 4
     return format_html(
         '<svg class="chart" id="{}" viewBox="0 0 {} {}" role="img" aria-labelledby="{}-t">'
-        '<title id="{}-t">{}</title>{}{}'
-        '<text class="unit" x="4" y="{}">{}</text></svg>',
+        '<title id="{}-t">{}</title><text class="heading" x="4" y="16">{}{}</text>{}{}</svg>',
         chart_id,
         WIDTH,
-        HEIGHT,
+        height,
         chart_id,
         chart_id,
         title,
+        title,
+        f" ({unit})" if unit else "",
         SafeString("".join(parts)),
         legend,
-        TOP + 4,
-        unit,
     )
+
+
+def _legend(series: Sequence[Series], top: int) -> tuple[SafeString, int]:
+    """One swatch and name per series, wrapped onto as many rows as the width needs."""
+    items: list[tuple[int, str, int, str, int, str]] = []
+    x, row = float(LEFT), 0
+    for j, s in enumerate(series):
+        width = 14 + CHAR * len(s.name) + 18
+        if x + width > WIDTH - 8 and x > LEFT:
+            x, row = float(LEFT), row + 1
+        y = top + row * LEGEND_ROW
+        items.append((j, f"{x:.1f}", y, f"{x + 14:.1f}", y + 9, s.name))
+        x += width
+    markup = format_html_join(
+        "",
+        '<rect class="s{}" x="{}" y="{}" width="10" height="10"/>'
+        '<text class="legend" x="{}" y="{}">{}</text>',
+        items,
+    )
+    return markup, row + 1 if series else 0

@@ -88,6 +88,8 @@ def dashboard_page(request: HttpRequest, project: Project) -> HttpResponse:
             "lead_rows": list(zip(weeks, lead, strict=True)),
             "veto_rows": list(zip(weeks, board.vetoes, strict=True)),
             "blocker_rows": blocker_rows,
+            # The codes are identifiers; spaced, a narrow table column can wrap them.
+            "blocker_labels": [code.replace("_", " ") for code in board.blocker_codes],
         },
     )
 
