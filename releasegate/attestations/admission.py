@@ -31,7 +31,7 @@ _POD_SPEC_PATHS: dict[str, tuple[str, ...]] = {
     "CronJob": ("spec", "jobTemplate", "spec", "template", "spec"),
 }
 _CONTAINER_LISTS = ("initContainers", "containers", "ephemeralContainers")
-PINNED_RE = re.compile(r"^[^\s@]+@(sha256:[0-9a-f]{64})$")
+PINNED_RE = re.compile(r"\A[^\s@]+@(sha256:[0-9a-f]{64})\Z")
 MAX_UID = 128
 MAX_IMAGES = 256
 
@@ -180,7 +180,7 @@ def answer(actor: Actor, body: Any, environment: str) -> dict[str, Any]:
             "Admission reviews need a service token with the admission:review scope.",
             code="missing_scope",
         )
-    if not ENVIRONMENT_RE.match(environment):
+    if not ENVIRONMENT_RE.fullmatch(environment):
         raise NotFound("No such environment.")
     uid = review_uid(body)
     return response_body(uid, review(actor, body["request"], environment))

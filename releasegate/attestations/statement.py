@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from releasegate.signing.dsse import EnvelopeError, open_envelope
@@ -28,7 +29,7 @@ EXTENSION = "releasegate"
 # A clock a little ahead of the signer's is not a forgery; further ahead is.
 CLOCK_SKEW = timedelta(minutes=5)
 
-DIGEST_RE = re.compile(r"^sha256:([0-9a-f]{64})$")
+DIGEST_RE = re.compile(r"\Asha256:([0-9a-f]{64})\Z")
 
 
 def cleared_level(environment: str) -> str:
@@ -48,6 +49,17 @@ def parse_time(value: Any) -> datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo is not None else None
+
+
+def load_public_key(pem: bytes) -> ec.EllipticCurvePublicKey:
+    """An ECDSA P-256 public key from PEM; ValueError for anything else."""
+    try:
+        key = serialization.load_pem_public_key(pem)
+    except (ValueError, TypeError):
+        raise ValueError("not a PEM public key") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey) or not isinstance(key.curve, ec.SECP256R1):
+        raise ValueError("not an ECDSA P-256 public key")
+    return key
 
 
 class Refused(Exception):
