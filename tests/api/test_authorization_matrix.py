@@ -13,11 +13,12 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from releasegate.accounts.actors import Actor
+from releasegate.accounts.actors import Actor, Scope
 from releasegate.checks.models import Advisory
 from releasegate.releases.models import Release
 from releasegate.releases.services import approval_give, veto_cast
 from tests.api.conftest import callers
+from tests.attestations.conftest import admission_review, image, pod_spec, workload
 from tests.builders import (
     attach_all,
     digest_of,
@@ -35,7 +36,7 @@ UNAUTHENTICATED = {
     "service:forged": 401,
     "none": 401,
 }
-SCOPES = ("gate:read", "releases:write", "checks:write", "releases:promote")
+SCOPES = tuple(scope.value for scope in Scope)
 
 
 def expected(
@@ -144,6 +145,41 @@ def _cases(release: Release, draft: Release, veto_id: int) -> dict[str, Case]:
                 people={"requester": 200, "*": 403}, scopes={"releases:promote": 200, "*": 403}
             ),
         ),
+        "attestation": Case(
+            "GET",
+            f"/api/v1/releases/{r}/attestation",
+            None,
+            expected(
+                people={"*": 200}, scopes={"gate:read": 200, "attestations:read": 200, "*": 403}
+            ),
+        ),
+        # Public keys are public: no credential is read, so even a bad one is no refusal.
+        "keys": Case(
+            "GET",
+            "/api/v1/attestations/keys",
+            None,
+            {
+                **expected(people={"*": 200}, outsider=200, scopes={"*": 200}, other_project=200),
+                **dict.fromkeys(UNAUTHENTICATED, 200),
+            },
+        ),
+        "revocations": Case(
+            "GET",
+            "/api/v1/attestations/revocations",
+            None,
+            expected(people={"*": 200}, outsider=200, scopes={"*": 200}, other_project=200),
+        ),
+        "admission": Case(
+            "POST",
+            "/api/v1/admission/production",
+            admission_review(workload("Pod", pod_spec(image(release)))),
+            expected(
+                people={"*": 403},
+                outsider=403,
+                scopes={"admission:review": 200, "*": 403},
+                other_project=200,
+            ),
+        ),
     }
 
 
@@ -193,6 +229,10 @@ ENDPOINTS = [
     "check_report",
     "waiver",
     "promote",
+    "attestation",
+    "keys",
+    "revocations",
+    "admission",
 ]
 
 
@@ -231,6 +271,10 @@ def test_matrix_covers_every_api_route() -> None:
         "api-checks",
         "api-promote",
         "api-waivers",
+        "api-release-attestation",
+        "api-attestation-keys",
+        "api-attestation-revocations",
+        "api-admission",
     }
     assert routes == covered
 
