@@ -14,9 +14,9 @@ from typing import Any
 from releasegate.accounts.actors import Actor, Capability
 from releasegate.errors import FieldError, InvalidInput, NotFound, NotPermitted
 from releasegate.releases.gate import GateDecision
-from releasegate.releases.models import Project, Release
+from releasegate.releases.models import Release
 from releasegate.releases.policy import ENVIRONMENT_RE
-from releasegate.releases.selectors import visible_gate_decision, visible_project_ids
+from releasegate.releases.selectors import gate_decision_among
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -46,17 +46,14 @@ class Verdict:
     message: str = ""
 
 
-def may_review_admission(actor: Actor) -> bool:
-    """Only a service token with the `admission:review` scope answers admission reviews, and only
-    for its one project (the releases its gate questions can see)."""
+def admission_project_ids(actor: Actor) -> list[int]:
+    """The projects whose releases this caller answers admission reviews for: a service token
+    with the `admission:review` scope answers for its one project (without reading anything
+    else of it); anyone else for none."""
     token = actor.token
-    # Actor.can reads only the project's id for a service token: no need to load the row.
-    return (
-        actor.is_service
-        and token is not None
-        and token.project_id is not None
-        and actor.can(Project(pk=token.project_id), Capability.REVIEW_ADMISSION)
-    )
+    if token is None or not token.project_id:
+        return []
+    return [token.project_id] if actor.token_grants(Capability.REVIEW_ADMISSION) else []
 
 
 def review_uid(body: Any) -> str:
@@ -133,38 +130,36 @@ def images_of(request: dict[str, Any]) -> list[str]:
     return images
 
 
-def _promoted_here(
-    project_ids: list[int], digest: str, environment: str
-) -> tuple[Release | None, bool]:
-    """The newest release with this digest promoted in the environment, and whether any release
-    of the caller's projects has the digest at all."""
-    releases = list(
-        Release.objects.filter(project_id__in=project_ids, artifact_digest=digest)
-        .only("id", "environment", "state")
+def _promoted_here(project_ids: list[int], digest: str, environment: str) -> Release | None:
+    """The newest release of these projects with this digest promoted in the environment."""
+    return (
+        Release.objects.filter(
+            project_id__in=project_ids,
+            artifact_digest=digest,
+            environment=environment,
+            state=Release.State.PROMOTED,
+        )
+        .only("id")
         .order_by("-created_at", "-id")
+        .first()
     )
-    promoted = next(
-        (r for r in releases if r.environment == environment and r.state == Release.State.PROMOTED),
-        None,
-    )
-    return promoted, bool(releases)
 
 
-def _digest_problem(actor: Actor, digest: str, environment: str) -> str | None:
+def _digest_problem(project_ids: list[int], digest: str, environment: str) -> str | None:
     """Why images with this digest may not run in the environment, or None when they may."""
     try:
-        decision: GateDecision = visible_gate_decision(actor, artifact_digest=digest)
+        decision: GateDecision = gate_decision_among(project_ids, artifact_digest=digest)
     except NotFound:
         return f"unknown digest {digest} (no release of this project has it)"
     release = decision.release
     if release.environment != environment or release.state != Release.State.PROMOTED:
-        promoted, _ = _promoted_here(visible_project_ids(actor), digest, environment)
+        promoted = _promoted_here(project_ids, digest, environment)
         if promoted is None:
             return (
                 f"{release.project_slug} {release.version} is not promoted in {environment} "
                 f"(it is {release.state} in {release.environment})"
             )
-        decision = visible_gate_decision(actor, release_id=promoted.pk)
+        decision = gate_decision_among(project_ids, release_id=promoted.pk)
         release = decision.release
     if decision.cleared:
         return None
@@ -175,7 +170,8 @@ def _digest_problem(actor: Actor, digest: str, environment: str) -> str | None:
 def answer(actor: Actor, body: Any, environment: str) -> dict[str, Any]:
     """The AdmissionReview answering `body` for the environment; 403 for a caller that may not
     review, 404 for an environment name that cannot exist, 400 for a body that is no review."""
-    if not may_review_admission(actor):
+    project_ids = admission_project_ids(actor)
+    if not project_ids:
         raise NotPermitted(
             "Admission reviews need a service token with the admission:review scope.",
             code="missing_scope",
@@ -183,10 +179,10 @@ def answer(actor: Actor, body: Any, environment: str) -> dict[str, Any]:
     if not ENVIRONMENT_RE.fullmatch(environment):
         raise NotFound("No such environment.")
     uid = review_uid(body)
-    return response_body(uid, review(actor, body["request"], environment))
+    return response_body(uid, review(project_ids, body["request"], environment))
 
 
-def review(actor: Actor, request: dict[str, Any], environment: str) -> Verdict:
+def review(project_ids: list[int], request: dict[str, Any], environment: str) -> Verdict:
     """Decide the `request` of a review whose uid was read already."""
     if request.get("operation") == "DELETE":
         return Verdict(True)  # removing workloads deploys nothing
@@ -203,7 +199,7 @@ def review(actor: Actor, request: dict[str, Any], environment: str) -> Verdict:
             continue
         digest = match.group(1)
         if digest not in decided:
-            decided[digest] = _digest_problem(actor, digest, environment)
+            decided[digest] = _digest_problem(project_ids, digest, environment)
         problem = decided[digest]
         if problem is not None:
             problems.append(f"image {image}: {problem}")

@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from releasegate.accounts.actors import Actor, Capability
 from releasegate.attestations.models import IssuedAttestation, Revocation
+from releasegate.errors import NotFound
 from releasegate.releases.gate import BlockerCode, evaluate_gate
 from releasegate.releases.models import Project, Release, Veto
 from releasegate.releases.selectors import (
@@ -20,6 +21,29 @@ def may_read_attestations(actor: Actor, project: Project) -> bool:
     if actor.is_service:
         return actor.can(project, Capability.READ_ATTESTATION)
     return actor.can(project, Capability.READ)
+
+
+def release_for_attestation(actor: Actor, release_id: int) -> Release:
+    """The release, if the actor may read it or fetch its attestations (an attestations:read
+    token reads nothing else); a 404 otherwise, never a 403 that tells it exists."""
+    release = gate_release_queryset().filter(pk=release_id).first()
+    if release is None or not (
+        actor.can(release.project, Capability.READ) or may_read_attestations(actor, release.project)
+    ):
+        raise NotFound("No such release.")
+    return release
+
+
+def attestation_project_ids(actor: Actor) -> list[int]:
+    """The projects whose revocations the actor is told: those it may read, and for a service
+    token its project when it may fetch attestations."""
+    token = actor.token
+    if actor.is_service and token is not None and token.project_id:
+        grants = actor.token_grants(Capability.READ) or actor.token_grants(
+            Capability.READ_ATTESTATION
+        )
+        return [token.project_id] if grants else []
+    return visible_project_ids(actor)
 
 
 def releases_a_veto_revokes(veto: Veto) -> list[int]:
@@ -54,7 +78,7 @@ def releases_a_veto_revokes(veto: Veto) -> list[int]:
 def revocations_visible_to(actor: Actor) -> QuerySet[Revocation]:
     """Revocations of attestations of the projects the actor may read, oldest first."""
     return (
-        Revocation.objects.filter(project_id__in=visible_project_ids(actor))
+        Revocation.objects.filter(project_id__in=attestation_project_ids(actor))
         .select_related("attestation")
         .order_by("revoked_at", "id")
     )

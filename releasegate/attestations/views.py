@@ -10,12 +10,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from releasegate.api.base import ScopedAPIView
+from releasegate.api.base import MAX_ID, ScopedAPIView
 from releasegate.api.views import errors
 from releasegate.attestations import admission
-from releasegate.attestations.selectors import revocations_visible_to
+from releasegate.attestations.selectors import release_for_attestation, revocations_visible_to
 from releasegate.attestations.services import attestation_issue
 from releasegate.attestations.statement import REVOCATIONS_PAYLOAD_TYPE, iso
+from releasegate.errors import NotFound
 from releasegate.releases.evidence import canonical_json
 from releasegate.signing import keys
 from releasegate.signing.dsse import sign_envelope
@@ -53,7 +54,10 @@ class ReleaseAttestationView(ScopedAPIView):
         tags=["attestations"],
     )
     def get(self, request: Request, release_id: int) -> Response:
-        _, envelope = attestation_issue(release=self.release(release_id), actor=self.actor)
+        if release_id > MAX_ID:
+            raise NotFound("No such release.")
+        release = release_for_attestation(self.actor, release_id)
+        _, envelope = attestation_issue(release=release, actor=self.actor)
         return Response(envelope)
 
 

@@ -13,7 +13,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from releasegate.accounts.actors import Actor, Scope
+from releasegate.accounts.actors import Actor
 from releasegate.checks.models import Advisory
 from releasegate.releases.models import Release
 from releasegate.releases.services import approval_give, veto_cast
@@ -36,7 +36,10 @@ UNAUTHENTICATED = {
     "service:forged": 401,
     "none": 401,
 }
-SCOPES = tuple(scope.value for scope in Scope)
+SCOPES = ("gate:read", "releases:write", "checks:write", "releases:promote")
+# Tokens of these scopes serve one endpoint each (admission, alerts, attestations) and read
+# nothing else: to the rest of the API they are as a token of another project.
+NARROW_SCOPES = ("admission:review", "alerts:write", "attestations:read")
 
 
 def expected(
@@ -53,6 +56,8 @@ def expected(
     table["session:outsider"] = table["token:outsider"] = outsider
     for scope in SCOPES:
         table[f"service:{scope}"] = scopes.get(scope, scopes.get("*", 0))
+    for scope in NARROW_SCOPES:
+        table[f"service:{scope}"] = other_project
     table["service:other-project"] = other_project
     table.update(UNAUTHENTICATED)
     return table
@@ -149,9 +154,10 @@ def _cases(release: Release, draft: Release, veto_id: int) -> dict[str, Case]:
             "GET",
             f"/api/v1/releases/{r}/attestation",
             None,
-            expected(
-                people={"*": 200}, scopes={"gate:read": 200, "attestations:read": 200, "*": 403}
-            ),
+            {
+                **expected(people={"*": 200}, scopes={"gate:read": 200, "*": 403}),
+                "service:attestations:read": 200,
+            },
         ),
         # Public keys are public: no credential is read, so even a bad one is no refusal.
         "keys": Case(
@@ -173,12 +179,12 @@ def _cases(release: Release, draft: Release, veto_id: int) -> dict[str, Case]:
             "POST",
             "/api/v1/admission/production",
             admission_review(workload("Pod", pod_spec(image(release)))),
-            expected(
-                people={"*": 403},
-                outsider=403,
-                scopes={"admission:review": 200, "*": 403},
-                other_project=200,
-            ),
+            {
+                **expected(people={"*": 403}, outsider=403, scopes={"*": 403}, other_project=200),
+                "service:admission:review": 200,
+                "service:alerts:write": 403,
+                "service:attestations:read": 403,
+            },
         ),
     }
 

@@ -118,13 +118,18 @@ def test_gate_read_and_attestations_read_tokens_may_fetch(personas, scope):
     assert attestation(caller, promoted(personas))[0] == 200
 
 
-@pytest.mark.parametrize(
-    "scope", ["releases:write", "checks:write", "releases:promote", "alerts:write"]
-)
-def test_other_scopes_are_403(personas, scope):
+@pytest.mark.parametrize("scope", ["releases:write", "checks:write", "releases:promote"])
+def test_scopes_that_read_the_release_but_not_attestations_are_403(personas, scope):
     caller = Caller(scope, token=service_token(personas, scope)[1])
     status, body = attestation(caller, promoted(personas))
     assert (status, body["code"]) == (403, "missing_scope")
+
+
+@pytest.mark.parametrize("scope", ["alerts:write", "admission:review"])
+def test_narrow_scopes_that_read_nothing_are_404(personas, scope):
+    caller = Caller(scope, token=service_token(personas, scope)[1])
+    status, body = attestation(caller, promoted(personas))
+    assert (status, body["code"]) == (404, "not_found")
 
 
 def test_every_role_may_fetch(personas, person):
