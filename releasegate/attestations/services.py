@@ -1,7 +1,7 @@
 """Issuing and revoking signed clearance attestations (PRODUCT.md, "Signed clearance").
 
 An attestation is issued only while the gate answers cleared, under the same locks as promotion
-and vetoes (artifact advisory lock -> project -> release, see releases/services.py), so a veto
+and vetoes (artifact -> project -> release, see releasegate/transactions.py), so a veto
 either comes first (the gate answers blocked: 409) or comes after and finds the attestation to
 revoke.
 """
@@ -12,7 +12,6 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
 from django.utils import timezone
 
 from releasegate.accounts.actors import Actor
@@ -31,10 +30,18 @@ from releasegate.audit.services import audit_record
 from releasegate.errors import Conflict, NotPermitted
 from releasegate.releases.evidence import canonical_json
 from releasegate.releases.gate import GateFacts, evaluate_gate
-from releasegate.releases.models import GatePolicy, Project, Release
+from releasegate.releases.models import GatePolicy, Release
 from releasegate.releases.selectors import gate_release_queryset, load_gate_facts
 from releasegate.releases.signals import send_after_commit
 from releasegate.signing.dsse import sign_envelope
+from releasegate.transactions import (
+    LockRank,
+    lock_artifact,
+    lock_many,
+    lock_one,
+    lock_project,
+    service,
+)
 
 # Fields of a policy version that are bookkeeping, not what the gate enforces.
 _POLICY_BOOKKEEPING = frozenset({"id", "project", "created_by", "created_at", "note"})
@@ -105,21 +112,19 @@ def build_statement(
 
 
 def _lock_for_issue(release: Release) -> Release:
-    """Take the locks a veto or promotion of this release takes, in the one order (artifact
-    advisory lock -> project -> release), so issuing and vetoing never interleave."""
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [release.artifact_digest])
-    Project.objects.select_for_update(no_key=True).only("id").get(pk=release.project_id)
-    return (
-        gate_release_queryset()
-        .select_for_update(no_key=True, of=("self",))
-        .select_related("project__current_policy")
-        .get(pk=release.pk)
+    """Take the locks a veto or promotion of this release takes (the order of
+    releasegate/transactions.py: artifact, project, release), so issuing and vetoing never
+    interleave."""
+    lock_artifact(release.artifact_digest)
+    lock_project(release.project_id)
+    return lock_one(
+        gate_release_queryset().select_related("project__current_policy"),
+        LockRank.RELEASE,
+        pk=release.pk,
     )
 
 
-@transaction.atomic
+@service
 def attestation_issue(
     *, release: Release, actor: Actor
 ) -> tuple[IssuedAttestation, dict[str, Any]]:
@@ -175,20 +180,19 @@ def attestation_issue(
     return issued, envelope
 
 
-@transaction.atomic
+@service
 def attestations_revoke(
     *, release_ids: list[int], reason: str, cause: str, actor: Actor
 ) -> list[int]:
     """Revoke every unrevoked attestation of these releases; the ids revoked now (idempotent: an
     attestation revoked already is left as it is). Called inside the transaction of the act that
-    blocks them (a veto, a hold), whose service decided the actor may; audited per release."""
+    blocks them (a veto, a hold), whose service decided the actor may, before that act's own
+    audit record (attestation rows rank below the audit head); audited per release."""
     if not release_ids:
         return []
     # Attestations are rows of their release: locked after it (the caller holds the release).
-    attestations = list(
-        IssuedAttestation.objects.select_for_update(no_key=True)
-        .filter(release_id__in=release_ids)
-        .order_by("id")
+    attestations = lock_many(
+        IssuedAttestation.objects.filter(release_id__in=release_ids), LockRank.RELEASE_ROWS
     )
     done = set(
         Revocation.objects.filter(attestation__in=attestations).values_list(

@@ -580,16 +580,17 @@ def veto_cast(
         reason=text,
         scope=scope,
     )
+    # In the veto's transaction: a deploy target must never trust a clearance this veto undid
+    # (before the audit record: attestation rows rank below the audit head).
+    attestations_revoke(
+        release_ids=releases_a_veto_revokes(veto), reason=text, cause=f"veto:{veto.pk}", actor=actor
+    )
     audit_record(
         action="veto_cast",
         actor=actor,
         project_id=locked.project_id,
         release_id=locked.pk,
         data={"veto_id": veto.pk, "role": held.value, "reason": text, "scope": scope},
-    )
-    # In the veto's transaction: a deploy target must never trust a clearance this veto undid.
-    attestations_revoke(
-        release_ids=releases_a_veto_revokes(veto), reason=text, cause=f"veto:{veto.pk}", actor=actor
     )
     send_after_commit("veto_cast", release_id=locked.pk, veto_id=veto.pk)
     return veto
