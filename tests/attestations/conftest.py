@@ -17,6 +17,10 @@ from tests.api.conftest import (
     service_token,
 )
 from tests.conftest import Personas, make_personas
+from tests.ops.test_notifications import (  # noqa: F401  (fixtures, shared)
+    eager_tasks,
+    receiver,
+)
 from tests.releases.gatehelpers import cleared_release
 
 REGISTRY = "registry.example.com/support/assistant"
