@@ -5,8 +5,8 @@
 Same set-up as bench/gate_api.py (whose helpers it uses): a scratch PostgreSQL database
 (BENCH_DATABASE_URL, default postgres://postgres@127.0.0.1:5432/rg_bench_admission), five
 releases promoted to production with full facts (evidence, seven passed checks, two approvals),
-gunicorn with 2 sync workers, DEBUG off, on loopback. The admission review is a real
-AdmissionReview of a Pod whose five containers run the five releases' images (five distinct
+releasegate's own gunicorn configuration with 2 workers, DEBUG off, on loopback. The review is
+a real AdmissionReview of a Pod whose five containers run the five releases' images (five distinct
 digests: five gate questions); every answer must be 200 and `allowed`. Both endpoints are
 measured in the same run, interleaved. Prints requests/s, p50 and p99; exits 1 when the admission
 p99 is above 20 ms.
@@ -16,27 +16,28 @@ import argparse
 import http.client
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 
 from gate_api import (
+    GATE_PATH,
     PYTHON,
     ROOT,
     _env,
-    _free_port,
     _merge,
     _recreate_database,
+    _serve,
     _wait_until_serving,
 )
 
 DEFAULT_DB = "postgres://postgres@127.0.0.1:5432/rg_bench_admission"
-GATE_PATH = "/api/v1/gate?project=bench-assistant&version=2.0.0"
 ADMISSION_PATH = "/api/v1/admission/production"
 P99_TARGET_MS = 20.0
 
@@ -185,6 +186,7 @@ def main() -> int:
     env = _env(database_url)
     _recreate_database(database_url)
     server = None
+    metrics_dir = ""
     try:
         subprocess.run([PYTHON, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=env, check=True)
         seeded = subprocess.run(
@@ -192,25 +194,14 @@ def main() -> int:
         )
         digests_line, gate_token, admission_token = seeded.stdout.strip().splitlines()[-3:]
         review = pod_review(digests_line.split())
-        port = _free_port()
-        server = subprocess.Popen(
-            [
-                str(Path(PYTHON).with_name("gunicorn")),
-                "gate_api:application",
-                "--workers",
-                "2",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--log-level",
-                "warning",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+        # releasegate as deployed: its gunicorn configuration, 2 workers (WEB_CONCURRENCY).
+        metrics_dir = tempfile.mkdtemp(prefix="rg-bench-metrics-")
+        server, port = _serve(
+            "releasegate.wsgi:application", {**env, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
         )
-        _wait_until_serving(port, time.monotonic() + 60)
-        gate = ("GET", GATE_PATH, {"Authorization": f"Bearer {gate_token}"}, None)
+        gate_headers = {"Authorization": f"Bearer {gate_token}"}
+        _wait_until_serving(port, GATE_PATH, gate_headers, time.monotonic() + 60)
+        gate = ("GET", GATE_PATH, gate_headers, None)
         admission = (
             "POST",
             ADMISSION_PATH,
@@ -232,10 +223,12 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 server.kill()
         _recreate_database(database_url, drop_only=True)
+        if metrics_dir:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
 
     print(
-        f"gunicorn 2 sync workers, DEBUG off, PostgreSQL; {concurrency} clients, "
-        f"{rounds} x {seconds:.0f}s per endpoint, interleaved"
+        f"gunicorn (releasegate's configuration, 2 workers), DEBUG off, PostgreSQL; "
+        f"{concurrency} clients, {rounds} x {seconds:.0f}s per endpoint, interleaved"
     )
     print(f"{'endpoint':<52} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
     for name, result in (
