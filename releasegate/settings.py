@@ -4,6 +4,7 @@ Embedded defaults run a first look on one machine (SQLite, a local file broker).
 DEBUG=false and must then provide a real SECRET_KEY; see docs/operations.md "Configuration".
 """
 
+import re
 from pathlib import Path
 
 from csp import constants as csp_constants
@@ -158,6 +159,14 @@ LOGOUT_REDIRECT_URL = "/login/"
 # The PEM file of the ECDSA P-256 key that signs attestations and audit checkpoints; unset, the
 # embedded default (DEBUG on) generates one in the data folder.
 RELEASEGATE_SIGNING_KEY = env_str("RELEASEGATE_SIGNING_KEY", "")
+# The service's public base URL: the `verifier.id` of every attestation, and the base of the
+# release and policy URLs it names. The embedded default's own address when unset.
+RELEASEGATE_BASE_URL = env_str("RELEASEGATE_BASE_URL", "http://localhost:8000").rstrip("/")
+if not re.match(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[^\s?#]*)?$", RELEASEGATE_BASE_URL):
+    raise ImproperlyConfigured(
+        "RELEASEGATE_BASE_URL must be the service's http(s) base URL without query or fragment "
+        f"(e.g. https://releasegate.example.com), got {RELEASEGATE_BASE_URL!r}"
+    )
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("RELEASEGATE_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 

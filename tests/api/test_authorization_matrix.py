@@ -18,6 +18,7 @@ from releasegate.checks.models import Advisory
 from releasegate.releases.models import Release
 from releasegate.releases.services import approval_give, veto_cast
 from tests.api.conftest import callers
+from tests.attestations.conftest import admission_review, image, pod_spec, workload
 from tests.builders import (
     attach_all,
     digest_of,
@@ -155,6 +156,42 @@ def _cases(release: Release, draft: Release, veto_id: int) -> dict[str, Case]:
                 people={"requester": 200, "*": 403}, scopes={"releases:promote": 200, "*": 403}
             ),
         ),
+        "attestation": Case(
+            "GET",
+            f"/api/v1/releases/{r}/attestation",
+            None,
+            {
+                **expected(people={"*": 200}, scopes={"gate:read": 200, "*": 403}),
+                "service:attestations:read": 200,
+            },
+        ),
+        # Public keys are public: no credential is read, so even a bad one is no refusal.
+        "keys": Case(
+            "GET",
+            "/api/v1/attestations/keys",
+            None,
+            {
+                **expected(people={"*": 200}, outsider=200, scopes={"*": 200}, other_project=200),
+                **dict.fromkeys(UNAUTHENTICATED, 200),
+            },
+        ),
+        "revocations": Case(
+            "GET",
+            "/api/v1/attestations/revocations",
+            None,
+            expected(people={"*": 200}, outsider=200, scopes={"*": 200}, other_project=200),
+        ),
+        "admission": Case(
+            "POST",
+            "/api/v1/admission/production",
+            admission_review(workload("Pod", pod_spec(image(release)))),
+            {
+                **expected(people={"*": 403}, outsider=403, scopes={"*": 403}, other_project=200),
+                "service:admission:review": 200,
+                "service:alerts:write": 403,
+                "service:attestations:read": 403,
+            },
+        ),
     }
 
 
@@ -205,6 +242,10 @@ ENDPOINTS = [
     "waiver",
     "project_audit",
     "promote",
+    "attestation",
+    "keys",
+    "revocations",
+    "admission",
 ]
 
 
@@ -244,6 +285,10 @@ def test_matrix_covers_every_api_route() -> None:
         "api-promote",
         "api-waivers",
         "api-project-audit",
+        "api-release-attestation",
+        "api-attestation-keys",
+        "api-attestation-revocations",
+        "api-admission",
     }
     assert routes == covered
 
