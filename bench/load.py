@@ -334,7 +334,8 @@ def _worker_answers(broker: str) -> bool:
     previous = os.environ.get("CELERY_BROKER_URL")
     os.environ["CELERY_BROKER_URL"] = broker
     try:
-        pinger = Celery("releasegate-load", broker=broker)
+        # Not the current app: shared tasks of this process would publish through it.
+        pinger = Celery("releasegate-load", broker=broker, set_as_current=False)
         try:
             return bool(pinger.control.ping(timeout=0.5))
         finally:

@@ -41,11 +41,14 @@ def recorded(name: str) -> Iterator[list[logging.LogRecord]]:
     records: list[logging.LogRecord] = []
     handler = Keep(logging.WARNING)
     logger = logging.getLogger(name)
+    # A logging.config call by an earlier test in this process may have disabled existing loggers.
+    disabled, logger.disabled = logger.disabled, False
     logger.addHandler(handler)
     try:
         yield records
     finally:
         logger.removeHandler(handler)
+        logger.disabled = disabled
 
 
 @contextmanager
