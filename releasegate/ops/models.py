@@ -2,7 +2,18 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-NOTIFICATION_EVENTS = ("review_requested", "veto_cast", "veto_lifted", "cleared", "promoted")
+NOTIFICATION_EVENTS = (
+    "review_requested",
+    "veto_cast",
+    "veto_lifted",
+    "cleared",
+    "promoted",
+    "hold_placed",
+    "hold_lifted",
+    "break_glass_requested",
+    "break_glass_confirmed",
+    "break_glass_reviewed",
+)
 
 
 class NotificationTarget(models.Model):

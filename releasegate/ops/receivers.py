@@ -27,8 +27,20 @@ logger = logging.getLogger(__name__)
 
 # Told as they happen, about the release they happened to.
 DIRECT_EVENTS = frozenset({"review_requested", "veto_cast", "veto_lifted", "promoted"})
+# Holds and break-glass: `incident_id` names the hold or the break-glass.
+INCIDENT_EVENTS = frozenset(
+    {
+        "hold_placed",
+        "hold_lifted",
+        "break_glass_requested",
+        "break_glass_confirmed",
+        "break_glass_reviewed",
+    }
+)
 # Acts after which a release may have become cleared.
-MAY_CLEAR_EVENTS = frozenset({"approved", "check_recorded", "veto_lifted"})
+MAY_CLEAR_EVENTS = frozenset(
+    {"approved", "check_recorded", "veto_lifted", "hold_lifted", "break_glass_confirmed"}
+)
 
 REQUEST_ID_HEADER = "request_id"
 
@@ -49,6 +61,8 @@ def enqueue_notifications(sender: Any, event: str, release_id: int | None, **ext
     try:
         if event in DIRECT_EVENTS:
             notify_release_event.delay(event, release_id, veto_id=extra.get("veto_id"))
+        if event in INCIDENT_EVENTS:
+            notify_release_event.delay(event, release_id, incident_id=extra.get("incident_id"))
         if event in MAY_CLEAR_EVENTS:
             notify_if_cleared.delay(release_id)
     except Exception:

@@ -36,13 +36,17 @@ def _enqueue(deliveries: list[Delivery]) -> int:
 
 
 @shared_task
-def notify_release_event(event: str, release_id: int, veto_id: int | None = None) -> int:
+def notify_release_event(
+    event: str, release_id: int, veto_id: int | None = None, incident_id: int | None = None
+) -> int:
     """Record one delivery per subscribed target for `event` and enqueue them."""
     release = Release.objects.select_related("project", "requester").get(pk=release_id)
     targets = targets_for(release.project_id, event)
     if not targets:
         return 0
-    payload, dedupe_key = event_payload(event=event, release=release, veto_id=veto_id)
+    payload, dedupe_key = event_payload(
+        event=event, release=release, veto_id=veto_id, incident_id=incident_id
+    )
     return _enqueue(
         deliveries_create(
             targets=targets, event=event, release=release, dedupe_key=dedupe_key, payload=payload

@@ -18,6 +18,11 @@ RELEASE_EVENTS = frozenset(
         "promoted",
         "check_recorded",
         "policy_changed",
+        "hold_placed",
+        "hold_lifted",
+        "break_glass_requested",
+        "break_glass_confirmed",
+        "break_glass_reviewed",
     }
 )
 

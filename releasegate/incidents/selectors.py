@@ -1,0 +1,110 @@
+"""Reads: the gate's facts about holds and break-glass, and what the pages list."""
+
+from datetime import datetime
+
+from django.db.models import Q, QuerySet
+
+from releasegate.errors import NotFound
+from releasegate.incidents.models import BreakGlass, Hold
+from releasegate.releases.gate import BreakGlassFact, HoldFact, ReviewDueFact
+from releasegate.releases.models import Release
+
+
+def active_holds_of(release_id: int) -> QuerySet[Hold]:
+    return Hold.objects.filter(release_id=release_id, lifted_at__isnull=True)
+
+
+def hold_facts(release: Release) -> tuple[HoldFact, ...]:
+    """One query: the active holds on the release."""
+    return tuple(
+        HoldFact(
+            id=h.pk,
+            alert_name=h.alert_name,
+            summary=h.summary,
+            severity=h.severity,
+            signal=h.signal,
+            since=h.since,
+            alert_status=h.alert_status,
+            resolved_at=h.resolved_at,
+        )
+        for h in active_holds_of(release.pk).order_by("since", "id")
+    )
+
+
+def break_glass_facts(
+    release: Release,
+) -> tuple[BreakGlassFact | None, tuple[ReviewDueFact, ...]]:
+    """One query: the release's latest confirmed break-glass, and every confirmed break-glass of
+    its project whose review is not filed (the gate decides which are overdue)."""
+    latest: BreakGlassFact | None = None
+    due: list[ReviewDueFact] = []
+    rows = (
+        BreakGlass.objects.filter(confirmed_at__isnull=False)
+        .filter(
+            Q(release_id=release.pk) | Q(project_id=release.project_id, reviewed_at__isnull=True)
+        )
+        .select_related("requested_by", "confirmed_by", "release")
+        .order_by("confirmed_at", "id")
+    )
+    for bg in rows:
+        assert bg.confirmed_by is not None and bg.confirmed_at is not None
+        assert bg.until is not None and bg.review_due is not None
+        if bg.release_id == release.pk:
+            latest = BreakGlassFact(
+                id=bg.pk,
+                requested_by=bg.requested_by.get_username(),
+                confirmed_by=bg.confirmed_by.get_username(),
+                confirmed_at=bg.confirmed_at,
+                until=bg.until,
+            )
+        if bg.project_id == release.project_id and bg.reviewed_at is None:
+            due.append(
+                ReviewDueFact(
+                    break_glass_id=bg.pk,
+                    release_id=bg.release_id,
+                    version=bg.release.version,
+                    due=bg.review_due,
+                )
+            )
+    return latest, tuple(due)
+
+
+def hold_of(release: Release, hold_id: int) -> Hold:
+    hold = Hold.objects.filter(pk=hold_id, release_id=release.pk).first()
+    if hold is None:
+        raise NotFound("No such hold on this release.")
+    return hold
+
+
+def break_glass_of(release: Release, break_glass_id: int) -> BreakGlass:
+    bg = (
+        BreakGlass.objects.filter(pk=break_glass_id, release_id=release.pk)
+        .select_related("requested_by", "confirmed_by", "reviewed_by")
+        .first()
+    )
+    if bg is None:
+        raise NotFound("No such break-glass on this release.")
+    return bg
+
+
+def holds_for_page(release: Release) -> list[Hold]:
+    return list(Hold.objects.filter(release_id=release.pk).select_related("lifted_by"))
+
+
+def break_glasses_for_page(release: Release) -> list[BreakGlass]:
+    return list(
+        BreakGlass.objects.filter(release_id=release.pk).select_related(
+            "requested_by", "confirmed_by", "reviewed_by"
+        )
+    )
+
+
+def overdue_reviews_for(project_ids: list[int], now: datetime) -> list[BreakGlass]:
+    return list(
+        BreakGlass.objects.filter(
+            project_id__in=project_ids,
+            confirmed_at__isnull=False,
+            reviewed_at__isnull=True,
+            review_due__lte=now,
+        ).select_related("release", "project", "requested_by", "confirmed_by")
+    )
