@@ -1,8 +1,6 @@
 """Reads: the gate's facts about holds and break-glass, and what the pages list."""
 
-from datetime import datetime
-
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 
 from releasegate.errors import NotFound
 from releasegate.incidents.models import BreakGlass, Hold
@@ -14,8 +12,28 @@ def active_holds_of(release_id: int) -> QuerySet[Hold]:
     return Hold.objects.filter(release_id=release_id, lifted_at__isnull=True)
 
 
+def incident_annotations() -> dict[str, Exists]:
+    """Whether a release has active holds, and whether it or its project has break-glass facts:
+    annotated on the release's own query, so the loaders below skip their query when there is
+    nothing to read (the common case, e.g. every row of a page of releases)."""
+    return {
+        "has_active_holds": Exists(
+            Hold.objects.filter(release_id=OuterRef("pk"), lifted_at__isnull=True)
+        ),
+        "has_break_glass_facts": Exists(
+            BreakGlass.objects.filter(confirmed_at__isnull=False).filter(
+                Q(release_id=OuterRef("pk"))
+                | Q(project_id=OuterRef("project_id"), reviewed_at__isnull=True)
+            )
+        ),
+    }
+
+
 def hold_facts(release: Release) -> tuple[HoldFact, ...]:
-    """One query: the active holds on the release."""
+    """The active holds on the release: one query, none when the release was loaded with
+    `incident_annotations` saying it has none."""
+    if not getattr(release, "has_active_holds", True):
+        return ()
     return tuple(
         HoldFact(
             id=h.pk,
@@ -34,9 +52,12 @@ def hold_facts(release: Release) -> tuple[HoldFact, ...]:
 def break_glass_facts(
     release: Release,
 ) -> tuple[BreakGlassFact | None, tuple[ReviewDueFact, ...]]:
-    """One query: the release's latest confirmed break-glass, and every confirmed break-glass of
-    its project whose review is not filed (the gate decides which are overdue)."""
+    """One query (none when `incident_annotations` says there is nothing): the release's latest
+    confirmed break-glass, and every confirmed break-glass of its project whose review is not
+    filed (the gate decides which are overdue)."""
     latest: BreakGlassFact | None = None
+    if not getattr(release, "has_break_glass_facts", True):
+        return latest, ()
     due: list[ReviewDueFact] = []
     rows = (
         BreakGlass.objects.filter(confirmed_at__isnull=False)
@@ -99,12 +120,12 @@ def break_glasses_for_page(release: Release) -> list[BreakGlass]:
     )
 
 
-def overdue_reviews_for(project_ids: list[int], now: datetime) -> list[BreakGlass]:
+def reviews_open_for(project_ids: list[int]) -> list[BreakGlass]:
+    """Confirmed break-glasses of these projects whose post-incident review is not filed."""
     return list(
         BreakGlass.objects.filter(
-            project_id__in=project_ids,
-            confirmed_at__isnull=False,
-            reviewed_at__isnull=True,
-            review_due__lte=now,
-        ).select_related("release", "project", "requested_by", "confirmed_by")
+            project_id__in=project_ids, confirmed_at__isnull=False, reviewed_at__isnull=True
+        )
+        .select_related("release", "project", "requested_by", "confirmed_by")
+        .order_by("review_due", "id")
     )

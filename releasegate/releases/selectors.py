@@ -22,7 +22,11 @@ from releasegate.accounts.roles import ROLE_PERMISSION_PREFIX, project_ids_with_
 from releasegate.checks.models import CheckResult
 from releasegate.errors import NotFound
 from releasegate.incidents.models import BreakGlass, Hold
-from releasegate.incidents.selectors import break_glass_facts, hold_facts
+from releasegate.incidents.selectors import (
+    break_glass_facts,
+    hold_facts,
+    incident_annotations,
+)
 from releasegate.releases.gate import (
     ApprovalFact,
     BreakGlassFact,
@@ -126,7 +130,8 @@ def _holds_role(project_id: int) -> Exists:
 
 def load_gate_facts(release: Release) -> GateFacts:
     """Load every fact the gate reads: 4 queries beyond the release itself (which must have been
-    loaded with its project and current policy, see `release_for`/`load_release_for_gate`)."""
+    loaded with its project and current policy, see `release_for`/`load_release_for_gate`), and
+    one each for holds and break-glass when the release's annotations say there are any."""
     policy = release.project.current_policy
     if policy is None:
         raise NotFound("The project has no gate policy.")
@@ -645,7 +650,9 @@ def load_visible_gate_facts(
 
 def gate_release_queryset() -> QuerySet[Release]:
     """Releases loaded with everything the gate reads alongside them, in one query."""
-    return Release.objects.select_related("project", "project__current_policy", "promotion")
+    return Release.objects.select_related(
+        "project", "project__current_policy", "promotion"
+    ).annotate(**incident_annotations())
 
 
 def _decided(facts: GateFacts) -> GateDecision:
