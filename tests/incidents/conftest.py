@@ -9,6 +9,7 @@ from releasegate.releases.services import release_promote
 from tests.api.conftest import Caller, service_token
 from tests.conftest import Personas
 from tests.releases.gatehelpers import cleared_release, load
+from tests.web.conftest import plain_static_storage  # noqa: F401 - the pages link static files
 
 
 def promote(p: Personas, **kwargs: Any) -> Release:

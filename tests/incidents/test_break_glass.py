@@ -5,6 +5,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from django.core import mail
 from django.utils import timezone
 
 from releasegate.accounts.actors import Actor
@@ -16,6 +17,7 @@ from releasegate.incidents.services import (
     break_glass_request,
     break_glass_review,
 )
+from releasegate.ops.services import notification_target_add
 from releasegate.releases.models import Promotion, Release
 from releasegate.releases.services import (
     approval_give,
@@ -29,6 +31,7 @@ from tests.builders import pass_checks, submitted_release
 from tests.conftest import Personas
 from tests.incidents.conftest import post_alerts
 from tests.incidents.payloads import alert, notification
+from tests.ops.test_notifications import eager_tasks  # noqa: F401  (fixture)
 from tests.releases.gatehelpers import codes, decide, load
 
 
@@ -325,3 +328,32 @@ def test_every_step_is_audited_and_told_over_the_api(personas: Personas) -> None
         .values_list("action", flat=True)
     )
     assert actions == ["break_glass_requested", "break_glass_confirmed", "break_glass_reviewed"]
+
+
+def test_each_break_glass_step_is_told_to_the_project(
+    personas: Personas,
+    eager_tasks: None,  # noqa: F811
+    django_capture_on_commit_callbacks: Any,
+) -> None:
+    p = personas
+    notification_target_add(
+        project=p.project,
+        actor=p.actor("admin"),
+        kind="email",
+        address="support-ai-oncall@example.com",
+        events=["break_glass_requested", "break_glass_confirmed", "break_glass_reviewed"],
+    )
+    release = _emergency_fix(p)
+    with django_capture_on_commit_callbacks(execute=True):
+        bg = break_glass_request(
+            release=release, actor=p.actor("requester"), reason="outage", incident="INC-5"
+        )
+    with django_capture_on_commit_callbacks(execute=True):
+        break_glass_confirm(break_glass=bg, actor=p.actor("security"), reason="seen")
+    with django_capture_on_commit_callbacks(execute=True):
+        break_glass_review(break_glass=bg, actor=p.actor("security"), summary="done")
+    subjects = [m.subject for m in mail.outbox]
+    assert len(subjects) == 3
+    assert "requester asks to break the glass (INC-5)" in subjects[0]
+    assert "confirmed by security, in force until" in subjects[1]
+    assert "review of break-glass (INC-5) was filed by security" in subjects[2]
