@@ -67,3 +67,30 @@ class RequestContextMiddleware:
             return response
         finally:
             request_id_var.reset(token)
+
+
+class DatabaseUnavailableMiddleware:
+    """A page whose read met the database down or busy answers 503 with Retry-After, not 500.
+    (The API's exception handler does the same for API views; services retry before this.)"""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        from releasegate.errors import Unavailable
+        from releasegate.transactions import database_failed
+
+        if not database_failed(exception):
+            return None
+        logger.warning("%s %s: database unavailable", request.method, request.path)
+        response = HttpResponse(
+            "The service is busy or its database is unreachable; nothing was changed. "
+            "Try again in a moment.",
+            status=503,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["Retry-After"] = str(Unavailable.RETRY_AFTER_SECONDS)
+        return response

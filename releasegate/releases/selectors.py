@@ -54,8 +54,10 @@ from releasegate.releases.signals import gate_evaluated
 
 
 def visible_project_ids(actor: Actor) -> list[int]:
+    """The projects whose releases the actor may read (a narrow token, e.g. alerts:write, none)."""
     if actor.is_service and actor.token is not None:
-        return [actor.token.project_id] if actor.token.project_id else []
+        readable = actor.token.project_id and actor.token_grants(Capability.READ)
+        return [actor.token.project_id] if readable else []
     if actor.person is None:
         return []
     return project_ids_with_role(actor.person)
