@@ -104,7 +104,9 @@ class AlertsView(ScopedAPIView):
         tags=["incidents"],
     )
     def post(self, request: Request, slug: str) -> Response:
-        project = self.project(slug)
+        if len(slug) > 64 or "\x00" in slug:
+            raise NotFound("No such project.")
+        project = selectors.project_for_alerts(self.actor, slug)
         intake = services.alerts_receive(project=project, actor=self.actor, body=request.data)
         return Response(
             {"holds": intake.holds, "unmatched": intake.unmatched},

@@ -2,10 +2,11 @@
 
 from django.db.models import Exists, OuterRef, Q, QuerySet
 
+from releasegate.accounts.actors import Actor, Capability
 from releasegate.errors import NotFound
 from releasegate.incidents.models import BreakGlass, Hold
 from releasegate.releases.gate import BreakGlassFact, HoldFact, ReviewDueFact
-from releasegate.releases.models import Release
+from releasegate.releases.models import Project, Release
 
 
 def active_holds_of(release_id: int) -> QuerySet[Hold]:
@@ -88,6 +89,17 @@ def break_glass_facts(
                 )
             )
     return latest, tuple(due)
+
+
+def project_for_alerts(actor: Actor, slug: str) -> Project:
+    """The project an alert notification names: visible to whoever may read it or report alerts
+    to it (an alerts:write token reads nothing else); a 404 otherwise."""
+    project = Project.objects.select_related("current_policy").filter(slug=slug).first()
+    if project is None or not (
+        actor.can(project, Capability.READ) or actor.can(project, Capability.REPORT_ALERT)
+    ):
+        raise NotFound("No such project.")
+    return project
 
 
 def hold_of(release: Release, hold_id: int) -> Hold:

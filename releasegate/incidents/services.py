@@ -1,7 +1,7 @@
 """Every write to holds and break-glass. Each act is audited and told after commit.
 
-Locks follow the service's order: project, then release rows (by id), then their holds and
-break-glass rows, then the audit head (last, inside `audit_record`).
+Locks follow the order of releasegate/transactions.py: the project, then release rows (by id),
+then their holds and break-glass rows, then the audit head (last, inside `audit_record`).
 """
 
 import re
@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
 from django.utils import timezone
 
 from releasegate.accounts.actors import Actor, Capability
@@ -20,6 +19,7 @@ from releasegate.incidents.alertmanager import Alert, read_notification
 from releasegate.incidents.models import BreakGlass, Hold
 from releasegate.releases.models import Evidence, EvidenceKind, Project, Release
 from releasegate.releases.signals import send_after_commit
+from releasegate.transactions import LockRank, lock_many, lock_one, lock_project, service
 
 CONFIRM_WINDOW = timedelta(minutes=30)
 MAX_TEXT = 5000
@@ -173,12 +173,11 @@ def _hold_dict(hold: Hold, release: Release, outcome: str) -> dict[str, Any]:
 
 def _place_or_note(*, release: Release, alert: Alert, actor: Actor, intake: AlertIntake) -> None:
     """Place, note or leave the hold for one alert on one (locked) release."""
-    existing = (
-        Hold.objects.select_for_update(no_key=True)
-        .filter(release=release, fingerprint=alert.fingerprint)
-        .filter(lifted_at__isnull=True)
-        .first()
-    ) or (
+    active = lock_many(
+        Hold.objects.filter(release=release, fingerprint=alert.fingerprint, lifted_at__isnull=True),
+        LockRank.RELEASE_ROWS,
+    )
+    existing = (active[0] if active else None) or (
         Hold.objects.filter(
             release=release, fingerprint=alert.fingerprint, since=alert.starts_at
         ).first()
@@ -258,7 +257,7 @@ def _place_or_note(*, release: Release, alert: Alert, actor: Actor, intake: Aler
     intake.holds.append(_hold_dict(hold, release, "placed"))
 
 
-@transaction.atomic
+@service
 def alerts_receive(*, project: Project, actor: Actor, body: Any) -> AlertIntake:
     """Read one Alertmanager notification (version 4) and hold the promoted releases its firing
     alerts name, at a severity the project's policy holds on. Resolved alerts are noted on their
@@ -288,27 +287,24 @@ def alerts_receive(*, project: Project, actor: Actor, body: Any) -> AlertIntake:
             wanted.append((alert, releases))
     if not wanted:
         return intake
-    Project.objects.select_for_update(no_key=True).only("id").get(pk=project.pk)
+    lock_project(project.pk)
     ids = sorted({r.pk for _, found in wanted for r in found})
-    locked = {
-        r.pk: r
-        for r in Release.objects.select_for_update(no_key=True).filter(pk__in=ids).order_by("id")
-    }
+    locked = {r.pk: r for r in lock_many(Release.objects.filter(pk__in=ids), LockRank.RELEASE)}
     for alert, releases in wanted:
         for release in releases:
             _place_or_note(release=locked[release.pk], alert=alert, actor=actor, intake=intake)
     return intake
 
 
-@transaction.atomic
+@service
 def hold_lift(*, hold: Hold, actor: Actor, reason: Any) -> Hold:
     """Lift a hold: a security holder of the project, not the release's requester, with a
     reason. A resolved alert never does this by itself."""
     release = Release.objects.select_related("project").get(pk=hold.release_id)
     _allowed(may_lift_hold(actor, release), "not_a_holder")
     text = _text(reason, "reason")
-    Release.objects.select_for_update(no_key=True).only("id").get(pk=release.pk)
-    locked = Hold.objects.select_for_update(no_key=True).get(pk=hold.pk)
+    lock_one(Release.objects.only("id"), LockRank.RELEASE, pk=release.pk)
+    locked = lock_one(Hold.objects.all(), LockRank.RELEASE_ROWS, pk=hold.pk)
     if locked.lifted_at is not None:
         raise Conflict("The hold was lifted already.", code="already_lifted")
     locked.lifted_at = timezone.now()
@@ -342,15 +338,15 @@ def review_overdue(bg: BreakGlass, now: datetime) -> bool:
 
 
 def _lock_release(release: Release) -> Release:
-    Project.objects.select_for_update(no_key=True).only("id").get(pk=release.project_id)
-    return (
-        Release.objects.select_for_update(no_key=True, of=("self",))
-        .select_related("project", "project__current_policy")
-        .get(pk=release.pk)
+    lock_project(release.project_id)
+    return lock_one(
+        Release.objects.select_related("project", "project__current_policy"),
+        LockRank.RELEASE,
+        pk=release.pk,
     )
 
 
-@transaction.atomic
+@service
 def break_glass_request(
     *, release: Release, actor: Actor, reason: Any, incident: Any, now: datetime | None = None
 ) -> BreakGlass:
@@ -400,7 +396,7 @@ def break_glass_request(
     return bg
 
 
-@transaction.atomic
+@service
 def break_glass_confirm(
     *, break_glass: BreakGlass, actor: Actor, reason: Any, now: datetime | None = None
 ) -> BreakGlass:
@@ -412,7 +408,7 @@ def break_glass_confirm(
     text = _text(reason, "reason")
     now = now or timezone.now()
     locked_release = _lock_release(release)
-    bg = BreakGlass.objects.select_for_update(no_key=True).get(pk=break_glass.pk)
+    bg = lock_one(BreakGlass.objects.all(), LockRank.RELEASE_ROWS, pk=break_glass.pk)
     state = break_glass_state(bg, now)
     if state == "lapsed":
         raise Conflict(
@@ -448,7 +444,7 @@ def break_glass_confirm(
     return bg
 
 
-@transaction.atomic
+@service
 def break_glass_review(
     *, break_glass: BreakGlass, actor: Actor, summary: Any, now: datetime | None = None
 ) -> BreakGlass:
@@ -459,7 +455,7 @@ def break_glass_review(
     text = _text(summary, "summary")
     now = now or timezone.now()
     _lock_release(release)
-    bg = BreakGlass.objects.select_for_update(no_key=True).get(pk=break_glass.pk)
+    bg = lock_one(BreakGlass.objects.all(), LockRank.RELEASE_ROWS, pk=break_glass.pk)
     if bg.confirmed_at is None:
         raise Conflict("Only a confirmed break-glass is reviewed.", code="not_confirmed")
     if bg.reviewed_at is not None:

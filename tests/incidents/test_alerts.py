@@ -66,7 +66,8 @@ def test_a_grouped_notification_holds_the_release_its_critical_alerts_name(
     assert toxic["signal"] == "toxic output rate"
     assert toxic["since"] == "2026-12-01T09:58:30.123456Z"
     # The gate over the API says the same to CI.
-    gate = alertmanager.request("GET", f"/api/v1/releases/{promoted.pk}/gate").json()
+    ci = Caller("ci", token=service_token(personas, "gate:read")[1])
+    gate = ci.request("GET", f"/api/v1/releases/{promoted.pk}/gate").json()
     assert not gate["cleared"]
     assert {b["code"] for b in gate["blockers"]} == {"hold"}
     placed = AuditEvent.objects.filter(action="hold_placed", release_id=promoted.pk)
