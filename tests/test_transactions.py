@@ -215,3 +215,49 @@ def test_a_programming_error_is_not_retried():
     with pytest.raises(ProgrammingError):
         broken()
     assert calls == [1]
+
+
+def _terminate_this_connection() -> None:
+    """Kill the server side of the kept connection from another one, as a failover or an idle
+    timeout in the network would: the client finds out only at its next query."""
+    import psycopg
+    from django.conf import settings
+
+    pid = connection.connection.info.backend_pid
+    db = settings.DATABASES["default"]
+    with psycopg.connect(
+        host=db["HOST"],
+        port=db["PORT"] or 5432,
+        user=db["USER"],
+        dbname=db["NAME"],
+        autocommit=True,
+    ) as other:
+        other.execute("SELECT pg_terminate_backend(%s)", [pid])
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_read_on_a_kept_connection_that_died_is_answered_not_a_5xx(personas, client, settings):
+    """No health-check round trip before each request: a dead kept connection is found by the
+    request's first query, and the read runs again on a new connection."""
+    from tests.api.conftest import service_token
+
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
+    release = submitted_release(personas.project, personas.requester)
+    _, raw = service_token(personas, "gate:read")
+    headers = {"HTTP_AUTHORIZATION": f"Bearer {raw}"}
+    url = f"/api/v1/releases/{release.pk}/gate"
+    assert client.get(url, **headers).status_code == 200
+    connection.ensure_connection()
+    _terminate_this_connection()
+    response = client.get(url, **headers)
+    assert response.status_code == 200, response.content
+    assert response.json()["release"]["id"] == release.pk
+    client.force_login(personas.security)
+    connection.ensure_connection()
+    _terminate_this_connection()
+    page = client.get(f"/releases/{release.pk}/")
+    assert page.status_code == 200
