@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from releasegate.api.base import MAX_ID, ScopedAPIView
+from releasegate.api.serializers import ReasonSerializer
 from releasegate.api.views import errors
 from releasegate.errors import NotFound
 from releasegate.incidents import selectors, services
@@ -71,12 +72,8 @@ class BreakGlassRequestSerializer(serializers.Serializer):
     incident = serializers.CharField(max_length=200)
 
 
-class SummarySerializer(serializers.Serializer):
+class BreakGlassReviewSerializer(serializers.Serializer):
     summary = serializers.CharField()
-
-
-class ReasonSerializer(serializers.Serializer):
-    reason = serializers.CharField()
 
 
 def _id(value: int, what: str) -> int:
@@ -172,7 +169,7 @@ class BreakGlassReviewView(ScopedAPIView):
     @extend_schema(
         operation_id="break_glass_review",
         summary="File the post-incident review of a break-glass (security role)",
-        request=SummarySerializer,
+        request=BreakGlassReviewSerializer,
         responses={200: OpenApiTypes.OBJECT, **errors(400, 401, 403, 404, 409, 413, 415)},
         tags=["incidents"],
     )
