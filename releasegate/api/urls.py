@@ -6,6 +6,7 @@ from releasegate.api import (
     schema,  # noqa: F401  (registers the bearer scheme)
     views,
 )
+from releasegate.attestations import views as attestation_views
 from releasegate.incidents import api as incidents
 
 urlpatterns: list[URLPattern | URLResolver] = [
@@ -30,6 +31,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("releases/<int:release_id>/checks", views.ChecksView.as_view(), name="api-checks"),
     path("releases/<int:release_id>/promote", views.PromoteView.as_view(), name="api-promote"),
     path("releases/<int:release_id>/audit", views.AuditView.as_view(), name="api-audit"),
+    path("projects/<str:slug>/audit", views.ProjectAuditView.as_view(), name="api-project-audit"),
     path("projects/<str:slug>/waivers", views.WaiversView.as_view(), name="api-waivers"),
     path("projects/<str:slug>/alerts", incidents.AlertsView.as_view(), name="api-alerts"),
     path(
@@ -51,6 +53,26 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "releases/<int:release_id>/break-glass/<int:bg_id>/review",
         incidents.BreakGlassReviewView.as_view(),
         name="api-break-glass-review",
+    ),
+    path(
+        "releases/<int:release_id>/attestation",
+        attestation_views.ReleaseAttestationView.as_view(),
+        name="api-release-attestation",
+    ),
+    path(
+        "attestations/keys",
+        attestation_views.SigningKeysView.as_view(),
+        name="api-attestation-keys",
+    ),
+    path(
+        "attestations/revocations",
+        attestation_views.RevocationsView.as_view(),
+        name="api-attestation-revocations",
+    ),
+    path(
+        "admission/<str:environment>",
+        attestation_views.AdmissionView.as_view(),
+        name="api-admission",
     ),
     path(
         "schema",

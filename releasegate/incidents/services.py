@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from releasegate.accounts.actors import Actor, Capability
 from releasegate.accounts.roles import Role
+from releasegate.attestations.services import attestations_revoke
 from releasegate.audit.services import audit_record
 from releasegate.errors import Conflict, FieldError, InvalidInput, NotPermitted
 from releasegate.incidents.alertmanager import Alert, read_notification
@@ -171,17 +172,29 @@ def _hold_dict(hold: Hold, release: Release, outcome: str) -> dict[str, Any]:
     }
 
 
-def _place_or_note(*, release: Release, alert: Alert, actor: Actor, intake: AlertIntake) -> None:
-    """Place, note or leave the hold for one alert on one (locked) release."""
-    active = lock_many(
-        Hold.objects.filter(release=release, fingerprint=alert.fingerprint, lifted_at__isnull=True),
-        LockRank.RELEASE_ROWS,
-    )
-    existing = (active[0] if active else None) or (
+def _existing_hold(
+    release: Release, alert: Alert, active: dict[tuple[int, str], Hold]
+) -> Hold | None:
+    """The hold this alert is about: the active one of its fingerprint, or the lifted one of this
+    very firing (its fingerprint and start)."""
+    return active.get((release.pk, alert.fingerprint)) or (
         Hold.objects.filter(
             release=release, fingerprint=alert.fingerprint, since=alert.starts_at
         ).first()
     )
+
+
+def _place_or_note(
+    *,
+    release: Release,
+    alert: Alert,
+    actor: Actor,
+    intake: AlertIntake,
+    active: dict[tuple[int, str], Hold],
+) -> None:
+    """Place, note or leave the hold for one alert on one (locked) release; `active` holds the
+    locked active holds and gains the ones placed."""
+    existing = _existing_hold(release, alert, active)
     if alert.status == Hold.AlertStatus.RESOLVED:
         if existing is None or existing.lifted_at is not None:
             intake.unmatched.append(
@@ -253,6 +266,7 @@ def _place_or_note(*, release: Release, alert: Alert, actor: Actor, intake: Aler
             "summary": hold.summary,
         },
     )
+    active[(release.pk, hold.fingerprint)] = hold
     send_after_commit("hold_placed", release_id=release.pk, incident_id=hold.pk)
     intake.holds.append(_hold_dict(hold, release, "placed"))
 
@@ -290,9 +304,38 @@ def alerts_receive(*, project: Project, actor: Actor, body: Any) -> AlertIntake:
     lock_project(project.pk)
     ids = sorted({r.pk for _, found in wanted for r in found})
     locked = {r.pk: r for r in lock_many(Release.objects.filter(pk__in=ids), LockRank.RELEASE)}
+    # Every row lock before the first audit record (the audit head is the last lock of an act).
+    fingerprints = sorted({alert.fingerprint for alert, _ in wanted})
+    active = {
+        (h.release_id, h.fingerprint): h
+        for h in lock_many(
+            Hold.objects.filter(
+                release_id__in=ids, fingerprint__in=fingerprints, lifted_at__isnull=True
+            ),
+            LockRank.RELEASE_ROWS,
+        )
+    }
+    to_hold = {
+        (release.pk, alert.fingerprint): alert
+        for alert, releases in wanted
+        if alert.status == Hold.AlertStatus.FIRING
+        for release in releases
+        if _existing_hold(release, alert, active) is None
+    }
+    for (release_id, fingerprint), alert in sorted(to_hold.items()):
+        # A hold revokes the release's signed clearance: its attestations stop verifying. Before
+        # the holds' audit records, since attestation rows are locked below the audit head.
+        attestations_revoke(
+            release_ids=[release_id],
+            reason=f"held by the production alert {alert.name}"[:500],
+            cause=f"hold:{fingerprint}"[:64],
+            actor=actor,
+        )
     for alert, releases in wanted:
         for release in releases:
-            _place_or_note(release=locked[release.pk], alert=alert, actor=actor, intake=intake)
+            _place_or_note(
+                release=locked[release.pk], alert=alert, actor=actor, intake=intake, active=active
+            )
     return intake
 
 

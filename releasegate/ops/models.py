@@ -8,6 +8,7 @@ NOTIFICATION_EVENTS = (
     "veto_lifted",
     "cleared",
     "promoted",
+    "attestation_revoked",
     "hold_placed",
     "hold_lifted",
     "break_glass_requested",

@@ -307,3 +307,24 @@ def test_a_lifted_hold_is_not_placed_again_by_a_resend_but_a_new_firing_holds(
     again = post_alerts(alertmanager, notification(refired))
     assert [h["outcome"] for h in again.json()["holds"]] == ["placed"]
     assert not decide(promoted).cleared
+
+
+def test_a_hold_revokes_the_release_attestations_and_a_repeat_revokes_nothing_more(
+    personas: Personas, promoted: Release, alertmanager: Caller
+) -> None:
+    from releasegate.attestations.models import Revocation
+
+    reader = Caller("ci", token=service_token(personas, "attestations:read")[1])
+    for _ in range(2):
+        issued = reader.request("GET", f"/api/v1/releases/{promoted.pk}/attestation")
+        assert issued.status_code == 200, issued.json()
+    body = notification(alert("ToxicOutputRate", releasegate_digest=promoted.artifact_digest))
+    post_alerts(alertmanager, body)
+    revoked = Revocation.objects.filter(attestation__release=promoted)
+    assert revoked.count() == 2
+    assert {r.cause for r in revoked} == {f"hold:{body['alerts'][0]['fingerprint']}"}
+    assert {r.reason for r in revoked} == {"held by the production alert ToxicOutputRate"}
+    post_alerts(alertmanager, body)
+    assert AuditEvent.objects.filter(action="attestation_revoked").count() == 1
+    # While held, no new attestation is issued.
+    assert reader.request("GET", f"/api/v1/releases/{promoted.pk}/attestation").status_code == 409
