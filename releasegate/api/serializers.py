@@ -7,21 +7,11 @@ that is wrong, so no rule lives here twice.
 from rest_framework import serializers
 
 from releasegate.checks.models import CheckStatus
+from releasegate.releases.gate import BlockerCode
 from releasegate.releases.models import EvidenceKind, Release, Veto
 from releasegate.releases.policy import CHECK_NAMES
 
-BLOCKER_CODES = [
-    "not_submitted",
-    "evidence_missing",
-    "evidence_invalid",
-    "check_pending",
-    "check_failed",
-    "approval_missing",
-    "approval_stale",
-    "approval_expired",
-    "veto",
-    "withdrawn",
-]
+BLOCKER_CODES = [code.value for code in BlockerCode]
 
 
 # Errors -------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from releasegate.api import (
     views,
 )
 from releasegate.attestations import views as attestation_views
+from releasegate.incidents import api as incidents
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("gate", views.GateView.as_view(), name="api-gate"),
@@ -32,6 +33,27 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("releases/<int:release_id>/audit", views.AuditView.as_view(), name="api-audit"),
     path("projects/<str:slug>/audit", views.ProjectAuditView.as_view(), name="api-project-audit"),
     path("projects/<str:slug>/waivers", views.WaiversView.as_view(), name="api-waivers"),
+    path("projects/<str:slug>/alerts", incidents.AlertsView.as_view(), name="api-alerts"),
+    path(
+        "releases/<int:release_id>/holds/<int:hold_id>/lift",
+        incidents.HoldLiftView.as_view(),
+        name="api-hold-lift",
+    ),
+    path(
+        "releases/<int:release_id>/break-glass",
+        incidents.BreakGlassView.as_view(),
+        name="api-break-glass",
+    ),
+    path(
+        "releases/<int:release_id>/break-glass/<int:bg_id>/confirm",
+        incidents.BreakGlassConfirmView.as_view(),
+        name="api-break-glass-confirm",
+    ),
+    path(
+        "releases/<int:release_id>/break-glass/<int:bg_id>/review",
+        incidents.BreakGlassReviewView.as_view(),
+        name="api-break-glass-review",
+    ),
     path(
         "releases/<int:release_id>/attestation",
         attestation_views.ReleaseAttestationView.as_view(),

@@ -9,6 +9,11 @@ NOTIFICATION_EVENTS = (
     "cleared",
     "promoted",
     "attestation_revoked",
+    "hold_placed",
+    "hold_lifted",
+    "break_glass_requested",
+    "break_glass_confirmed",
+    "break_glass_reviewed",
 )
 
 
@@ -112,6 +117,8 @@ class Notice(models.Model):
     event = models.CharField(max_length=32)
     # The veto of a veto_cast / veto_lifted notice; not a key: the veto row is only read.
     veto_id = models.PositiveBigIntegerField(null=True, blank=True)
+    # The hold or break-glass of an incident notice (hold_placed, break_glass_confirmed, ...).
+    incident_id = models.PositiveBigIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     processed_at = models.DateTimeField(null=True, blank=True)
 

@@ -40,9 +40,14 @@ def _name(release: Release) -> str:
 
 
 def event_payload(
-    *, event: str, release: Release, veto_id: int | None
+    *, event: str, release: Release, veto_id: int | None, incident_id: int | None = None
 ) -> tuple[dict[str, Any], str]:
     """The body for `event` and the key that makes one occurrence one delivery per target."""
+    if incident_id is not None:
+        from releasegate.incidents.notifications import incident_text
+
+        text, fields, key = incident_text(event=event, incident_id=incident_id)
+        return {**_base(event, release, f"{_name(release)}: {_escape(text)}"), **fields}, key
     if event in {"veto_cast", "veto_lifted"} and veto_id is not None:
         veto = Veto.objects.select_related("user", "lifted_by").get(pk=veto_id)
         by = _escape(f"{veto.user.get_username()} ({veto.role})")

@@ -30,8 +30,20 @@ logger = logging.getLogger(__name__)
 DIRECT_EVENTS = frozenset(
     {"review_requested", "veto_cast", "veto_lifted", "promoted", "attestation_revoked"}
 )
+# Holds and break-glass: `incident_id` names the hold or the break-glass.
+INCIDENT_EVENTS = frozenset(
+    {
+        "hold_placed",
+        "hold_lifted",
+        "break_glass_requested",
+        "break_glass_confirmed",
+        "break_glass_reviewed",
+    }
+)
 # Acts after which a release may have become cleared.
-MAY_CLEAR_EVENTS = frozenset({"approved", "check_recorded", "veto_lifted"})
+MAY_CLEAR_EVENTS = frozenset(
+    {"approved", "check_recorded", "veto_lifted", "hold_lifted", "break_glass_confirmed"}
+)
 
 REQUEST_ID_HEADER = "request_id"
 
@@ -51,13 +63,18 @@ def record_notices(sender: Any, event: str, release_id: int | None, **extra: Any
     if release_id is None:
         return
     wanted = []
-    if event in DIRECT_EVENTS:
+    if event in DIRECT_EVENTS or event in INCIDENT_EVENTS:
         wanted.append(event)
     # A check that did not pass cannot have cleared the release.
     if event in MAY_CLEAR_EVENTS and (event != "check_recorded" or extra.get("status") == "passed"):
         wanted.append("cleared")
     if wanted:
-        notices_record(release_id=release_id, events=wanted, veto_id=extra.get("veto_id"))
+        notices_record(
+            release_id=release_id,
+            events=wanted,
+            veto_id=extra.get("veto_id"),
+            incident_id=extra.get("incident_id") if event in INCIDENT_EVENTS else None,
+        )
 
 
 @before_task_publish.connect(dispatch_uid="ops.request_id.publish")

@@ -188,7 +188,9 @@ def targets_for(project_id: int, event: str) -> list[NotificationTarget]:
     ]
 
 
-def notices_record(*, release_id: int, events: list[str], veto_id: int | None) -> list[Notice]:
+def notices_record(
+    *, release_id: int, events: list[str], veto_id: int | None, incident_id: int | None = None
+) -> list[Notice]:
     """Write, in the caller's transaction, one notice per event some live target of the
     release's project subscribes to, and enqueue them after commit.
 
@@ -204,7 +206,7 @@ def notices_record(*, release_id: int, events: list[str], veto_id: int | None) -
         for event in chosen
     }
     notices = Notice.objects.bulk_create(
-        Notice(release_id=release_id, event=event, veto_id=veto_id)
+        Notice(release_id=release_id, event=event, veto_id=veto_id, incident_id=incident_id)
         for event in events
         if event in subscribed
     )
@@ -223,7 +225,10 @@ def _notice_deliveries(notice: Notice) -> list[Delivery]:
         return []
     if notice.event != "cleared":
         payload, dedupe_key = event_payload(
-            event=notice.event, release=release, veto_id=notice.veto_id
+            event=notice.event,
+            release=release,
+            veto_id=notice.veto_id,
+            incident_id=notice.incident_id,
         )
     else:
         # Evaluated here, in the worker, so the act that may have cleared it never pays for it.

@@ -684,6 +684,12 @@ def release_promote(*, release: Release, actor: Actor) -> tuple[Release, GateDec
         data={
             "manifest_digest": decision.manifest_digest,
             "policy_version": decision.policy_version,
+            # A break-glass promotion names the break-glass and what it bypassed.
+            **(
+                {"break_glass": decision.break_glass.as_dict()}
+                if decision.break_glass is not None
+                else {}
+            ),
         },
     )
     send_after_commit("promoted", release_id=locked.pk)

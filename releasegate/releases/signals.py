@@ -21,6 +21,11 @@ RELEASE_EVENTS = frozenset(
         "check_recorded",
         "policy_changed",
         "attestation_revoked",
+        "hold_placed",
+        "hold_lifted",
+        "break_glass_requested",
+        "break_glass_confirmed",
+        "break_glass_reviewed",
     }
 )
 

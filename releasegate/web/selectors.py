@@ -18,6 +18,7 @@ from releasegate.accounts.roles import (
 from releasegate.audit import selectors as audit_selectors
 from releasegate.audit.models import AuditEvent
 from releasegate.checks.models import CheckResult
+from releasegate.incidents.selectors import incident_annotations
 from releasegate.releases.gate import GateDecision
 from releasegate.releases.models import (
     Approval,
@@ -162,8 +163,10 @@ class ReleasePage:
 
 
 def release_list(actor: Actor, filters: ReleaseFilter, page: int) -> ReleasePage:
-    qs: QuerySet[Release] = releases_visible_to(actor).select_related(
-        "project__current_policy", "promotion"
+    qs: QuerySet[Release] = (
+        releases_visible_to(actor)
+        .select_related("project__current_policy", "promotion")
+        .annotate(**incident_annotations())
     )
     if filters.project:
         qs = qs.filter(project__slug=filters.project)

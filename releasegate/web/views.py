@@ -56,6 +56,7 @@ from releasegate.web.forms import (
     kept_rows,
     row_formset,
 )
+from releasegate.web.incident_panel import incident_panel, reviews_due_for
 
 ReleaseView = Callable[..., HttpResponse]
 
@@ -130,6 +131,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "mine": selectors.requested_by(actor),
             "can_create": bool(selectors.projects_where(actor, Capability.CREATE_RELEASE)),
             "projects": projects_at_a_glance(actor),
+            "reviews_due": reviews_due_for(actor),
         },
     )
 
@@ -320,6 +322,7 @@ def release_page(request: HttpRequest, release: Release) -> HttpResponse:
             "approve_form": ApproveForm(roles=detail.actions.approve_roles, auto_id="approve_%s"),
             "veto_form": VetoForm(roles=detail.actions.veto_roles, auto_id="veto_%s"),
             "passed": CheckStatus.PASSED,
+            "incidents": incident_panel(actor, release),
         },
     )
 

@@ -15,6 +15,8 @@ from django.utils import timezone
 
 from releasegate.accounts.actors import Actor
 from releasegate.checks.models import Advisory
+from releasegate.incidents.models import Hold
+from releasegate.incidents.services import break_glass_confirm, break_glass_request
 from releasegate.releases.models import Release
 from releasegate.releases.services import approval_give, veto_cast
 from tests.api.conftest import callers
@@ -28,6 +30,7 @@ from tests.builders import (
     submitted_release,
 )
 from tests.conftest import make_personas
+from tests.incidents.payloads import alert, notification
 
 READERS = {"requester", "security", "sme", "admin", "auditor"}
 UNAUTHENTICATED = {
@@ -73,6 +76,46 @@ class Case:
     path: str
     body: Any
     statuses: dict[str, int]
+
+
+def _incident_cases(r: int, ids: dict[str, int]) -> dict[str, Case]:
+    """Alert intake, hold lift and break-glass: `ids` names the hold and break-glass rows."""
+    hold, pending, confirmed = ids["hold"], ids["pending"], ids["confirmed"]
+    return {
+        "alerts": Case(
+            "POST",
+            "/api/v1/projects/support-assistant/alerts",
+            notification(alert("ToxicOutputRate", releasegate_digest=digest_of("nothing"))),
+            {
+                **expected(people={"*": 403}, scopes={"*": 403}),
+                "service:alerts:write": 202,
+            },
+        ),
+        "hold_lift": Case(
+            "POST",
+            f"/api/v1/releases/{ids['hold_release']}/holds/{hold}/lift",
+            {"reason": "checked"},
+            expected(people={"security": 200, "*": 403}, scopes={"*": 403}),
+        ),
+        "break_glass": Case(
+            "POST",
+            f"/api/v1/releases/{r}/break-glass",
+            {"reason": "outage", "incident": "INC-1"},
+            expected(people={"requester": 201, "admin": 201, "*": 403}, scopes={"*": 403}),
+        ),
+        "break_glass_confirm": Case(
+            "POST",
+            f"/api/v1/releases/{ids['pending_release']}/break-glass/{pending}/confirm",
+            {"reason": "seen"},
+            expected(people={"security": 200, "*": 403}, scopes={"*": 403}),
+        ),
+        "break_glass_review": Case(
+            "POST",
+            f"/api/v1/releases/{ids['confirmed_release']}/break-glass/{confirmed}/review",
+            {"summary": "root cause found"},
+            expected(people={"security": 200, "*": 403}, scopes={"*": 403}),
+        ),
+    }
 
 
 def _cases(release: Release, draft: Release, veto_id: int) -> dict[str, Case]:
@@ -220,8 +263,34 @@ def world(personas: Any) -> dict[str, Any]:
         scope="release",
     )
     assert veto.pk != veto_security.pk
+    held = submitted_release(personas.project, personas.requester, version="1.4.0")
+    hold = Hold.objects.create(
+        project=personas.project,
+        release=held,
+        fingerprint="a1b2c3d4e5f60718",
+        alert_name="ToxicOutputRate",
+        severity="critical",
+        since=timezone.now(),
+    )
+    pending_release = submitted_release(personas.project, personas.requester, version="1.2.0")
+    pending = break_glass_request(
+        release=pending_release, actor=personas.actor("requester"), reason="x", incident="I"
+    )
+    confirmed_release = submitted_release(personas.project, personas.requester, version="1.3.0")
+    confirmed = break_glass_request(
+        release=confirmed_release, actor=personas.actor("requester"), reason="x", incident="I"
+    )
+    break_glass_confirm(break_glass=confirmed, actor=personas.actor("security"), reason="ok")
+    ids = {
+        "hold": hold.pk,
+        "hold_release": held.pk,
+        "pending": pending.pk,
+        "pending_release": pending_release.pk,
+        "confirmed": confirmed.pk,
+        "confirmed_release": confirmed_release.pk,
+    }
     return {
-        "cases": _cases(release, draft, veto_security.pk),
+        "cases": {**_cases(release, draft, veto_security.pk), **_incident_cases(release.pk, ids)},
         "callers": callers(personas, other.project),
     }
 
@@ -246,6 +315,11 @@ ENDPOINTS = [
     "keys",
     "revocations",
     "admission",
+    "alerts",
+    "hold_lift",
+    "break_glass",
+    "break_glass_confirm",
+    "break_glass_review",
 ]
 
 
@@ -289,6 +363,11 @@ def test_matrix_covers_every_api_route() -> None:
         "api-attestation-keys",
         "api-attestation-revocations",
         "api-admission",
+        "api-alerts",
+        "api-hold-lift",
+        "api-break-glass",
+        "api-break-glass-confirm",
+        "api-break-glass-review",
     }
     assert routes == covered
 
