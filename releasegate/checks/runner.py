@@ -21,6 +21,7 @@ from releasegate.checks.rules import (
     check_sbom_valid,
 )
 from releasegate.checks.sbom import components
+from releasegate.checks.selectors import inputs_digest_of, release_for_checks
 from releasegate.checks.vulnerabilities import (
     evaluate_vulnerabilities,
     load_affected,
@@ -53,8 +54,11 @@ def _vulnerabilities(release: Release, policy: GatePolicy, sbom: dict[str, Any] 
     )
 
 
-def compute_check(*, release_id: int, check: str, manifest: str) -> Outcome:
-    release = Release.objects.select_related("project__current_policy").get(pk=release_id)
+def compute_check(*, release_id: int, check: str, manifest: str) -> tuple[Outcome, str]:
+    """The check's outcome on `manifest`, and the digest of the inputs it was computed from."""
+    # The generations are read before the advisories and waivers: a change committed in between
+    # leaves the result under the older generation, which the gate then does not count.
+    release = release_for_checks(release_id)
     evidence = {e.kind: e for e in Evidence.objects.filter(release_id=release_id, is_current=True)}
     computed = manifest_digest(
         artifact_digest=release.artifact_digest,
@@ -64,7 +68,13 @@ def compute_check(*, release_id: int, check: str, manifest: str) -> Outcome:
         raise StaleManifest(f"release {release_id} is now at {computed}, not {manifest}")
     policy = release.project.current_policy
     if policy is None:
-        return Outcome("error", "the project has no gate policy")
+        return Outcome("error", "the project has no gate policy"), ""
+    return _outcome(release, policy, evidence, check), inputs_digest_of(release, check, manifest)
+
+
+def _outcome(
+    release: Release, policy: GatePolicy, evidence: dict[str, Evidence], check: str
+) -> Outcome:
     docs = {kind: e.document for kind, e in evidence.items()}
     match check:
         case "sbom_valid":

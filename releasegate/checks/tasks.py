@@ -20,7 +20,7 @@ from releasegate.checks.enqueue import enqueue_checks
 from releasegate.checks.external_ci import TransientCheckError
 from releasegate.checks.outcome import Outcome
 from releasegate.checks.runner import StaleManifest, compute_check
-from releasegate.checks.selectors import checks_due
+from releasegate.checks.selectors import checks_due, current_inputs_digest
 from releasegate.checks.services import check_claim, check_claim_release, check_complete
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,8 @@ def run_check(self: Task, release_id: int, check: str, manifest_digest: str) -> 
         "check": check,
         "manifest_digest": manifest_digest,
     }
-    claim = check_claim(**key, lease=LEASE)
+    inputs = current_inputs_digest(release_id=release_id, check=check, manifest=manifest_digest)
+    claim = check_claim(**key, inputs_digest=inputs, lease=LEASE)
     if claim is None:
         return "nothing to do"
     if claim.attempt > MAX_ATTEMPTS:
@@ -49,7 +50,9 @@ def run_check(self: Task, release_id: int, check: str, manifest_digest: str) -> 
         )
     else:
         try:
-            outcome = compute_check(release_id=release_id, check=check, manifest=manifest_digest)
+            outcome, inputs = compute_check(
+                release_id=release_id, check=check, manifest=manifest_digest
+            )
         except StaleManifest:
             check_claim_release(**key, attempt=claim.attempt)
             return "stale manifest"
@@ -84,6 +87,7 @@ def run_check(self: Task, release_id: int, check: str, manifest_digest: str) -> 
     recorded = check_complete(
         **key,
         attempt=claim.attempt,
+        inputs_digest=inputs,
         status=outcome.status,
         summary=outcome.summary,
         details=outcome.details,

@@ -1,14 +1,12 @@
 """What a gate policy may say, and the default every new project starts with."""
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from releasegate.accounts.roles import REVIEWER_ROLES
 from releasegate.errors import FieldError, InvalidInput
+from releasegate.releases.identifiers import ENVIRONMENT_RE, LICENSE_ID_RE, matches
 from releasegate.releases.models import EvidenceKind
-
-ENVIRONMENT_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 
 CHECK_NAMES: tuple[str, ...] = (
     "sbom_valid",
@@ -94,7 +92,7 @@ def policy_spec_from(data: dict[str, Any], base: PolicySpec | None = None) -> Po
             FieldError("vulnerability_threshold", f"must be one of {', '.join(SEVERITIES)}")
         )
     denylist = merged["license_denylist"]
-    if not isinstance(denylist, list) or not all(isinstance(v, str) and v for v in denylist):
+    if not isinstance(denylist, list) or not all(matches(LICENSE_ID_RE, v) for v in denylist):
         errors.append(FieldError("license_denylist", "must be a list of SPDX license ids"))
     external_ci = merged["external_ci"]
     if not isinstance(external_ci, dict):
@@ -105,7 +103,7 @@ def policy_spec_from(data: dict[str, Any], base: PolicySpec | None = None) -> Po
     if (
         not isinstance(environments, list)
         or not 1 <= len(environments) <= 20
-        or not all(isinstance(e, str) and ENVIRONMENT_RE.match(e) for e in environments)
+        or not all(matches(ENVIRONMENT_RE, e) for e in environments)
     ):
         errors.append(
             FieldError(
