@@ -13,6 +13,7 @@ from releasegate.accounts.actors import Actor
 from releasegate.api.serializers import GateQuerySerializer
 from releasegate.api.views import _plain_gate_query
 from releasegate.checks.models import CheckResult
+from releasegate.checks.services import check_results_invalidate
 from releasegate.errors import NotFound
 from releasegate.releases.models import Approval, Evidence, Project, Release, Veto
 from releasegate.releases.selectors import (
@@ -23,6 +24,7 @@ from releasegate.releases.selectors import (
 from releasegate.releases.services import (
     approval_give,
     evidence_attach,
+    policy_change,
     release_promote,
     role_revoke,
     veto_cast,
@@ -351,3 +353,25 @@ def test_repeated_gate_query_parameters_read_as_the_serializer_reads_them():
     serializer = GateQuerySerializer(data=params)
     assert serializer.is_valid()
     assert _plain_gate_query(params) == dict(serializer.validated_data)
+
+
+@pytest.mark.postgres
+def test_the_inputs_the_checks_read_read_the_same(personas):
+    p = personas
+    release = cleared_release(p)
+    policy_change(
+        project=p.project,
+        actor=p.actor("admin"),
+        changes={"license_denylist": ["GPL-3.0-only"], "vulnerability_threshold": "medium"},
+        note="stricter",
+    )
+    check_results_invalidate(project_id=None, check="vulnerabilities")  # an import
+    check_results_invalidate(project_id=p.project.pk, check="vulnerabilities")  # a waiver
+    check_results_invalidate(project_id=p.project.pk, check="vulnerabilities")
+    facts = load_visible_gate_facts(project_ids=[p.project.pk], release_id=release.pk)
+    assert facts is not None
+    assert (facts.advisory_generation, facts.waiver_generation) == (1, 2)
+    assert facts.policy.license_denylist == ("GPL-3.0-only",)
+    assert facts.policy.vulnerability_threshold == "medium"
+    assert {c.inputs_digest for c in facts.checks} != {""}
+    assert_same_facts(release)
