@@ -244,7 +244,12 @@ def inspect_sbom(document: Any) -> SbomReport:
         if not isinstance(version, str) or version not in SPDX_VERSIONS:
             return SbomReport(
                 "SPDX",
-                [{"where": "spdxVersion", "problem": f"{_shown(version)} is not SPDX-2.2 or 2.3"}],
+                [
+                    {
+                        "where": "spdxVersion",
+                        "problem": f"{_shown(version)} is not SPDX-2.2 or SPDX-2.3",
+                    }
+                ],
             )
         report = SbomReport(str(version), _spdx_problems(document))
     else:
