@@ -6,6 +6,7 @@ from releasegate.api import (
     schema,  # noqa: F401  (registers the bearer scheme)
     views,
 )
+from releasegate.attestations import views as attestation_views
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("gate", views.GateView.as_view(), name="api-gate"),
@@ -29,7 +30,28 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("releases/<int:release_id>/checks", views.ChecksView.as_view(), name="api-checks"),
     path("releases/<int:release_id>/promote", views.PromoteView.as_view(), name="api-promote"),
     path("releases/<int:release_id>/audit", views.AuditView.as_view(), name="api-audit"),
+    path("projects/<str:slug>/audit", views.ProjectAuditView.as_view(), name="api-project-audit"),
     path("projects/<str:slug>/waivers", views.WaiversView.as_view(), name="api-waivers"),
+    path(
+        "releases/<int:release_id>/attestation",
+        attestation_views.ReleaseAttestationView.as_view(),
+        name="api-release-attestation",
+    ),
+    path(
+        "attestations/keys",
+        attestation_views.SigningKeysView.as_view(),
+        name="api-attestation-keys",
+    ),
+    path(
+        "attestations/revocations",
+        attestation_views.RevocationsView.as_view(),
+        name="api-attestation-revocations",
+    ),
+    path(
+        "admission/<str:environment>",
+        attestation_views.AdmissionView.as_view(),
+        name="api-admission",
+    ),
     path(
         "schema",
         SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),
