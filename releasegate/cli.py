@@ -84,6 +84,12 @@ def _parser() -> argparse.ArgumentParser:
     gate.add_argument("--project")
     gate.add_argument("--version")
     gate.add_argument("--digest", help="sha256:<hex> of the artifact")
+    gate.add_argument(
+        "--environment",
+        default=os.environ.get("RELEASEGATE_ENVIRONMENT"),
+        required="RELEASEGATE_ENVIRONMENT" not in os.environ,
+        help="where the pipeline deploys: a release of another environment is blocked",
+    )
     gate.add_argument("--wait", type=_duration_arg, help="poll until cleared, at most this long")
     gate.add_argument("--json", action="store_true", help="print the gate decision as JSON")
 
@@ -166,6 +172,7 @@ def _print_blockers(blockers: Sequence[dict[str, Any]]) -> None:
 
 def _gate(api: Api, args: argparse.Namespace) -> int:
     params = {"digest": args.digest} if args.digest else {"version": args.version}
+    params["environment"] = args.environment
     if args.project:
         params["project"] = args.project
 

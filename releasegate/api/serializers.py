@@ -4,14 +4,40 @@ Request bodies are handed to the services as sent: the services validate them an
 that is wrong, so no rule lives here twice.
 """
 
+from typing import Any
+
 from rest_framework import serializers
 
 from releasegate.checks.models import CheckStatus
 from releasegate.releases.gate import BlockerCode
+from releasegate.releases.identifiers import (
+    DIGEST_HELP,
+    DIGEST_RE,
+    ENVIRONMENT_HELP,
+    ENVIRONMENT_RE,
+    SLUG_HELP,
+    SLUG_RE,
+    VERSION_HELP,
+    VERSION_RE,
+)
 from releasegate.releases.models import EvidenceKind, Release, Veto
 from releasegate.releases.policy import CHECK_NAMES
 
 BLOCKER_CODES = [code.value for code in BlockerCode]
+
+
+def _whole(pattern: Any, max_length: int, help_text: str, **kwargs: Any) -> serializers.RegexField:
+    """A query parameter matched whole (the pattern is anchored with \\A and \\Z), as sent:
+    not trimmed, so a trailing newline is a 400 rather than quietly another value."""
+    return serializers.RegexField(
+        pattern,
+        required=False,
+        max_length=max_length,
+        trim_whitespace=False,
+        help_text=help_text,
+        error_messages={"invalid": help_text},
+        **kwargs,
+    )
 
 
 # Errors -------------------------------------------------------------------------------------------
@@ -44,9 +70,11 @@ class BlockedErrorSerializer(ErrorSerializer):
 
 
 class GateQuerySerializer(serializers.Serializer):
-    project = serializers.CharField(required=False, max_length=64)
-    version = serializers.CharField(required=False, max_length=100)
-    digest = serializers.CharField(required=False, max_length=71)
+    project = _whole(SLUG_RE, 64, SLUG_HELP)
+    version = _whole(VERSION_RE, 100, VERSION_HELP)
+    digest = _whole(DIGEST_RE, 71, DIGEST_HELP)
+    # Where the caller deploys: a release of another environment answers blocked.
+    environment = _whole(ENVIRONMENT_RE, 64, ENVIRONMENT_HELP)
 
     def validate(self, attrs: dict) -> dict:
         if "digest" in attrs:
@@ -85,9 +113,13 @@ class GateDecisionSerializer(serializers.Serializer):
 
 
 class ReleaseListQuerySerializer(serializers.Serializer):
-    project = serializers.CharField(required=False, max_length=64)
+    project = _whole(SLUG_RE, 64, SLUG_HELP)
     state = serializers.ChoiceField(required=False, choices=Release.State.values)
-    version = serializers.CharField(required=False, max_length=100)
+    version = _whole(VERSION_RE, 100, VERSION_HELP)
+
+
+class EnvironmentQuerySerializer(serializers.Serializer):
+    environment = _whole(ENVIRONMENT_RE, 64, ENVIRONMENT_HELP)
 
 
 class ReleaseCreateSerializer(serializers.Serializer):

@@ -26,6 +26,7 @@ from releasegate.checks.services import check_result_record
 from releasegate.checks.waivers import advisory_waive
 from releasegate.errors import FieldError, InvalidInput, NotFound, NotPermitted
 from releasegate.releases import selectors, services
+from releasegate.releases.identifiers import DIGEST_RE, ENVIRONMENT_RE, SLUG_RE, VERSION_RE
 from releasegate.releases.models import EvidenceKind, Veto
 
 _ERROR_TEXT = {
@@ -53,8 +54,12 @@ def unknown_path(request: HttpRequest) -> JsonResponse:
     return JsonResponse(error_body("not_found", "No such API endpoint."), status=404)
 
 
-_GATE_QUERY_LIMITS = {
-    name: field.max_length for name, field in s.GateQuerySerializer().fields.items()
+# The fields of `GateQuerySerializer`; each pattern bounds its field's length too.
+_GATE_QUERY_PATTERNS = {
+    "project": SLUG_RE,
+    "version": VERSION_RE,
+    "digest": DIGEST_RE,
+    "environment": ENVIRONMENT_RE,
 }
 
 
@@ -63,12 +68,11 @@ def _plain_gate_query(query: Any) -> dict[str, str] | None:
     serializer on the hot path); None for anything else, which `GateQuerySerializer` then
     validates and words the errors for, as it always has."""
     params: dict[str, str] = {}
-    for name, limit in _GATE_QUERY_LIMITS.items():
+    for name, pattern in _GATE_QUERY_PATTERNS.items():
         value = query.get(name)
         if value is None:
             continue
-        plain = value.isascii() and value.isprintable() and value.strip() == value
-        if not plain or not value or len(value) > limit:
+        if pattern.fullmatch(value) is None:
             return None
         params[name] = value
     if "digest" in params:
@@ -100,6 +104,7 @@ class GateView(ScopedAPIView):
             project_slug=params.get("project"),
             version=None if "digest" in params else params["version"],
             artifact_digest=params.get("digest"),
+            environment=params.get("environment"),
         )
         return Response(decision.as_dict())
 
@@ -108,13 +113,20 @@ class ReleaseGateView(ScopedAPIView):
     @extend_schema(
         operation_id="release_gate",
         summary="Is this release cleared? (by id)",
-        responses={200: s.GateDecisionSerializer, **errors(*READ_ERRORS)},
+        parameters=[s.EnvironmentQuerySerializer],
+        responses={200: s.GateDecisionSerializer, **errors(400, *READ_ERRORS)},
         tags=["gate"],
     )
     def get(self, request: Request, release_id: int) -> Response:
+        environment = request.query_params.get("environment")
+        if environment is not None and ENVIRONMENT_RE.fullmatch(environment) is None:
+            query = s.EnvironmentQuerySerializer(data=request.query_params)
+            query.is_valid(raise_exception=True)
         if release_id > MAX_ID:
             raise NotFound("No such release.")
-        decision = selectors.visible_gate_decision(self.actor, release_id=release_id)
+        decision = selectors.visible_gate_decision(
+            self.actor, release_id=release_id, environment=environment
+        )
         return Response(decision.as_dict())
 
 

@@ -29,6 +29,9 @@ class CheckResult(models.Model):
     )
     check_name = models.CharField(max_length=64)
     manifest_digest = models.CharField(max_length=71)
+    # `gate.check_inputs_digest` of everything the result was computed from (the manifest, the
+    # policy parameters the check reads, advisory and waiver generations); empty: unknown.
+    inputs_digest = models.CharField(max_length=71, blank=True, default="")
     status = models.CharField(max_length=16, choices=CheckStatus.choices)
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.WORKER)
     external_id = models.CharField(max_length=200, blank=True)
@@ -131,3 +134,27 @@ class Waiver(models.Model):
 
     def is_active(self, at: datetime | None = None) -> bool:
         return self.revoked_at is None and self.expires_at > (at or timezone.now())
+
+
+class AdvisoryGeneration(models.Model):
+    """One row: how many times an import changed the advisory set. `vulnerabilities` results
+    are bound to the generation they were computed under."""
+
+    value = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"advisory generation {self.value}"
+
+
+class WaiverGeneration(models.Model):
+    """How many times a project's waivers changed (a waiver given or revoked); `vulnerabilities`
+    results of its releases are bound to it. Expiry needs no bump: a result that used a waiver
+    carries the waiver's end as `valid_until`."""
+
+    project = models.OneToOneField(
+        "releases.Project", on_delete=models.CASCADE, primary_key=True, related_name="+"
+    )
+    value = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"waiver generation {self.value} of {self.project_id}"

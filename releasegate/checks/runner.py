@@ -22,6 +22,7 @@ from releasegate.checks.rules import (
     check_sbom_valid,
 )
 from releasegate.checks.sbom import components
+from releasegate.checks.selectors import inputs_digest_of, release_for_checks
 from releasegate.checks.vulnerabilities import (
     evaluate_vulnerabilities,
     load_affected,
@@ -65,8 +66,11 @@ def _vulnerabilities(release: Release, policy: GatePolicy, sbom: dict[str, Any] 
     )
 
 
-def compute_check(*, release_id: int, check: str, manifest: str) -> Outcome:
-    release = Release.objects.select_related("project__current_policy").get(pk=release_id)
+def compute_check(*, release_id: int, check: str, manifest: str) -> tuple[Outcome, str]:
+    """The check's outcome on `manifest`, and the digest of the inputs it was computed from."""
+    # The generations are read before the advisories and waivers: a change committed in between
+    # leaves the result under the older generation, which the gate then does not count.
+    release = release_for_checks(release_id)
     # Every current item's digest (for the manifest), and the document of the one item this check
     # reads only: the others' JSON is neither sent nor decoded.
     needed = CHECK_EVIDENCE.get(check)
@@ -90,7 +94,11 @@ def compute_check(*, release_id: int, check: str, manifest: str) -> Outcome:
         raise StaleManifest(f"release {release_id} is now at {computed}, not {manifest}")
     policy = release.project.current_policy
     if policy is None:
-        return Outcome("error", "the project has no gate policy")
+        return Outcome("error", "the project has no gate policy"), ""
+    return _outcome(release, policy, docs, check), inputs_digest_of(release, check, manifest)
+
+
+def _outcome(release: Release, policy: GatePolicy, docs: dict[str, Any], check: str) -> Outcome:
     match check:
         case "sbom_valid":
             return check_sbom_valid(docs.get("sbom"))

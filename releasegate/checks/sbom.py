@@ -46,6 +46,20 @@ class SbomReport:
     ml_components: list[dict[str, Any]] = field(default_factory=list)
 
 
+def _list(value: Any) -> list[Any]:
+    """A field that should be an array, or nothing: the shape is reported by the schema
+    validation, never by a TypeError here."""
+    return value if isinstance(value, list) else []
+
+
+def _text(value: Any, default: str = "") -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return str(value)
+    return default
+
+
 def sbom_format(document: dict[str, Any]) -> str:
     if document.get("bomFormat") == "CycloneDX":
         return "cyclonedx"
@@ -99,18 +113,18 @@ def _cyclonedx_problems(document: dict[str, Any]) -> list[dict[str, str]]:
 
 def cyclonedx_components(document: dict[str, Any]) -> Iterator[dict[str, Any]]:
     """Every component, nested ones included (the product itself, metadata.component, is not)."""
-    stack = list(reversed(document.get("components") or []))
+    stack = list(reversed(_list(document.get("components"))))
     while stack:
         component = stack.pop()
         if not isinstance(component, dict):
             continue
         yield component
-        stack.extend(reversed(component.get("components") or []))
+        stack.extend(reversed(_list(component.get("components"))))
 
 
 def _cyclonedx_licenses(component: dict[str, Any]) -> tuple[str, ...]:
     out = []
-    for entry in component.get("licenses") or []:
+    for entry in _list(component.get("licenses")):
         if not isinstance(entry, dict):
             continue
         if isinstance(entry.get("expression"), str):
@@ -124,9 +138,9 @@ def _cyclonedx_licenses(component: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _spdx_purl(package: dict[str, Any]) -> str:
-    for ref in package.get("externalRefs") or []:
+    for ref in _list(package.get("externalRefs")):
         if isinstance(ref, dict) and ref.get("referenceType") == "purl":
-            return str(ref.get("referenceLocator", ""))
+            return _text(ref.get("referenceLocator"))
     return ""
 
 
@@ -143,23 +157,23 @@ def components(document: dict[str, Any]) -> list[Component]:
     if sbom_format(document) == "cyclonedx":
         return [
             Component(
-                name=str(c.get("name", "")),
-                version=str(c.get("version", "")),
-                purl=str(c.get("purl", "")),
+                name=_text(c.get("name")),
+                version=_text(c.get("version")),
+                purl=_text(c.get("purl")),
                 licenses=_cyclonedx_licenses(c),
-                type=str(c.get("type", "library")),
+                type=_text(c.get("type"), "library"),
             )
             for c in cyclonedx_components(document)
         ]
     if sbom_format(document) == "spdx":
         return [
             Component(
-                name=str(p.get("name", "")),
-                version=str(p.get("versionInfo", "")),
+                name=_text(p.get("name")),
+                version=_text(p.get("versionInfo")),
                 purl=_spdx_purl(p),
                 licenses=_spdx_licenses(p),
             )
-            for p in document.get("packages") or []
+            for p in _list(document.get("packages"))
             if isinstance(p, dict)
         ]
     return []
@@ -170,7 +184,7 @@ def _ml_component_notes(document: dict[str, Any], report: SbomReport) -> None:
         kind = component.get("type")
         if kind not in ML_TYPES:
             continue
-        entry = {"name": component.get("name"), "type": kind}
+        entry = {"name": _text(component.get("name")), "type": kind}
         if kind == "machine-learning-model":
             entry["model_card"] = isinstance(component.get("modelCard"), dict)
             if not entry["model_card"]:
@@ -183,6 +197,10 @@ def _spdx_problems(document: dict[str, Any]) -> list[dict[str, str]]:
         parsed = JsonLikeDictParser().parse(document)
     except SPDXParsingError as exc:
         return [{"where": "(document)", "problem": m[:300]} for m in exc.get_messages()]
+    except (TypeError, AttributeError, KeyError, ValueError) as exc:
+        # spdx-tools reads fields without checking their JSON type first; a wrong shape is a
+        # problem of the document, not of the check.
+        return [{"where": "(document)", "problem": f"not readable as SPDX: {exc}"[:300]}]
     return [
         {
             "where": (m.context.spdx_id or m.context.parent_id or "(document)")
@@ -194,6 +212,14 @@ def _spdx_problems(document: dict[str, Any]) -> list[dict[str, str]]:
     ]
 
 
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value[:40])
+    if value is None:
+        return "a missing version"
+    return "a JSON array" if isinstance(value, list) else "a JSON object or other value"
+
+
 def inspect_sbom(document: Any) -> SbomReport:
     """Validate an SBOM against its format's official schema; report every problem found."""
     if not isinstance(document, dict):
@@ -201,19 +227,29 @@ def inspect_sbom(document: Any) -> SbomReport:
     kind = sbom_format(document)
     if kind == "cyclonedx":
         spec = document.get("specVersion")
-        if spec not in CYCLONEDX_VERSIONS:
+        if not isinstance(spec, str) or spec not in CYCLONEDX_VERSIONS:
             return SbomReport(
-                f"CycloneDX {spec}",
-                [{"where": "specVersion", "problem": f"{spec!r} is not CycloneDX 1.2 to 1.6"}],
+                "CycloneDX",
+                [
+                    {
+                        "where": "specVersion",
+                        "problem": f"{_shown(spec)} is not CycloneDX 1.2 to 1.6",
+                    }
+                ],
             )
         report = SbomReport(f"CycloneDX {spec}", _cyclonedx_problems(document))
         _ml_component_notes(document, report)
     elif kind == "spdx":
         version = document.get("spdxVersion")
-        if version not in SPDX_VERSIONS:
+        if not isinstance(version, str) or version not in SPDX_VERSIONS:
             return SbomReport(
-                str(version),
-                [{"where": "spdxVersion", "problem": f"{version!r} is not SPDX-2.2 or SPDX-2.3"}],
+                "SPDX",
+                [
+                    {
+                        "where": "spdxVersion",
+                        "problem": f"{_shown(version)} is not SPDX-2.2 or SPDX-2.3",
+                    }
+                ],
             )
         report = SbomReport(str(version), _spdx_problems(document))
     else:

@@ -10,7 +10,13 @@ from django.utils import timezone
 
 from releasegate.accounts.actors import Actor, Capability
 from releasegate.audit.services import audit_record
-from releasegate.checks.models import CheckResult, CheckStatus
+from releasegate.checks.models import (
+    AdvisoryGeneration,
+    CheckResult,
+    CheckStatus,
+    WaiverGeneration,
+)
+from releasegate.checks.selectors import current_inputs_digest
 from releasegate.errors import FieldError, InvalidInput, NotPermitted
 from releasegate.releases.models import Release
 from releasegate.releases.policy import CHECK_NAMES
@@ -58,12 +64,15 @@ def check_result_record(
     details_url: Any = "",
     attempts: int | None = None,
     valid_until: datetime | None = None,
+    inputs_digest: str | None = None,
 ) -> tuple[CheckResult, bool]:
     """Record a check result for a release's evidence manifest; returns (result, created).
 
     A worker's result is one row per (release, check, manifest), updated in place. A result pushed
     by CI is idempotent on its external id: the same id again updates the same row. `valid_until`
     marks a result that must be computed again after that moment (a waiver it relied on ends).
+    `inputs_digest` names what the result was computed from (`gate.check_inputs_digest`); when
+    not given (a result pushed by CI), the inputs current now.
     """
     details = {} if details is None else details
     _validate(check, status, external_id, summary, details_url, details)
@@ -86,6 +95,8 @@ def check_result_record(
         )
     locked = lock_one(Release.objects.all(), LockRank.RELEASE, pk=release.pk)
     manifest = manifest_digest or locked.manifest_digest
+    if inputs_digest is None:
+        inputs_digest = current_inputs_digest(release_id=locked.pk, check=check, manifest=manifest)
     now = timezone.now()
     key: dict[str, Any] = {"release": locked, "check_name": check, "source": source}
     if source == CheckResult.Source.WORKER:
@@ -99,6 +110,7 @@ def check_result_record(
     elif (
         result.status in FINAL_STATUSES
         and result.manifest_digest == manifest
+        and result.inputs_digest == inputs_digest
         and (
             result.status == status
             and result.summary == summary
@@ -108,6 +120,7 @@ def check_result_record(
     ):
         return result, False  # a repeated message changes nothing
     result.manifest_digest = manifest
+    result.inputs_digest = inputs_digest
     result.status = status
     result.external_id = external_id
     result.summary = summary
@@ -146,15 +159,17 @@ class Claim:
 
 
 def check_claim(
-    *, release_id: int, check: str, manifest_digest: str, lease: timedelta
+    *, release_id: int, check: str, manifest_digest: str, inputs_digest: str, lease: timedelta
 ) -> Claim | None:
     """Claim one check of one release for one manifest, for `lease`; None when there is nothing to
-    do (a final result stands, or another worker holds a live claim).
+    do (a final result for `inputs_digest`, the current inputs, stands, or another worker holds a
+    live claim).
 
     Idempotent and race-free: the row is created if missing (the unique constraint settles a race)
     and taken with a conditional UPDATE, as healthchecks' `sendalerts` claims work. A row may be
-    taken when it is pending, errored (fail closed, but worth another try), relying on a waiver that
-    has ended, or claimed by a worker whose lease ran out (it died: `taken_over`).
+    taken when it is pending, errored (fail closed, but worth another try), computed on other
+    inputs, relying on a waiver that has ended, or claimed by a worker whose lease ran out (it
+    died: `taken_over`).
     """
     now = timezone.now()
     worker_row = CheckResult.objects.filter(
@@ -181,7 +196,9 @@ def check_claim(
     claim = {"status": CheckStatus.RUNNING, "claimed_until": now + lease, "updated_at": now}
     # A fresh run after a final result starts counting attempts again.
     if worker_row.filter(
-        Q(status=CheckStatus.ERROR) | Q(status__in=FINAL_STATUSES, valid_until__lt=now)
+        Q(status=CheckStatus.ERROR)
+        | Q(status__in=FINAL_STATUSES, valid_until__lt=now)
+        | (Q(status__in=FINAL_STATUSES) & ~Q(inputs_digest=inputs_digest))
     ).update(**claim, attempts=1):
         return Claim(attempt=1, taken_over=False)
     if worker_row.filter(status=CheckStatus.PENDING).update(**claim, attempts=F("attempts") + 1):
@@ -203,6 +220,7 @@ def check_complete(
     status: str,
     summary: str,
     details: dict[str, Any],
+    inputs_digest: str,
     valid_until: datetime | None = None,
 ) -> CheckResult | None:
     """Record a worker's result if its claim numbered `attempt` still holds; None if it was taken
@@ -227,6 +245,7 @@ def check_complete(
         summary=summary[:1000],
         details=details,
         valid_until=valid_until,
+        inputs_digest=inputs_digest,
         # Waiting on CI is not a failed attempt: the next pull starts counting afresh.
         attempts=0 if status == CheckStatus.PENDING else None,
     )
@@ -245,9 +264,23 @@ def check_claim_release(*, release_id: int, check: str, manifest_digest: str, at
     ).update(status=CheckStatus.PENDING, claimed_until=None, updated_at=timezone.now())
 
 
+def _generation_bump(model: type[AdvisoryGeneration] | type[WaiverGeneration], **key: Any) -> None:
+    if not model.objects.filter(**key).update(value=F("value") + 1):
+        _, created = model.objects.get_or_create(**key, defaults={"value": 1})
+        if not created:
+            model.objects.filter(**key).update(value=F("value") + 1)
+
+
 def check_results_invalidate(*, project_id: int | None, check: str) -> int:
-    """Set a check's worker results for the project's (or, with None, every) releases in review back
-    to pending: their inputs changed (a waiver, new advisories). They run again after commit."""
+    """The inputs of a check beyond the evidence and the policy changed for the project (a waiver)
+    or, with None, for every project (new advisories). For `vulnerabilities` this bumps the
+    waiver or advisory generation, so no result computed before counts again, on any manifest;
+    and the worker results of releases in review go back to pending and run again after commit."""
+    if check == "vulnerabilities":
+        if project_id is None:
+            _generation_bump(AdvisoryGeneration, pk=1)
+        else:
+            _generation_bump(WaiverGeneration, project_id=project_id)
     rows = CheckResult.objects.filter(
         release__state=Release.State.IN_REVIEW,
         release__manifest_digest=F("manifest_digest"),

@@ -22,7 +22,7 @@ from releasegate.checks.enqueue import enqueue_checks
 from releasegate.checks.external_ci import TransientCheckError
 from releasegate.checks.outcome import Outcome
 from releasegate.checks.runner import StaleManifest, compute_check
-from releasegate.checks.selectors import checks_due
+from releasegate.checks.selectors import checks_due, current_inputs_digest
 from releasegate.checks.services import Claim, check_claim, check_claim_release, check_complete
 from releasegate.transactions import database_failed
 
@@ -64,7 +64,8 @@ def run_check(self: Task, release_id: int, check: str, manifest_digest: str) -> 
 
 def _run_claimed(self: Task, key: dict[str, Any], claimed: list[Claim]) -> str:
     release_id, check, manifest_digest = key["release_id"], key["check"], key["manifest_digest"]
-    claim = check_claim(**key, lease=LEASE)
+    inputs = current_inputs_digest(release_id=release_id, check=check, manifest=manifest_digest)
+    claim = check_claim(**key, inputs_digest=inputs, lease=LEASE)
     if claim is None:
         return "nothing to do"
     claimed.append(claim)
@@ -76,7 +77,9 @@ def _run_claimed(self: Task, key: dict[str, Any], claimed: list[Claim]) -> str:
         )
     else:
         try:
-            outcome = compute_check(release_id=release_id, check=check, manifest=manifest_digest)
+            outcome, inputs = compute_check(
+                release_id=release_id, check=check, manifest=manifest_digest
+            )
         except StaleManifest:
             check_claim_release(**key, attempt=claim.attempt)
             return "stale manifest"
@@ -113,6 +116,7 @@ def _run_claimed(self: Task, key: dict[str, Any], claimed: list[Claim]) -> str:
     recorded = check_complete(
         **key,
         attempt=claim.attempt,
+        inputs_digest=inputs,
         status=outcome.status,
         summary=outcome.summary,
         details=outcome.details,

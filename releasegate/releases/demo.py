@@ -26,6 +26,7 @@ from releasegate.accounts.actors import Actor
 from releasegate.checks.advisories import advisories_import
 from releasegate.checks.models import CheckResult
 from releasegate.checks.runner import compute_check
+from releasegate.checks.selectors import current_inputs_digest
 from releasegate.checks.services import check_claim, check_complete
 from releasegate.checks.tasks import LEASE
 from releasegate.releases.models import (
@@ -281,15 +282,19 @@ class Story:
                 "check": check,
                 "manifest_digest": release.manifest_digest,
             }
-            claim = check_claim(**key, lease=LEASE)
+            inputs = current_inputs_digest(
+                release_id=release.pk, check=check, manifest=release.manifest_digest
+            )
+            claim = check_claim(**key, inputs_digest=inputs, lease=LEASE)
             if claim is None:
                 continue
-            outcome = compute_check(
+            outcome, inputs = compute_check(
                 release_id=release.pk, check=check, manifest=release.manifest_digest
             )
             check_complete(
                 **key,
                 attempt=claim.attempt,
+                inputs_digest=inputs,
                 status=outcome.status,
                 summary=outcome.summary,
                 details=outcome.details,

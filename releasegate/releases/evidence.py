@@ -19,6 +19,8 @@ from releasegate.errors import FieldError
 from releasegate.releases.models import EvidenceKind
 
 _TEXT = {"type": "string", "minLength": 1, "maxLength": 2000}
+CYCLONEDX_VERSIONS = ("1.2", "1.3", "1.4", "1.5", "1.6")
+SPDX_VERSIONS = ("SPDX-2.2", "SPDX-2.3")
 _SHORT = {"type": "string", "minLength": 1, "maxLength": 300}
 
 SCHEMAS: dict[str, dict[str, Any]] = {
@@ -139,7 +141,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "required": ["bomFormat", "specVersion"],
                 "properties": {
                     "bomFormat": {"const": "CycloneDX"},
-                    "specVersion": {"enum": ["1.2", "1.3", "1.4", "1.5", "1.6"]},
+                    "specVersion": {"enum": list(CYCLONEDX_VERSIONS)},
                     "components": {
                         "type": "array",
                         "items": {"type": "object", "required": ["name"]},
@@ -150,7 +152,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
                 "title": "SPDX",
                 "required": ["spdxVersion", "SPDXID"],
                 "properties": {
-                    "spdxVersion": {"enum": ["SPDX-2.2", "SPDX-2.3"]},
+                    "spdxVersion": {"enum": list(SPDX_VERSIONS)},
                     "packages": {
                         "type": "array",
                         "items": {"type": "object", "required": ["name"]},
@@ -174,18 +176,31 @@ def _path(error_path: deque[str | int]) -> str:
     return out or "(document)"
 
 
+_JSON_TYPES = {list: "array", dict: "object", int: "number", float: "number", bool: "boolean"}
+
+
+def _version_problem(document: dict[str, Any], key: str, supported: tuple[str, ...]) -> str | None:
+    """What is wrong with the SBOM's format version, if anything. Checked by type first: a list or
+    an object there is a 400 that says so, never a lookup that raises."""
+    value = document.get(key)
+    if not isinstance(value, str):
+        kind = "missing" if value is None else f"a JSON {_JSON_TYPES.get(type(value), 'value')}"
+        return f"must be a string, one of {', '.join(supported)} (it is {kind})"
+    if value not in supported:
+        return f"{value[:40]!r} is not supported ({', '.join(supported)})"
+    return None
+
+
 def _sbom_problem(document: dict[str, Any]) -> list[FieldError]:
     if document.get("bomFormat") == "CycloneDX" or "specVersion" in document:
-        spec = document.get("specVersion")
-        if spec not in {"1.2", "1.3", "1.4", "1.5", "1.6"}:
-            return [FieldError("specVersion", f"CycloneDX {spec!r} is not supported (1.2 to 1.6)")]
+        problem = _version_problem(document, "specVersion", CYCLONEDX_VERSIONS)
+        if problem:
+            return [FieldError("specVersion", f"CycloneDX: {problem}")]
         validator = Draft202012Validator(SCHEMAS[EvidenceKind.SBOM]["oneOf"][0])
     elif "spdxVersion" in document or "SPDXID" in document:
-        version = document.get("spdxVersion")
-        if version not in {"SPDX-2.2", "SPDX-2.3"}:
-            return [
-                FieldError("spdxVersion", f"{version!r} is not supported (SPDX-2.2 or SPDX-2.3)")
-            ]
+        problem = _version_problem(document, "spdxVersion", SPDX_VERSIONS)
+        if problem:
+            return [FieldError("spdxVersion", f"SPDX: {problem}")]
         validator = Draft202012Validator(SCHEMAS[EvidenceKind.SBOM]["oneOf"][1])
     else:
         return [

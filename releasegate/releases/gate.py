@@ -6,6 +6,9 @@ each as a blocker with a stable code. It reads nothing and writes nothing;
 "is it cleared?" (API, pages, promotion, CLI) comes here.
 """
 
+import hashlib
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -45,6 +48,10 @@ class PolicyFacts:
     required_approvals: dict[str, int]
     max_approval_age: timedelta
     max_review_age: timedelta
+    # What the checks read from the policy: a change of any of them unsettles their results.
+    vulnerability_threshold: str = "high"
+    license_denylist: tuple[str, ...] = ()
+    external_ci: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,9 @@ class CheckFact:
     summary: str = ""
     # Set when the result rests on something that ends (a vulnerability waiver's expiry).
     valid_until: datetime | None = None
+    # `check_inputs_digest` of what the result was computed from; it counts only while equal to
+    # the digest of the current inputs.
+    inputs_digest: str = ""
 
 
 @dataclass(frozen=True)
@@ -147,6 +157,67 @@ class GateFacts:
     holds: tuple[HoldFact, ...] = ()
     break_glass: BreakGlassFact | None = None
     reviews_due: tuple[ReviewDueFact, ...] = ()
+    # How many times the advisory set changed (every import that changes it bumps it), and the
+    # project's waivers (every waiver or revocation bumps it): what `vulnerabilities` reads
+    # besides the evidence and the policy.
+    advisory_generation: int = 0
+    waiver_generation: int = 0
+
+
+def _vulnerability_inputs(policy: PolicyFacts, advisories: int, waivers: int) -> dict[str, Any]:
+    return {
+        "threshold": policy.vulnerability_threshold,
+        "advisory_generation": advisories,
+        "waiver_generation": waivers,
+    }
+
+
+# What each check reads besides the evidence manifest (which every check reads). A check missing
+# here reads the evidence alone.
+_CHECK_INPUTS: dict[str, Callable[[PolicyFacts, int, int], dict[str, Any]]] = {
+    "vulnerabilities": _vulnerability_inputs,
+    # The check lower-cases the deny-list and reads it as a set.
+    "licenses": lambda policy, _a, _w: {
+        "denylist": sorted({d.lower() for d in policy.license_denylist})
+    },
+    "external_ci": lambda policy, _a, _w: {"external_ci": policy.external_ci},
+}
+
+
+def check_inputs_digest(
+    check: str,
+    *,
+    manifest: str,
+    policy: PolicyFacts,
+    advisory_generation: int,
+    waiver_generation: int,
+) -> str:
+    """The digest of every input `check` reads: the evidence manifest, the policy parameters it
+    reads and, for `vulnerabilities`, the advisory and waiver generations. Workers store it with
+    each result; the gate counts a result only while it equals the digest of the current inputs."""
+    reads = _CHECK_INPUTS.get(check)
+    parameters = reads(policy, advisory_generation, waiver_generation) if reads else {}
+    body = json.dumps(
+        {"check": check, "manifest": manifest, "parameters": parameters},
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return "sha256:" + hashlib.sha256(b"releasegate-check-inputs-v1\n" + body.encode()).hexdigest()
+
+
+def current_check_inputs(facts: GateFacts) -> dict[str, str]:
+    """The digest of the current inputs of every check the policy requires."""
+    manifest = current_manifest(facts)
+    return {
+        check: check_inputs_digest(
+            check,
+            manifest=manifest,
+            policy=facts.policy,
+            advisory_generation=facts.advisory_generation,
+            waiver_generation=facts.waiver_generation,
+        )
+        for check in facts.policy.required_checks
+    }
 
 
 @dataclass(frozen=True)
@@ -244,7 +315,7 @@ def _veto_blockers(facts: GateFacts) -> list[Blocker]:
                 message = f"Vetoed by {veto.by} ({veto.role}): {veto.reason}"
             else:
                 message = (
-                    f"A veto by {veto.by} ({veto.role}) on an earlier release carries forward: "
+                    f"A veto by {veto.by} ({veto.role}) on another release carries forward: "
                     f"{veto.reason}"
                 )
         blockers.append(Blocker("veto", message, details))
@@ -288,17 +359,33 @@ def _recency(result: CheckFact) -> tuple[datetime, int]:
 
 
 def _check_blockers(facts: GateFacts, manifest: str, at: datetime) -> list[Blocker]:
+    current = current_check_inputs(facts)
     latest: dict[str, CheckFact] = {}
+    outdated: set[str] = set()
     for result in facts.checks:
         if result.manifest_digest != manifest:
             continue  # computed on older evidence: never counts
+        if facts.release.promoted_at is None and result.inputs_digest != current.get(result.check):
+            # Computed under another policy, advisory set or waivers: never counts either. (A
+            # promoted release was judged on what held when it was promoted.)
+            outdated.add(result.check)
+            continue
         held = latest.get(result.check)
         if held is None or _recency(result) >= _recency(held):
             latest[result.check] = result
     blockers = []
     for check in facts.policy.required_checks:
         latest_result = latest.get(check)
-        if latest_result is None:
+        if latest_result is None and check in outdated:
+            blockers.append(
+                Blocker(
+                    "check_pending",
+                    f"Check {check} was computed before the policy, advisories or waivers it "
+                    "reads changed; it runs again.",
+                    {"check": check, "status": "outdated"},
+                )
+            )
+        elif latest_result is None:
             blockers.append(
                 Blocker(
                     "check_pending",
@@ -457,12 +544,26 @@ def _break_glass_in_force(facts: GateFacts, at: datetime) -> BreakGlassFact | No
     return bg
 
 
-def evaluate_gate(facts: GateFacts, now: datetime) -> GateDecision:
-    """Decide whether the release is cleared at `now`, with every blocker that stands."""
+def _environment_blockers(release: ReleaseFacts, environment: str | None) -> list[Blocker]:
+    if environment is None or environment == release.environment:
+        return []
+    return [
+        Blocker(
+            BlockerCode.WRONG_ENVIRONMENT,
+            f"The release is for {release.environment}, not {environment}.",
+            {"environment": release.environment, "asked": environment},
+        )
+    ]
+
+
+def evaluate_gate(facts: GateFacts, now: datetime, environment: str | None = None) -> GateDecision:
+    """Decide whether the release is cleared at `now` for a deploy to `environment` (None: to its
+    own environment), with every blocker that stands."""
     manifest = current_manifest(facts)
     # A promoted release was judged when it was promoted; what can still stop it is a veto.
     at = facts.release.promoted_at or now
     blockers = [
+        *_environment_blockers(facts.release, environment),
         *_lifecycle_blockers(facts.release),
         *_veto_blockers(facts),
         *_hold_blockers(facts),

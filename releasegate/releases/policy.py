@@ -6,9 +6,8 @@ from typing import Any
 
 from releasegate.accounts.roles import REVIEWER_ROLES
 from releasegate.errors import FieldError, InvalidInput
+from releasegate.releases.identifiers import ENVIRONMENT_RE, LICENSE_ID_RE, matches
 from releasegate.releases.models import EvidenceKind
-
-ENVIRONMENT_RE = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 
 CHECK_NAMES: tuple[str, ...] = (
     "sbom_valid",
@@ -22,7 +21,7 @@ CHECK_NAMES: tuple[str, ...] = (
 )
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
 # An alert's severity label as alerting rules write it ("critical", "page", "P1"...).
-LABEL_VALUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+LABEL_VALUE_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}\Z", re.ASCII)
 
 
 @dataclass(frozen=True)
@@ -99,7 +98,7 @@ def policy_spec_from(data: dict[str, Any], base: PolicySpec | None = None) -> Po
             FieldError("vulnerability_threshold", f"must be one of {', '.join(SEVERITIES)}")
         )
     denylist = merged["license_denylist"]
-    if not isinstance(denylist, list) or not all(isinstance(v, str) and v for v in denylist):
+    if not isinstance(denylist, list) or not all(matches(LICENSE_ID_RE, v) for v in denylist):
         errors.append(FieldError("license_denylist", "must be a list of SPDX license ids"))
     external_ci = merged["external_ci"]
     if not isinstance(external_ci, dict):
@@ -110,7 +109,7 @@ def policy_spec_from(data: dict[str, Any], base: PolicySpec | None = None) -> Po
     if (
         not isinstance(environments, list)
         or not 1 <= len(environments) <= 20
-        or not all(isinstance(e, str) and ENVIRONMENT_RE.match(e) for e in environments)
+        or not all(matches(ENVIRONMENT_RE, e) for e in environments)
     ):
         errors.append(
             FieldError(
@@ -123,7 +122,7 @@ def policy_spec_from(data: dict[str, Any], base: PolicySpec | None = None) -> Po
     if (
         not isinstance(hold_severities, list)
         or len(hold_severities) > 10
-        or not all(isinstance(v, str) and LABEL_VALUE_RE.match(v) for v in hold_severities)
+        or not all(isinstance(v, str) and LABEL_VALUE_RE.fullmatch(v) for v in hold_severities)
     ):
         errors.append(
             FieldError(

@@ -11,15 +11,15 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.backends.utils import CursorWrapper
-from django.db.models import Exists, Model, OuterRef, Q, QuerySet, Value
+from django.db.models import Case, Exists, Model, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Concat
+from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
 from guardian.models import UserObjectPermission
 
 from releasegate.accounts.actors import Actor, Capability
 from releasegate.accounts.roles import ROLE_PERMISSION_PREFIX, project_ids_with_role
-from releasegate.checks.models import CheckResult
+from releasegate.checks.models import AdvisoryGeneration, CheckResult, WaiverGeneration
 from releasegate.errors import NotFound
 from releasegate.incidents.models import BreakGlass, Hold
 from releasegate.incidents.selectors import (
@@ -65,8 +65,12 @@ def visible_project_ids(actor: Actor) -> list[int]:
 
 
 def releases_visible_to(actor: Actor) -> QuerySet[Release]:
-    return Release.objects.filter(project_id__in=visible_project_ids(actor)).select_related(
-        "project", "requester"
+    """The actor's releases, with the check generations the gate reads (so a list can ask the
+    gate of each without a query more)."""
+    return with_check_generations(
+        Release.objects.filter(project_id__in=visible_project_ids(actor)).select_related(
+            "project", "requester"
+        )
     )
 
 
@@ -93,24 +97,53 @@ def policy_facts(policy: GatePolicy) -> PolicyFacts:
         required_approvals=dict(policy.required_approvals),
         max_approval_age=timedelta(days=policy.max_approval_age_days),
         max_review_age=timedelta(days=policy.max_review_age_days),
+        vulnerability_threshold=policy.vulnerability_threshold,
+        license_denylist=tuple(policy.license_denylist),
+        external_ci=dict(policy.external_ci),
     )
 
 
+def with_check_generations(releases: QuerySet[Release]) -> QuerySet[Release]:
+    """Releases annotated with the advisory and waiver generations their checks' inputs include
+    (`advisory_generation`, `waiver_generation`), read in the same query."""
+    return releases.annotate(
+        advisory_generation=Coalesce(
+            Subquery(AdvisoryGeneration.objects.order_by().values("value")[:1]), 0
+        ),
+        waiver_generation=Coalesce(
+            Subquery(
+                WaiverGeneration.objects.filter(project_id=OuterRef("project_id")).values("value")[
+                    :1
+                ]
+            ),
+            0,
+        ),
+    )
+
+
+def _promoted_at(release: Release) -> datetime | None:
+    if release.state != Release.State.PROMOTED:
+        return None
+    promotion = getattr(release, "promotion", None)
+    return promotion.promoted_at if promotion is not None else None
+
+
 def active_vetoes_for(release: Release) -> QuerySet[Veto]:
-    """Active vetoes that block this release: its own, carried forward from earlier releases of
-    the same project and environment, and any on the same artifact digest."""
+    """Active vetoes that block this release: its own; a carried-forward one cast in its project
+    and environment unless the release was already promoted when it was cast (whatever the
+    release's id or version: a spare draft made before the veto does not escape it); and a
+    carried-forward one on the same artifact digest."""
     carry = Q(scope=Veto.Scope.CARRY_FORWARD)
+    promoted_at = _promoted_at(release)
+    not_promoted_before = Q() if promoted_at is None else Q(created_at__lt=promoted_at)
     return (
         Veto.objects.filter(lifted_at__isnull=True)
         .filter(
             Q(release_id=release.pk)
             | (
                 carry
-                & Q(
-                    project_id=release.project_id,
-                    environment=release.environment,
-                    release_id__lte=release.pk,
-                )
+                & Q(project_id=release.project_id, environment=release.environment)
+                & not_promoted_before
             )
             | (carry & Q(artifact_digest=release.artifact_digest))
         )
@@ -133,15 +166,13 @@ def _holds_role(project_id: int) -> Exists:
 
 def load_gate_facts(release: Release) -> GateFacts:
     """Load every fact the gate reads: 4 queries beyond the release itself (which must have been
-    loaded with its project and current policy, see `release_for`/`load_release_for_gate`), and
-    one each for holds and break-glass when the release's annotations say there are any."""
+    loaded by `gate_release_queryset`: with its project, current policy, promotion, check
+    generations and incident annotations), and one each for holds and break-glass when the
+    release's annotations say there are any."""
     policy = release.project.current_policy
     if policy is None:
         raise NotFound("The project has no gate policy.")
-    promoted_at = None
-    if release.state == Release.State.PROMOTED:
-        promotion = getattr(release, "promotion", None)
-        promoted_at = promotion.promoted_at if promotion is not None else None
+    promoted_at = _promoted_at(release)
     evidence = tuple(
         EvidenceFact(kind=e.kind, digest=e.digest, reviewed_at=e.reviewed_at)
         for e in Evidence.objects.filter(release_id=release.pk, is_current=True)
@@ -184,11 +215,20 @@ def load_gate_facts(release: Release) -> GateFacts:
             updated_at=c.updated_at,
             summary=c.summary,
             valid_until=c.valid_until,
+            inputs_digest=c.inputs_digest,
         )
         for c in CheckResult.objects.filter(
             release_id=release.pk, manifest_digest=release.manifest_digest
         )
-        .only("check_name", "status", "manifest_digest", "updated_at", "summary", "valid_until")
+        .only(
+            "check_name",
+            "status",
+            "manifest_digest",
+            "updated_at",
+            "summary",
+            "valid_until",
+            "inputs_digest",
+        )
         .order_by("check_name", "-updated_at", "id")
     )
     holds = hold_facts(release)
@@ -213,6 +253,8 @@ def load_gate_facts(release: Release) -> GateFacts:
         holds=holds,
         break_glass=break_glass,
         reviews_due=reviews_due,
+        advisory_generation=release.advisory_generation,  # type: ignore[attr-defined]
+        waiver_generation=release.waiver_generation,  # type: ignore[attr-defined]
     )
 
 
@@ -238,6 +280,8 @@ def _gate_facts_sql() -> tuple[str, str, dict[str, str]]:
         "approval": Approval,
         "veto": Veto,
         "check": CheckResult,
+        "advisory_generation": AdvisoryGeneration,
+        "waiver_generation": WaiverGeneration,
         "user": user_model,
         "uop": UserObjectPermission,
         "permission": Permission,
@@ -271,7 +315,12 @@ def _gate_facts_sql() -> tuple[str, str, dict[str, str]]:
         "required_approvals",
         "max_approval_age_days",
         "max_review_age_days",
+        "vulnerability_threshold",
+        "license_denylist",
+        "external_ci",
     )
+    (ag_value,) = _quoted_names(AdvisoryGeneration, "ag", "value")
+    wg_project, wg_value = _quoted_names(WaiverGeneration, "wg", "project", "value")
     pm_release, pm_at = _quoted_names(Promotion, "pm", "release", "promoted_at")
     e_release, e_kind, e_digest, e_document, e_current = _quoted_names(
         Evidence, "e", "release", "kind", "digest", "document", "is_current"
@@ -319,6 +368,7 @@ def _gate_facts_sql() -> tuple[str, str, dict[str, str]]:
         c_updated,
         c_summary,
         c_valid_until,
+        c_inputs,
     ) = _quoted_names(
         CheckResult,
         "c",
@@ -330,12 +380,15 @@ def _gate_facts_sql() -> tuple[str, str, dict[str, str]]:
         "updated_at",
         "summary",
         "valid_until",
+        "inputs_digest",
     )
     # Only quoted identifiers from the models are formatted in; every value is a bound parameter.
     head = f"""
 SELECT r.id, r.project_id, r.slug, r.version, r.artifact_digest, r.environment, r.state,
     r.requester_id, {pm_at}, {gp[0]}, {gp[1]}, {gp[2]}::text, {gp[3]}::text, {gp[4]}::text,
-    {gp[5]}, {gp[6]},
+    {gp[5]}, {gp[6]}, {gp[7]}, {gp[8]}::text, {gp[9]}::text,
+    (SELECT {ag_value} FROM {table["advisory_generation"]} ag LIMIT 1),
+    (SELECT {wg_value} FROM {table["waiver_generation"]} wg WHERE {wg_project} = r.project_id),
     (SELECT json_agg(json_build_array({e_kind}, {e_digest}, {e_document} ->> 'reviewed_at')
             ORDER BY {e_kind})::text
         FROM {table["evidence"]} e WHERE {e_release} = r.id AND {e_current}),
@@ -354,10 +407,12 @@ SELECT r.id, r.project_id, r.slug, r.version, r.artifact_digest, r.environment, 
         WHERE {v_lifted} IS NULL AND (
             {v_release} = r.id
             OR ({v_scope} = %s AND (
-                ({v_project} = r.project_id AND {v_env} = r.environment AND {v_release} <= r.id)
+                ({v_project} = r.project_id AND {v_env} = r.environment
+                    AND (r.state <> %s OR {pm_at} IS NULL OR {v_created} < {pm_at}))
                 OR {v_artifact} = r.artifact_digest)))),
     (SELECT json_agg(json_build_array({c_name}, {c_status}, {c_manifest}, {c_updated},
-            {c_summary}, {c_valid_until}) ORDER BY {c_name}, {c_updated} DESC, {c_id})::text
+            {c_summary}, {c_valid_until}, {c_inputs})
+            ORDER BY {c_name}, {c_updated} DESC, {c_id})::text
         FROM {table["check"]} c
         WHERE {c_release} = r.id AND {c_manifest} = r.manifest_digest),
     {_incident_columns_sql()}
@@ -368,7 +423,7 @@ FROM (
     FROM {table["release"]} r0 JOIN {table["project"]} p0 ON {p_id} = {r_project}
     WHERE {r_project} = ANY(%s) AND """  # noqa: S608
     tail = f"""
-    ORDER BY {r_created} DESC, {r_id} DESC
+    ORDER BY {r_env} = %s DESC, {r_created} DESC, {r_id} DESC
     LIMIT 1
 ) r
 LEFT JOIN {table["policy"]} gp ON {gp[0]} = r.policy_id
@@ -528,11 +583,12 @@ def load_visible_gate_facts(
     project_slug: str | None = None,
     version: str | None = None,
     artifact_digest: str | None = None,
+    environment: str | None = None,
 ) -> GateFacts | None:
     """PostgreSQL only: the release and every fact the gate reads, in one round trip, the same
     `GateFacts` as `load_gate_facts` (its reference). The release is the one with `release_id`, or
-    the project's `version`, or the newest with `artifact_digest` (optionally in `project_slug`),
-    among `project_ids` only; None when there is none."""
+    the project's `version`, or the newest with `artifact_digest` (optionally in `project_slug`;
+    one of `environment` first), among `project_ids` only; None when there is none."""
     if not project_ids:
         return None
     head, tail, where_sql = _gate_facts_sql()
@@ -541,6 +597,7 @@ def load_visible_gate_facts(
         ContentType.objects.get_for_model(Project).pk,
         ROLE_PERMISSION_PREFIX,
         Veto.Scope.CARRY_FORWARD.value,
+        Release.State.PROMOTED.value,
         list(project_ids),
     ]
     for key, value in (
@@ -554,6 +611,7 @@ def load_visible_gate_facts(
             params.append(value)
     if not conditions:
         raise ValueError("Name the release: its id, its version or its artifact digest.")
+    params.append(environment)
     row = _fetch_prepared(head + " AND ".join(conditions) + tail, params)
     if row is None:
         return None
@@ -574,6 +632,11 @@ def load_visible_gate_facts(
         required_approvals,
         max_approval_age_days,
         max_review_age_days,
+        vulnerability_threshold,
+        license_denylist,
+        external_ci,
+        advisory_generation,
+        waiver_generation,
         evidence,
         approvals,
         vetoes,
@@ -603,6 +666,9 @@ def load_visible_gate_facts(
             required_approvals=dict(json.loads(required_approvals)),
             max_approval_age=timedelta(days=max_approval_age_days),
             max_review_age=timedelta(days=max_review_age_days),
+            vulnerability_threshold=vulnerability_threshold,
+            license_denylist=tuple(json.loads(license_denylist)),
+            external_ci=dict(json.loads(external_ci)),
         ),
         evidence=tuple(
             EvidenceFact(kind=kind, digest=digest, reviewed_at=reviewed_at)
@@ -642,24 +708,29 @@ def load_visible_gate_facts(
                 updated_at=_moment(updated_at),  # type: ignore[arg-type]
                 summary=summary,
                 valid_until=_moment(valid_until),
+                inputs_digest=inputs_digest,
             )
-            for check, status, manifest, updated_at, summary, valid_until in _rows(checks)
+            for check, status, manifest, updated_at, summary, valid_until, inputs_digest in _rows(
+                checks
+            )
         ),
         holds=hold_rows,
         break_glass=break_glass,
         reviews_due=reviews_due,
+        advisory_generation=advisory_generation or 0,
+        waiver_generation=waiver_generation or 0,
     )
 
 
 def gate_release_queryset() -> QuerySet[Release]:
     """Releases loaded with everything the gate reads alongside them, in one query."""
-    return Release.objects.select_related(
-        "project", "project__current_policy", "promotion"
+    return with_check_generations(
+        Release.objects.select_related("project", "project__current_policy", "promotion")
     ).annotate(**incident_annotations())
 
 
-def _decided(facts: GateFacts) -> GateDecision:
-    decision = evaluate_gate(facts, timezone.now())
+def _decided(facts: GateFacts, environment: str | None = None) -> GateDecision:
+    decision = evaluate_gate(facts, timezone.now(), environment)
     gate_evaluated.send(sender=None, decision=decision)
     return decision
 
@@ -676,15 +747,18 @@ def visible_gate_decision(
     project_slug: str | None = None,
     version: str | None = None,
     artifact_digest: str | None = None,
+    environment: str | None = None,
 ) -> GateDecision:
     """The gate's answer for the release the actor names (by id, by project and version, or the
-    newest with an artifact digest), among the projects it may see; a 404 otherwise."""
+    newest with an artifact digest), among the projects it may see, for a deploy to
+    `environment` (None: to the release's own); a 404 otherwise."""
     return gate_decision_among(
         visible_project_ids(actor),
         release_id=release_id,
         project_slug=project_slug,
         version=version,
         artifact_digest=artifact_digest,
+        environment=environment,
     )
 
 
@@ -695,6 +769,7 @@ def gate_decision_among(
     project_slug: str | None = None,
     version: str | None = None,
     artifact_digest: str | None = None,
+    environment: str | None = None,
 ) -> GateDecision:
     """As `visible_gate_decision`, among `project_ids`: for a caller that may ask the gate of a
     project without reading it (an admission token), decided by the caller's own "may"."""
@@ -705,6 +780,7 @@ def gate_decision_among(
             project_slug=project_slug,
             version=version,
             artifact_digest=artifact_digest,
+            environment=environment,
         )
     else:
         releases = gate_release_queryset().filter(project_id__in=project_ids)
@@ -716,8 +792,10 @@ def gate_decision_among(
             releases = releases.filter(version=version)
         if artifact_digest is not None:
             releases = releases.filter(artifact_digest=artifact_digest)
-        release = releases.order_by("-created_at", "-id").first()
+        # A digest released to several environments: the release of the one asked about.
+        asked_first = Case(When(environment=environment, then=0), default=1)
+        release = releases.order_by(asked_first, "-created_at", "-id").first()
         facts = load_gate_facts(release) if release is not None else None
     if facts is None:
         raise NotFound("No such release.")
-    return _decided(facts)
+    return _decided(facts, environment)

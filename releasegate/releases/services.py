@@ -25,6 +25,17 @@ from releasegate.audit.services import audit_record
 from releasegate.errors import Conflict, FieldError, InvalidInput, NotFound, NotPermitted
 from releasegate.releases.evidence import evidence_digest, manifest_digest, validate_document
 from releasegate.releases.gate import GateDecision, evaluate_gate
+from releasegate.releases.identifiers import (
+    DIGEST_HELP,
+    DIGEST_RE,
+    ENVIRONMENT_HELP,
+    ENVIRONMENT_RE,
+    SLUG_HELP,
+    SLUG_RE,
+    VERSION_HELP,
+    VERSION_RE,
+    matches,
+)
 from releasegate.releases.models import (
     Approval,
     Evidence,
@@ -35,14 +46,11 @@ from releasegate.releases.models import (
     Release,
     Veto,
 )
-from releasegate.releases.policy import ENVIRONMENT_RE, PolicySpec, policy_spec_from
+from releasegate.releases.policy import PolicySpec, policy_spec_from
 from releasegate.releases.selectors import gate_release_queryset, load_gate_facts
 from releasegate.releases.signals import send_after_commit
 from releasegate.transactions import LockRank, lock_artifact, lock_one, lock_project, service
 
-DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]{0,99}$")
-SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9\-]{0,63}$")
 MAX_REASON = 5000
 
 
@@ -86,11 +94,8 @@ def project_create(
     *, slug: str, name: str, actor: Actor, policy: dict[str, Any] | None = None
 ) -> Project:
     """Create a project with its first policy version (the default, or `policy` over it)."""
-    if not isinstance(slug, str) or not SLUG_RE.match(slug):
-        raise InvalidInput(
-            "Invalid project slug.",
-            errors=[FieldError("slug", "lowercase letters, digits and dashes, up to 64")],
-        )
+    if not matches(SLUG_RE, slug):
+        raise InvalidInput("Invalid project slug.", errors=[FieldError("slug", SLUG_HELP)])
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         raise InvalidInput(
             "Invalid project name.", errors=[FieldError("name", "1 to 200 characters")]
@@ -269,14 +274,12 @@ def release_create(
         actor, project, Capability.CREATE_RELEASE, "You may not create releases in this project."
     )
     errors = []
-    if not isinstance(version, str) or not VERSION_RE.match(version):
-        errors.append(FieldError("version", "1 to 100 letters, digits, '.', '_', '+' or '-'"))
-    if not isinstance(artifact_digest, str) or not DIGEST_RE.match(artifact_digest):
-        errors.append(
-            FieldError("artifact_digest", "must be sha256: followed by 64 lowercase hex digits")
-        )
-    if not isinstance(environment, str) or not ENVIRONMENT_RE.match(environment):
-        errors.append(FieldError("environment", "lowercase letters, digits, '_' or '-', up to 64"))
+    if not matches(VERSION_RE, version):
+        errors.append(FieldError("version", VERSION_HELP))
+    if not matches(DIGEST_RE, artifact_digest):
+        errors.append(FieldError("artifact_digest", DIGEST_HELP))
+    if not matches(ENVIRONMENT_RE, environment):
+        errors.append(FieldError("environment", ENVIRONMENT_HELP))
     elif environment not in _environments_of(project):
         allowed = ", ".join(_environments_of(project))
         errors.append(
@@ -373,7 +376,7 @@ def evidence_attach(
             f"The {kind} document is not valid.", code="invalid_evidence", errors=problems
         )
     if link and (
-        not isinstance(link, str) or not re.match(r"^https?://\S+$", link) or len(link) > 500
+        not isinstance(link, str) or not re.fullmatch(r"https?://\S+", link) or len(link) > 500
     ):
         raise InvalidInput("Invalid link.", errors=[FieldError("link", "an http(s) URL")])
     locked = _lock_for_gate(release)
@@ -603,8 +606,13 @@ def _requests_a_release_blocked_by(person: User, veto: Veto) -> bool:
     reach = Q(pk=veto.release_id)
     if veto.scope == Veto.Scope.CARRY_FORWARD:
         blocked_states = [Release.State.DRAFT, Release.State.IN_REVIEW, Release.State.PROMOTED]
+        # As `selectors.active_vetoes_for` reaches: its project and environment unless promoted
+        # before the veto was cast (whatever the id), and the same artifact.
+        not_promoted_before = Q(promotion__isnull=True) | Q(
+            promotion__promoted_at__gt=veto.created_at
+        )
         reach |= Q(state__in=blocked_states) & (
-            Q(project_id=veto.project_id, environment=veto.environment, pk__gt=veto.release_id)
+            (Q(project_id=veto.project_id, environment=veto.environment) & not_promoted_before)
             | Q(artifact_digest=veto.artifact_digest)
         )
     return Release.objects.filter(reach, requester_id=person.pk).exists()

@@ -19,7 +19,7 @@ Definitions (docs/dashboard.md says the same):
 import math
 import statistics
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -40,6 +40,7 @@ from releasegate.releases.gate import (
     GateFacts,
     ReleaseFacts,
     VetoFact,
+    current_check_inputs,
     evaluate_gate,
 )
 from releasegate.releases.models import Approval, Evidence, Project, Release, Veto
@@ -290,6 +291,13 @@ class _Facts:
                 for c in h.checks
                 if c["updated_at"] <= at
             ),
+        )
+        # History keeps no advisory or waiver generations: a result stands, as when it was
+        # recorded, for the inputs of its moment (the live gate binds them; see gate.py).
+        inputs = current_check_inputs(facts)
+        facts = replace(
+            facts,
+            checks=tuple(replace(c, inputs_digest=inputs.get(c.check, "")) for c in facts.checks),
         )
         return evaluate_gate(facts, at)
 

@@ -93,12 +93,19 @@ def _choices(field: forms.Field, choices: list[tuple[str, str]]) -> None:
 
 
 class ReleaseCreateForm(forms.Form):
+    # Identifiers are passed on as typed (not stripped): the service matches them whole, so a
+    # stray space or newline is an error on the field rather than quietly another value.
     project = forms.ChoiceField(label="Project")
-    version = forms.CharField(label="Version", max_length=100, help_text="e.g. 1.4.2")
+    version = forms.CharField(label="Version", max_length=100, strip=False, help_text="e.g. 1.4.2")
     artifact_digest = forms.CharField(
-        label="Artifact digest", max_length=71, help_text="sha256: followed by 64 hex digits"
+        label="Artifact digest",
+        max_length=71,
+        strip=False,
+        help_text="sha256: followed by 64 lowercase hex digits",
     )
-    environment = forms.CharField(label="Environment", max_length=64, initial="production")
+    environment = forms.CharField(
+        label="Environment", max_length=64, strip=False, initial="production"
+    )
     summary = forms.CharField(
         label="Summary", required=False, widget=forms.Textarea(attrs={"rows": 3})
     )

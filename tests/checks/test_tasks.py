@@ -8,7 +8,7 @@ from django.utils import timezone
 from releasegate.audit.models import AuditEvent
 from releasegate.checks.external_ci import check_external_ci
 from releasegate.checks.models import CheckResult
-from releasegate.checks.selectors import checks_due
+from releasegate.checks.selectors import checks_due, current_inputs_digest
 from releasegate.checks.services import check_claim
 from releasegate.checks.tasks import MAX_ATTEMPTS, MAX_RETRIES, run_check, sweep
 from releasegate.releases.selectors import gate_decision, gate_release_queryset
@@ -27,6 +27,12 @@ def ci():
     fake = FakeCI().start()
     yield fake
     fake.stop()
+
+
+def inputs_of(release, check):
+    return current_inputs_digest(
+        release_id=release.pk, check=check, manifest=release.manifest_digest
+    )
 
 
 def run(release, check):
@@ -94,6 +100,7 @@ def test_a_check_claimed_by_a_live_worker_is_left_alone(release):
         release_id=release.pk,
         check="licenses",
         manifest_digest=release.manifest_digest,
+        inputs_digest=inputs_of(release, "licenses"),
         lease=timedelta(minutes=5),
     )
     assert claim is not None and claim.attempt == 1
@@ -108,7 +115,9 @@ def test_a_check_whose_worker_died_is_taken_over_then_given_up_as_error(release)
         "manifest_digest": release.manifest_digest,
     }
     for _ in range(MAX_ATTEMPTS):
-        check_claim(**key, lease=timedelta(seconds=-1))  # claimed, then the worker vanished
+        check_claim(
+            **key, inputs_digest=inputs_of(release, "licenses"), lease=timedelta(seconds=-1)
+        )  # claimed, then the worker vanished
     assert (release.pk, "licenses", release.manifest_digest) in checks_due()
     assert run(release, "licenses") == "error"
     [row] = results(release, "licenses")
@@ -246,17 +255,32 @@ def test_an_old_claim_that_lost_its_lease_cannot_record(release):
         "check": "licenses",
         "manifest_digest": release.manifest_digest,
     }
-    first = check_claim(**key, lease=timedelta(seconds=-1))
-    second = check_claim(**key, lease=timedelta(minutes=1))
+    inputs = inputs_of(release, "licenses")
+    first = check_claim(**key, inputs_digest=inputs, lease=timedelta(seconds=-1))
+    second = check_claim(**key, inputs_digest=inputs, lease=timedelta(minutes=1))
     assert (first.attempt, second.attempt, second.taken_over) == (1, 2, True)
     from releasegate.checks.services import check_complete
 
     assert (
-        check_complete(**key, attempt=first.attempt, status="passed", summary="late", details={})
+        check_complete(
+            **key,
+            attempt=first.attempt,
+            inputs_digest=inputs,
+            status="passed",
+            summary="late",
+            details={},
+        )
         is None
     )
     assert (
-        check_complete(**key, attempt=second.attempt, status="passed", summary="ok", details={})
+        check_complete(
+            **key,
+            attempt=second.attempt,
+            inputs_digest=inputs,
+            status="passed",
+            summary="ok",
+            details={},
+        )
         is not None
     )
     assert results(release, "licenses")[0].summary == "ok"

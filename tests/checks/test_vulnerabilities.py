@@ -224,7 +224,7 @@ def test_the_check_reads_the_release_sbom_and_policy_threshold(personas, importe
     release.refresh_from_db()
     outcome = compute_check(
         release_id=release.pk, check="vulnerabilities", manifest=release.manifest_digest
-    )
+    )[0]
     assert outcome.status == "passed"
     policy_change(
         project=personas.project,
@@ -234,7 +234,7 @@ def test_the_check_reads_the_release_sbom_and_policy_threshold(personas, importe
     )
     outcome = compute_check(
         release_id=release.pk, check="vulnerabilities", manifest=release.manifest_digest
-    )
+    )[0]
     assert outcome.status == "failed"
     assert outcome.details["failing"][0]["advisory"] == "GHSA-mvn-1"
 

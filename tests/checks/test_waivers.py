@@ -57,7 +57,7 @@ def release(personas, tmp_path):
 def vulnerabilities(release):
     return compute_check(
         release_id=release.pk, check="vulnerabilities", manifest=release.manifest_digest
-    )
+    )[0]
 
 
 def soon(days=30):

@@ -37,6 +37,9 @@ def token(personas: Any) -> str:
     return service_token(personas, *EVERY_SCOPE)[1]
 
 
+PROD = ("--environment", "production")
+
+
 def _waiting_release(personas: Any, version: str = "1.0.0") -> Any:
     """In review, evidence and checks complete, security approved: only the sme is missing."""
     release = submitted_release(personas.project, personas.requester, version=version)
@@ -60,6 +63,8 @@ def _gate_args(live_server: Any, version: str = "1.0.0") -> list[str]:
         "support-assistant",
         "--version",
         version,
+        "--environment",
+        "production",
     ]
 
 
@@ -83,7 +88,15 @@ def test_blocked_release_exits_1_with_one_blocker_per_line(live_server, personas
 def test_gate_by_digest_with_json_prints_the_decision(live_server, personas, token):
     release = _cleared(personas)
     result = run(
-        "gate", "--url", live_server.url, "--digest", release.artifact_digest, "--json", token=token
+        "gate",
+        "--url",
+        live_server.url,
+        "--digest",
+        release.artifact_digest,
+        "--json",
+        "--environment",
+        "production",
+        token=token,
     )
     assert result.returncode == 0
     decision = json.loads(result.stdout)
@@ -93,11 +106,12 @@ def test_gate_by_digest_with_json_prints_the_decision(live_server, personas, tok
 @pytest.mark.parametrize(
     "args, token_kind",
     [
-        (["gate", "--project", "support-assistant"], "valid"),  # no version nor digest
-        (["gate", "--project", "support-assistant", "--version", "1.0.0"], "missing"),
-        (["gate", "--project", "support-assistant", "--version", "1.0.0"], "forged"),
-        (["gate", "--project", "support-assistant", "--version", "9.9.9"], "valid"),  # not found
-        (["gate", "--digest", digest_of("nothing"), "--wait", "soon"], "valid"),  # bad duration
+        (["gate", "--project", "support-assistant", *PROD], "valid"),  # no version nor digest
+        (["gate", "--project", "support-assistant", "--version", "1.0.0", *PROD], "missing"),
+        (["gate", "--project", "support-assistant", "--version", "1.0.0", *PROD], "forged"),
+        (["gate", "--project", "support-assistant", "--version", "9.9.9", *PROD], "valid"),
+        (["gate", "--digest", digest_of("nothing"), "--wait", "soon", *PROD], "valid"),
+        (["gate", "--project", "support-assistant", "--version", "1.0.0"], "valid"),  # no env
         (
             [
                 "report-check",
@@ -127,7 +141,14 @@ def test_unreachable_server_exits_3(personas, token):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # closed when the block ends: nothing listens there
     result = run(
-        "gate", "--url", f"http://127.0.0.1:{port}", "--digest", digest_of("a"), token=token
+        "gate",
+        "--url",
+        f"http://127.0.0.1:{port}",
+        "--digest",
+        digest_of("a"),
+        "--environment",
+        "production",
+        token=token,
     )
     assert result.returncode == 3
     assert "cannot reach" in result.stderr

@@ -13,6 +13,7 @@ from releasegate.accounts.actors import Actor
 from releasegate.api.serializers import GateQuerySerializer
 from releasegate.api.views import _plain_gate_query
 from releasegate.checks.models import CheckResult
+from releasegate.checks.services import check_results_invalidate
 from releasegate.errors import NotFound
 from releasegate.incidents.models import BreakGlass, Hold
 from releasegate.releases.models import Approval, Evidence, Project, Release, Veto
@@ -24,6 +25,7 @@ from releasegate.releases.selectors import (
 from releasegate.releases.services import (
     approval_give,
     evidence_attach,
+    policy_change,
     release_promote,
     role_revoke,
     veto_cast,
@@ -171,7 +173,8 @@ def test_lifted_active_carried_release_only_and_cross_project_vetoes_read_the_sa
     _veto(earliest, p.sme, reason="carried from earlier")
     _veto(earlier, p.security, role="security", scope=Veto.Scope.RELEASE, reason="only there")
     _veto(staging, p.sme, reason="another environment")
-    _veto(later, p.sme, reason="a later release does not reach back")
+    # Carry-forward is not by id: a veto on a later release reaches an open earlier one.
+    _veto(later, p.sme, reason="a later release reaches back to an open one")
     _veto(elsewhere, other.sme, reason="secret reason elsewhere")
     _veto(elsewhere, other.sme, scope=Veto.Scope.RELEASE, reason="release-only elsewhere")
     own = veto_cast(
@@ -183,11 +186,35 @@ def test_lifted_active_carried_release_only_and_cross_project_vetoes_read_the_sa
     assert facts is not None
     assert {v.reason for v in facts.vetoes} == {
         "carried from earlier",
+        "a later release reaches back to an open one",
         "secret reason elsewhere",
         own.reason,
     }
     for each in (earliest, earlier, staging, release, later, elsewhere):
         assert_same_facts(each)
+
+
+@pytest.mark.postgres
+def test_a_carried_veto_reaches_what_was_not_promoted_when_it_was_cast_in_both_loaders(personas):
+    p = personas
+    shipped = cleared_release(p, version="0.9.0")
+    release_promote(release=shipped, actor=p.actor("requester"))
+    spare = make_release(p.project, p.requester, version="0.0.1-spare")
+    vetoed = submitted_release(p.project, p.requester, version="1.0.0")
+    veto_cast(release=vetoed, actor=p.actor("sme"), role="sme", reason="leaks prompts")
+    later = make_release(p.project, p.requester, version="2.0.0")
+    reached = {}
+    for each in (shipped, spare, vetoed, later):
+        facts = load_visible_gate_facts(project_ids=[p.project.pk], release_id=each.pk)
+        assert facts is not None
+        reached[each.version] = [v.reason for v in facts.vetoes]
+        assert_same_facts(each)
+    assert reached == {
+        "0.9.0": [],  # promoted before the veto: it was judged then
+        "0.0.1-spare": ["leaks prompts"],  # an earlier id does not escape
+        "1.0.0": ["leaks prompts"],
+        "2.0.0": ["leaks prompts"],
+    }
 
 
 @pytest.mark.postgres
@@ -400,3 +427,25 @@ def test_break_glasses_and_reviews_due_read_the_same(personas):
     assert len(facts.reviews_due) == 3
     assert_same_facts(release)
     assert_same_facts(earlier)
+
+
+@pytest.mark.postgres
+def test_the_inputs_the_checks_read_read_the_same(personas):
+    p = personas
+    release = cleared_release(p)
+    policy_change(
+        project=p.project,
+        actor=p.actor("admin"),
+        changes={"license_denylist": ["GPL-3.0-only"], "vulnerability_threshold": "medium"},
+        note="stricter",
+    )
+    check_results_invalidate(project_id=None, check="vulnerabilities")  # an import
+    check_results_invalidate(project_id=p.project.pk, check="vulnerabilities")  # a waiver
+    check_results_invalidate(project_id=p.project.pk, check="vulnerabilities")
+    facts = load_visible_gate_facts(project_ids=[p.project.pk], release_id=release.pk)
+    assert facts is not None
+    assert (facts.advisory_generation, facts.waiver_generation) == (1, 2)
+    assert facts.policy.license_denylist == ("GPL-3.0-only",)
+    assert facts.policy.vulnerability_threshold == "medium"
+    assert {c.inputs_digest for c in facts.checks} != {""}
+    assert_same_facts(release)

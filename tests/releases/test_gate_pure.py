@@ -1,5 +1,6 @@
 """The gate as a pure function over hand-made facts: no database, every edge at once."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -11,6 +12,7 @@ from releasegate.releases.gate import (
     GateFacts,
     PolicyFacts,
     ReleaseFacts,
+    current_check_inputs,
     current_manifest,
     evaluate_gate,
 )
@@ -47,7 +49,16 @@ def _facts(**overrides) -> GateFacts:
         "approvals": (ApprovalFact(SAM, "sam", "security", manifest, NOW - timedelta(hours=1)),),
         "checks": (CheckFact("licenses", "passed", manifest, NOW - timedelta(hours=1)),),
     }
-    return GateFacts(**(defaults | overrides))
+    facts = GateFacts(**(defaults | overrides))
+    # Results hand-made without their inputs digest stand for results on the current inputs.
+    inputs = current_check_inputs(facts)
+    return replace(
+        facts,
+        checks=tuple(
+            c if c.inputs_digest else replace(c, inputs_digest=inputs.get(c.check, ""))
+            for c in facts.checks
+        ),
+    )
 
 
 def _manifest() -> str:

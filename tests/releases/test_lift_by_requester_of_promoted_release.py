@@ -1,5 +1,6 @@
-"""A veto that carries forward to a promoted release stops its rollout; that release's requester
-may not be the one to lift it, as for a release still in review."""
+"""A veto that carries forward to a promoted release (the same artifact: a release promoted before
+the veto was cast is otherwise judged as it was) stops its rollout; that release's requester may
+not be the one to lift it, as for a release still in review."""
 
 import pytest
 
@@ -13,10 +14,11 @@ pytestmark = pytest.mark.django_db
 
 
 def test_requester_of_a_promoted_release_the_veto_carries_to_cannot_lift_it(personas):
+    """The veto reaches the promoted release through its artifact digest."""
     p = personas
     earlier = cleared_release(p, version="1.4.2")
     bob = person_with(p, "bob", "requester", "security")
-    later = cleared_release(p, version="1.4.3")
+    later = cleared_release(p, version="1.4.3", artifact=earlier.artifact_digest)
     Release.objects.filter(pk=later.pk).update(requester=bob)
     release_promote(release=load(later), actor=p.actor("requester"))
     veto = veto_cast(

@@ -48,15 +48,24 @@ def test_veto_carries_forward_to_a_later_release_of_the_same_project_and_environ
     carried = blockers(decision, "veto")[0]
     assert carried["release_id"] == vetoed.pk
     assert carried["veto_id"] == veto.pk
-    assert "earlier release" in carried["message"]
+    assert "another release" in carried["message"]
 
 
-def test_veto_does_not_reach_back_to_an_earlier_release(personas):
+def test_veto_reaches_back_to_an_earlier_release_not_yet_promoted(personas):
     p = personas
     earlier = cleared_release(p, version="1.4.2")
     vetoed = cleared_release(p, version="1.4.3")
     _veto(p, vetoed)
-    assert decide(earlier).cleared
+    assert codes(decide(earlier)) == ["veto"]
+
+
+def test_veto_does_not_reach_a_release_promoted_before_it_was_cast(personas):
+    p = personas
+    shipped = cleared_release(p, version="1.4.2")
+    release_promote(release=shipped, actor=p.actor("requester"))
+    vetoed = cleared_release(p, version="1.4.3")
+    _veto(p, vetoed)
+    assert decide(shipped).cleared
 
 
 def test_veto_does_not_carry_to_another_environment(personas):

@@ -138,7 +138,7 @@ def test_a_carried_forward_veto_links_to_its_release(client, personas, release):
     )
     later = submitted_release(personas.project, personas.requester, version="1.0.1")
     body = text(signed_in(client, personas.requester).get(f"/releases/{later.pk}/"))
-    assert "on an earlier release carries forward: bad model" in body
+    assert "on another release carries forward: bad model" in body
     assert f'<a href="/releases/{release.pk}/">(on another release)</a>' in body
 
 
