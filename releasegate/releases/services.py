@@ -214,8 +214,7 @@ def policy_change(
 
     A change that loosens the gate in any way (see `policy_weakenings`) is not applied: it becomes
     a pending request, returned, that a `security` holder other than its author must confirm.
-    One that only tightens is applied at once and the new version returned. The system actor
-    (the operator's commands) applies directly.
+    One that only tightens is applied at once and the new version returned.
     """
     _require(
         actor, project, Capability.CHANGE_POLICY, "Only a project admin may change its policy."
@@ -232,10 +231,11 @@ def policy_change(
     spec = policy_spec_from(changes, base)
     weakenings = policy_weakenings(base, spec)
     person = actor.person
-    if not weakenings or actor.system or person is None:
+    if not weakenings:
         new = _policy_apply(project=locked, actor=actor, spec=spec, author=person, note=text)
         project.current_policy = new
         return new
+    assert person is not None  # only a project admin, a person, may change a policy
     change = GovernanceChange.objects.create(
         project=locked,
         kind=GovernanceChange.Kind.POLICY,

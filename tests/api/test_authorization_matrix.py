@@ -13,10 +13,10 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from releasegate.accounts.actors import Actor
+from releasegate.accounts.actors import Actor, Scope
 from releasegate.checks.models import Advisory
-from releasegate.releases.models import Release
-from releasegate.releases.services import approval_give, veto_cast
+from releasegate.releases.models import GovernanceChange, Release
+from releasegate.releases.services import approval_give, policy_change, veto_cast
 from tests.api.conftest import callers
 from tests.builders import (
     attach_all,
@@ -35,7 +35,7 @@ UNAUTHENTICATED = {
     "service:forged": 401,
     "none": 401,
 }
-SCOPES = ("gate:read", "releases:write", "checks:write", "releases:promote")
+SCOPES = tuple(s.value for s in Scope)
 
 
 def expected(
@@ -69,9 +69,40 @@ class Case:
     statuses: dict[str, int]
 
 
-def _cases(release: Release, draft: Release, veto_id: int) -> dict[str, Case]:
+def _cases(release: Release, draft: Release, veto_id: int, request_id: int) -> dict[str, Case]:
     r = release.pk
+    governance = f"/api/v1/projects/support-assistant/governance-requests/{request_id}"
+    only = expected  # readability: only these people, every scope refused
     return {
+        "withdraw": Case(
+            "POST",
+            f"/api/v1/releases/{draft.pk}/withdraw",
+            {"reason": "replaced"},
+            only(people={"requester": 200, "admin": 200, "*": 403}, scopes={"*": 403}),
+        ),
+        "governance_list": Case(
+            "GET", "/api/v1/projects/support-assistant/governance-requests", None, READ
+        ),
+        # The request is the admin's own: a security holder confirms or rejects, its author
+        # (only) cancels.
+        "governance_confirm": Case(
+            "POST",
+            f"{governance}/confirm",
+            {},
+            only(people={"security": 200, "*": 403}, scopes={"*": 403}),
+        ),
+        "governance_reject": Case(
+            "POST",
+            f"{governance}/reject",
+            {"reason": "too loose"},
+            only(people={"security": 200, "*": 403}, scopes={"*": 403}),
+        ),
+        "governance_cancel": Case(
+            "POST",
+            f"{governance}/cancel",
+            {},
+            only(people={"admin": 200, "*": 403}, scopes={"*": 403}),
+        ),
         "gate": Case("GET", "/api/v1/gate?project=support-assistant&version=1.0.0", None, READ),
         "gate_by_digest": Case("GET", f"/api/v1/gate?digest={release.artifact_digest}", None, READ),
         "release_gate": Case("GET", f"/api/v1/releases/{r}/gate", None, READ),
@@ -172,8 +203,14 @@ def world(personas: Any) -> dict[str, Any]:
         scope="release",
     )
     assert veto.pk != veto_security.pk
+    pending = policy_change(
+        project=personas.project,
+        actor=personas.actor("admin"),
+        changes={"max_approval_age_days": 30},
+    )
+    assert isinstance(pending, GovernanceChange)
     return {
-        "cases": _cases(release, draft, veto_security.pk),
+        "cases": _cases(release, draft, veto_security.pk, pending.pk),
         "callers": callers(personas, other.project),
     }
 
@@ -193,6 +230,11 @@ ENDPOINTS = [
     "check_report",
     "waiver",
     "promote",
+    "withdraw",
+    "governance_list",
+    "governance_confirm",
+    "governance_reject",
+    "governance_cancel",
 ]
 
 
@@ -231,6 +273,11 @@ def test_matrix_covers_every_api_route() -> None:
         "api-checks",
         "api-promote",
         "api-waivers",
+        "api-withdraw",
+        "api-governance-requests",
+        "api-governance-confirm",
+        "api-governance-reject",
+        "api-governance-cancel",
     }
     assert routes == covered
 
