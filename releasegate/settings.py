@@ -1,7 +1,7 @@
 """releasegate settings, read from environment variables.
 
 Embedded defaults run a first look on one machine (SQLite, a local file broker). Production sets
-DEBUG=false and must then provide a real SECRET_KEY; see README "Configuration".
+DEBUG=false and must then provide a real SECRET_KEY; see docs/operations.md "Configuration".
 """
 
 from pathlib import Path
@@ -58,6 +58,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "releasegate.ops.middleware.RequestContextMiddleware",
+    "releasegate.ops.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

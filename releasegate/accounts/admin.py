@@ -73,7 +73,7 @@ admin.site.unregister(User)
 
 
 @admin.register(User)
-class AuditedUserAdmin(UserAdmin):  # type: ignore[type-arg]
+class AuditedUserAdmin(UserAdmin):
     def save_related(
         self, request: HttpRequest, form: "ModelForm[User]", formsets: Any, change: bool
     ) -> None:

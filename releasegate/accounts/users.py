@@ -5,16 +5,16 @@ of every project where the person holds a role are told, so the site administrat
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db import transaction
 
 from releasegate.accounts.actors import Actor
 from releasegate.accounts.notify import people_tell
 from releasegate.accounts.roles import Role, holder_ids, roles_by_project
 from releasegate.audit.services import audit_record
 from releasegate.releases.models import Project
+from releasegate.transactions import service
 
 
-@transaction.atomic
+@service
 def user_change_record(
     *, user: User, actor: Actor, changes: dict[str, Any], action: str = "user_changed"
 ) -> None:

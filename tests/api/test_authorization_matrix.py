@@ -13,7 +13,7 @@ import pytest
 from django.db import transaction
 from django.utils import timezone
 
-from releasegate.accounts.actors import Actor, Scope
+from releasegate.accounts.actors import Actor
 from releasegate.checks.models import Advisory
 from releasegate.releases.models import GovernanceChange, Release
 from releasegate.releases.services import approval_give, policy_change, veto_cast
@@ -35,7 +35,10 @@ UNAUTHENTICATED = {
     "service:forged": 401,
     "none": 401,
 }
-SCOPES = tuple(s.value for s in Scope)
+SCOPES = ("gate:read", "releases:write", "checks:write", "releases:promote")
+# Tokens of these scopes serve one endpoint each (admission, alerts, attestations) and read
+# nothing else: to the rest of the API they are as a token of another project.
+NARROW_SCOPES = ("admission:review", "alerts:write", "attestations:read")
 
 
 def expected(
@@ -52,6 +55,8 @@ def expected(
     table["session:outsider"] = table["token:outsider"] = outsider
     for scope in SCOPES:
         table[f"service:{scope}"] = scopes.get(scope, scopes.get("*", 0))
+    for scope in NARROW_SCOPES:
+        table[f"service:{scope}"] = other_project
     table["service:other-project"] = other_project
     table.update(UNAUTHENTICATED)
     return table
