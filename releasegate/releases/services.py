@@ -401,8 +401,9 @@ def _decided(locked: GovernanceChange, *, actor: Actor, status: str, reason: str
         data={"request": locked.pk, "kind": locked.kind, "reason": reason},
     )
     project = locked.project
+    # The author is told of a decision by someone else (a cancellation is their own act).
     people_tell(
-        user_ids=[locked.requested_by_id],
+        user_ids=[locked.requested_by_id] if status != GovernanceChange.Status.CANCELLED else [],
         subject=f"[releasegate] {project.slug}: your request {locked.pk} was {status}",
         body=f"{actor.label} {status} your request {locked.pk}"
         + (f": {reason}" if reason else "."),
