@@ -4,8 +4,10 @@ Embedded defaults run a first look on one machine (SQLite, a local file broker).
 DEBUG=false and must then provide a real SECRET_KEY; see docs/operations.md "Configuration".
 """
 
+import re
 from pathlib import Path
 
+from csp import constants as csp_constants
 from django.core.exceptions import ImproperlyConfigured
 
 from releasegate.env import database_from_url, env_bool, env_int, env_list, env_str
@@ -67,8 +69,28 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "releasegate.web.middleware.SecurityHeadersMiddleware",
 ]
+
+# Pages load only our own scripts, styles and images; no inline script, no framing, forms post
+# only back to us. The API's browsable docs (drf-spectacular's Swagger UI) bootstrap with an
+# inline script, so they alone go without it.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/api/v1/docs"],
+    "DIRECTIVES": {
+        "default-src": [csp_constants.SELF],
+        "script-src": [csp_constants.SELF],
+        "style-src": [csp_constants.SELF],
+        "img-src": [csp_constants.SELF, "data:"],
+        "font-src": [csp_constants.SELF],
+        "connect-src": [csp_constants.SELF],
+        "object-src": [csp_constants.NONE],
+        "base-uri": [csp_constants.NONE],
+        "form-action": [csp_constants.SELF],
+        "frame-ancestors": [csp_constants.NONE],
+    },
+}
 
 ROOT_URLCONF = "releasegate.urls"
 WSGI_APPLICATION = "releasegate.wsgi.application"
@@ -137,6 +159,14 @@ LOGOUT_REDIRECT_URL = "/login/"
 # The PEM file of the ECDSA P-256 key that signs attestations and audit checkpoints; unset, the
 # embedded default (DEBUG on) generates one in the data folder.
 RELEASEGATE_SIGNING_KEY = env_str("RELEASEGATE_SIGNING_KEY", "")
+# The service's public base URL: the `verifier.id` of every attestation, and the base of the
+# release and policy URLs it names. The embedded default's own address when unset.
+RELEASEGATE_BASE_URL = env_str("RELEASEGATE_BASE_URL", "http://localhost:8000").rstrip("/")
+if not re.match(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[^\s?#]*)?$", RELEASEGATE_BASE_URL):
+    raise ImproperlyConfigured(
+        "RELEASEGATE_BASE_URL must be the service's http(s) base URL without query or fragment "
+        f"(e.g. https://releasegate.example.com), got {RELEASEGATE_BASE_URL!r}"
+    )
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("RELEASEGATE_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 
@@ -244,6 +274,16 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 300.0},
     },
 }
+# Signed audit checkpoints (docs/audit.md): the scheduler writes one into this folder every
+# RELEASEGATE_CHECKPOINT_SECONDS when it is set; keep the folder off the database's host.
+RELEASEGATE_CHECKPOINT_DIR = env_str("RELEASEGATE_CHECKPOINT_DIR", "")
+RELEASEGATE_CHECKPOINT_SECONDS = env_int("RELEASEGATE_CHECKPOINT_SECONDS", 3600, minimum=1)
+if RELEASEGATE_CHECKPOINT_DIR:
+    CELERY_BEAT_SCHEDULE["publish-audit-checkpoint"] = {
+        "task": "releasegate.audit.tasks.publish_checkpoint",
+        "schedule": float(RELEASEGATE_CHECKPOINT_SECONDS),
+        "options": {"expires": float(RELEASEGATE_CHECKPOINT_SECONDS)},
+    }
 
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",

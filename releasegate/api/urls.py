@@ -6,6 +6,7 @@ from releasegate.api import (
     schema,  # noqa: F401  (registers the bearer scheme)
     views,
 )
+from releasegate.attestations import views as attestation_views
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("gate", views.GateView.as_view(), name="api-gate"),
@@ -50,6 +51,27 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "projects/<str:slug>/governance-requests/<int:change_id>/cancel",
         views.GovernanceCancelView.as_view(),
         name="api-governance-cancel",
+    ),
+    path("projects/<str:slug>/audit", views.ProjectAuditView.as_view(), name="api-project-audit"),
+    path(
+        "releases/<int:release_id>/attestation",
+        attestation_views.ReleaseAttestationView.as_view(),
+        name="api-release-attestation",
+    ),
+    path(
+        "attestations/keys",
+        attestation_views.SigningKeysView.as_view(),
+        name="api-attestation-keys",
+    ),
+    path(
+        "attestations/revocations",
+        attestation_views.RevocationsView.as_view(),
+        name="api-attestation-revocations",
+    ),
+    path(
+        "admission/<str:environment>",
+        attestation_views.AdmissionView.as_view(),
+        name="api-admission",
     ),
     path(
         "schema",

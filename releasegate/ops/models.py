@@ -2,7 +2,14 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-NOTIFICATION_EVENTS = ("review_requested", "veto_cast", "veto_lifted", "cleared", "promoted")
+NOTIFICATION_EVENTS = (
+    "review_requested",
+    "veto_cast",
+    "veto_lifted",
+    "cleared",
+    "promoted",
+    "attestation_revoked",
+)
 
 
 class NotificationTarget(models.Model):

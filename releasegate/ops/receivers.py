@@ -26,7 +26,9 @@ from releasegate.releases.signals import gate_evaluated, release_event
 logger = logging.getLogger(__name__)
 
 # Told as they happen, about the release they happened to.
-DIRECT_EVENTS = frozenset({"review_requested", "veto_cast", "veto_lifted", "promoted"})
+DIRECT_EVENTS = frozenset(
+    {"review_requested", "veto_cast", "veto_lifted", "promoted", "attestation_revoked"}
+)
 # Acts after which a release may have become cleared.
 MAY_CLEAR_EVENTS = frozenset({"approved", "check_recorded", "veto_lifted"})
 

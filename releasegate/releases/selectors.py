@@ -540,7 +540,25 @@ def visible_gate_decision(
 ) -> GateDecision:
     """The gate's answer for the release the actor names (by id, by project and version, or the
     newest with an artifact digest), among the projects it may see; a 404 otherwise."""
-    project_ids = visible_project_ids(actor)
+    return gate_decision_among(
+        visible_project_ids(actor),
+        release_id=release_id,
+        project_slug=project_slug,
+        version=version,
+        artifact_digest=artifact_digest,
+    )
+
+
+def gate_decision_among(
+    project_ids: list[int],
+    *,
+    release_id: int | None = None,
+    project_slug: str | None = None,
+    version: str | None = None,
+    artifact_digest: str | None = None,
+) -> GateDecision:
+    """As `visible_gate_decision`, among `project_ids`: for a caller that may ask the gate of a
+    project without reading it (an admission token), decided by the caller's own "may"."""
     if connection.vendor == "postgresql":
         facts = load_visible_gate_facts(
             project_ids=project_ids,

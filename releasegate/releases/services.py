@@ -26,6 +26,8 @@ from releasegate.accounts.roles import (
     permission_codename,
     roles_for,
 )
+from releasegate.attestations.selectors import releases_a_veto_revokes
+from releasegate.attestations.services import attestations_revoke
 from releasegate.audit.services import audit_record
 from releasegate.errors import Conflict, FieldError, InvalidInput, NotFound, NotPermitted
 from releasegate.releases.evidence import evidence_digest, manifest_digest, validate_document
@@ -843,6 +845,11 @@ def veto_cast(
         user=person,
         reason=text,
         scope=scope,
+    )
+    # In the veto's transaction: a deploy target must never trust a clearance this veto undid
+    # (before the audit record: attestation rows rank below the audit head).
+    attestations_revoke(
+        release_ids=releases_a_veto_revokes(veto), reason=text, cause=f"veto:{veto.pk}", actor=actor
     )
     audit_record(
         action="veto_cast",

@@ -18,6 +18,7 @@ RELEASE_EVENTS = frozenset(
         "promoted",
         "check_recorded",
         "policy_changed",
+        "attestation_revoked",
     }
 )
 

@@ -15,6 +15,7 @@ from releasegate.accounts.roles import (
     Role,
     permission_codename,
 )
+from releasegate.audit import selectors as audit_selectors
 from releasegate.audit.models import AuditEvent
 from releasegate.checks.models import CheckResult
 from releasegate.releases.gate import GateDecision
@@ -351,7 +352,7 @@ def release_detail(actor: Actor, release: Release) -> ReleaseDetail:
 
 
 def audit_events(release: Release) -> QuerySet[AuditEvent]:
-    return AuditEvent.objects.filter(release_id=release.pk).order_by("seq")
+    return audit_selectors.release_events(release)
 
 
 def policy_versions(project: Project) -> QuerySet[GatePolicy]:

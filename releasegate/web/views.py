@@ -43,6 +43,7 @@ from releasegate.releases.services import (
     veto_lift,
 )
 from releasegate.web import selectors
+from releasegate.web.dashboard import projects_at_a_glance
 from releasegate.web.forms import (
     EVIDENCE_FORMS,
     POLICY_FIELD_MAP,
@@ -133,6 +134,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "changes": selectors.changes_waiting_on(actor),
             "mine": selectors.requested_by(actor),
             "can_create": bool(selectors.projects_where(actor, Capability.CREATE_RELEASE)),
+            "projects": projects_at_a_glance(actor),
         },
     )
 
@@ -464,11 +466,11 @@ def audit_page(request: HttpRequest, release: Release) -> HttpResponse:
 @require_GET
 def audit_json(request: HttpRequest, release: Release) -> JsonResponse:
     """The same document as the API's `GET /api/v1/releases/<id>/audit`, as a download."""
-    body = {
-        "release": present.release_dict(release),
-        "events": [present.audit_event_dict(e) for e in selectors.audit_events(release)],
-    }
-    response = JsonResponse(body, encoder=DjangoJSONEncoder, json_dumps_params={"indent": 2})
+    response = JsonResponse(
+        present.audit_trail_dict(release),
+        encoder=DjangoJSONEncoder,
+        json_dumps_params={"indent": 2},
+    )
     response["Content-Disposition"] = f'attachment; filename="release-{release.pk}-audit.json"'
     return response
 

@@ -18,6 +18,7 @@ from releasegate.checks.models import Advisory
 from releasegate.releases.models import GovernanceChange, Release
 from releasegate.releases.services import approval_give, policy_change, veto_cast
 from tests.api.conftest import callers
+from tests.attestations.conftest import admission_review, image, pod_spec, workload
 from tests.builders import (
     attach_all,
     digest_of,
@@ -172,6 +173,12 @@ def _cases(release: Release, draft: Release, veto_id: int, request_id: int) -> d
             {"advisory_id": "CVE-2024-0001", "reason": "not reachable", "expires_at": IN_A_MONTH},
             expected(people={"security": 201, "*": 403}, scopes={"*": 403}),
         ),
+        "project_audit": Case(
+            "GET",
+            "/api/v1/projects/support-assistant/audit",
+            None,
+            expected(people={"admin": 200, "auditor": 200, "*": 403}, scopes={"*": 403}),
+        ),
         "promote": Case(
             "POST",
             f"/api/v1/releases/{r}/promote",
@@ -179,6 +186,42 @@ def _cases(release: Release, draft: Release, veto_id: int, request_id: int) -> d
             expected(
                 people={"requester": 200, "*": 403}, scopes={"releases:promote": 200, "*": 403}
             ),
+        ),
+        "attestation": Case(
+            "GET",
+            f"/api/v1/releases/{r}/attestation",
+            None,
+            {
+                **expected(people={"*": 200}, scopes={"gate:read": 200, "*": 403}),
+                "service:attestations:read": 200,
+            },
+        ),
+        # Public keys are public: no credential is read, so even a bad one is no refusal.
+        "keys": Case(
+            "GET",
+            "/api/v1/attestations/keys",
+            None,
+            {
+                **expected(people={"*": 200}, outsider=200, scopes={"*": 200}, other_project=200),
+                **dict.fromkeys(UNAUTHENTICATED, 200),
+            },
+        ),
+        "revocations": Case(
+            "GET",
+            "/api/v1/attestations/revocations",
+            None,
+            expected(people={"*": 200}, outsider=200, scopes={"*": 200}, other_project=200),
+        ),
+        "admission": Case(
+            "POST",
+            "/api/v1/admission/production",
+            admission_review(workload("Pod", pod_spec(image(release)))),
+            {
+                **expected(people={"*": 403}, outsider=403, scopes={"*": 403}, other_project=200),
+                "service:admission:review": 200,
+                "service:alerts:write": 403,
+                "service:attestations:read": 403,
+            },
         ),
     }
 
@@ -234,12 +277,17 @@ ENDPOINTS = [
     "lift",
     "check_report",
     "waiver",
+    "project_audit",
     "promote",
     "withdraw",
     "governance_list",
     "governance_confirm",
     "governance_reject",
     "governance_cancel",
+    "attestation",
+    "keys",
+    "revocations",
+    "admission",
 ]
 
 
@@ -283,6 +331,11 @@ def test_matrix_covers_every_api_route() -> None:
         "api-governance-confirm",
         "api-governance-reject",
         "api-governance-cancel",
+        "api-project-audit",
+        "api-release-attestation",
+        "api-attestation-keys",
+        "api-attestation-revocations",
+        "api-admission",
     }
     assert routes == covered
 
