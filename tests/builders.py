@@ -164,3 +164,15 @@ def submitted_release(project: Any, requester: Any, **kwargs: Any) -> Release:
     release_submit(release=release, actor=Actor.for_user(requester))
     release.refresh_from_db()
     return release
+
+
+def confirmed(outcome: Any, by: Any) -> Any:
+    """A governance act's outcome once `by` (a user) confirms it if it is waiting: the new policy
+    version for a policy change, None for a role change."""
+    from releasegate.releases.models import GovernanceChange
+    from releasegate.releases.services import governance_change_confirm
+
+    if not isinstance(outcome, GovernanceChange):
+        return outcome
+    done = governance_change_confirm(change=outcome, actor=Actor.for_user(by))
+    return done.applied_policy

@@ -2,10 +2,19 @@
 
 from typing import Any
 
+from releasegate.accounts.actors import Actor
 from releasegate.audit import selectors as audit_selectors
 from releasegate.audit.models import AuditEvent
 from releasegate.checks.models import CheckResult, Waiver
-from releasegate.releases.models import Approval, Evidence, Project, Release, Veto
+from releasegate.releases.models import (
+    Approval,
+    Evidence,
+    GovernanceChange,
+    Project,
+    Release,
+    Veto,
+)
+from releasegate.releases.permissions import may_cancel_change, may_confirm_change
 
 
 def _iso(moment: Any) -> str | None:
@@ -145,4 +154,27 @@ def waiver_dict(waiver: Waiver, project: Project) -> dict[str, Any]:
         "expires_at": _iso(waiver.expires_at),
         "created_by": waiver.created_by.get_username(),
         "created_at": _iso(waiver.created_at),
+    }
+
+
+def governance_change_dict(change: GovernanceChange, actor: Actor) -> dict[str, Any]:
+    """A governance request, with what the caller may do with it (as `may_*` decide)."""
+    return {
+        "id": change.pk,
+        "project": change.project.slug,
+        "kind": change.kind,
+        "status": change.status,
+        "requested_by": change.requested_by.get_username(),
+        "requested_at": _iso(change.requested_at),
+        "note": change.note,
+        "user": change.subject.get_username() if change.subject is not None else None,
+        "role": change.role or None,
+        "from_version": change.base_policy_version,
+        "policy": change.policy or None,
+        "weakenings": change.weakenings,
+        "decided_by": change.decided_by.get_username() if change.decided_by is not None else None,
+        "decided_at": _iso(change.decided_at),
+        "decision_reason": change.decision_reason,
+        "may_confirm": may_confirm_change(actor, change),
+        "may_cancel": may_cancel_change(actor, change),
     }

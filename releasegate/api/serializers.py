@@ -292,3 +292,39 @@ class WaiverSerializer(serializers.Serializer):
     expires_at = serializers.DateTimeField()
     created_by = serializers.CharField()
     created_at = serializers.DateTimeField()
+
+
+# Governance requests ------------------------------------------------------------------------------
+
+
+class OptionalReasonSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True)
+
+
+class GovernanceChangeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    project = serializers.CharField()
+    # Plain strings: `kind` and `status` enums elsewhere in the schema would collide by name.
+    kind = serializers.CharField(help_text="`policy`, `role_grant` or `role_revoke`.")
+    status = serializers.CharField(help_text="`pending`, `applied`, `rejected` or `cancelled`.")
+    requested_by = serializers.CharField()
+    requested_at = serializers.DateTimeField()
+    note = serializers.CharField(allow_blank=True)
+    user = serializers.CharField(allow_null=True, help_text="Role changes: whose role.")
+    role = serializers.CharField(allow_null=True, help_text="Role changes: which role.")
+    from_version = serializers.IntegerField(
+        allow_null=True, help_text="Policy changes: the version it applies to."
+    )
+    policy = serializers.JSONField(allow_null=True, help_text="Policy changes: the whole policy.")
+    weakenings = serializers.ListField(
+        child=serializers.CharField(), help_text="Policy changes: what it loosens, in words."
+    )
+    decided_by = serializers.CharField(allow_null=True)
+    decided_at = serializers.DateTimeField(allow_null=True)
+    decision_reason = serializers.CharField(allow_blank=True)
+    may_confirm = serializers.BooleanField(help_text="Whether the caller may confirm or reject.")
+    may_cancel = serializers.BooleanField(help_text="Whether the caller may cancel (its author).")
+
+
+class GovernanceChangeListSerializer(serializers.Serializer):
+    results = GovernanceChangeSerializer(many=True)

@@ -31,7 +31,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("releases/<int:release_id>/checks", views.ChecksView.as_view(), name="api-checks"),
     path("releases/<int:release_id>/promote", views.PromoteView.as_view(), name="api-promote"),
     path("releases/<int:release_id>/audit", views.AuditView.as_view(), name="api-audit"),
-    path("projects/<str:slug>/audit", views.ProjectAuditView.as_view(), name="api-project-audit"),
+    path("releases/<int:release_id>/withdraw", views.WithdrawView.as_view(), name="api-withdraw"),
     path("projects/<str:slug>/waivers", views.WaiversView.as_view(), name="api-waivers"),
     path("projects/<str:slug>/alerts", incidents.AlertsView.as_view(), name="api-alerts"),
     path(
@@ -54,6 +54,27 @@ urlpatterns: list[URLPattern | URLResolver] = [
         incidents.BreakGlassReviewView.as_view(),
         name="api-break-glass-review",
     ),
+    path(
+        "projects/<str:slug>/governance-requests",
+        views.GovernanceRequestsView.as_view(),
+        name="api-governance-requests",
+    ),
+    path(
+        "projects/<str:slug>/governance-requests/<int:change_id>/confirm",
+        views.GovernanceConfirmView.as_view(),
+        name="api-governance-confirm",
+    ),
+    path(
+        "projects/<str:slug>/governance-requests/<int:change_id>/reject",
+        views.GovernanceRejectView.as_view(),
+        name="api-governance-reject",
+    ),
+    path(
+        "projects/<str:slug>/governance-requests/<int:change_id>/cancel",
+        views.GovernanceCancelView.as_view(),
+        name="api-governance-cancel",
+    ),
+    path("projects/<str:slug>/audit", views.ProjectAuditView.as_view(), name="api-project-audit"),
     path(
         "releases/<int:release_id>/attestation",
         attestation_views.ReleaseAttestationView.as_view(),

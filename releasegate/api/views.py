@@ -3,8 +3,10 @@
 from typing import Any
 from urllib.parse import urlencode
 
+from django.db.models import QuerySet
 from django.http import HttpRequest, JsonResponse
 from django.utils.dateparse import parse_datetime
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -27,7 +29,7 @@ from releasegate.checks.waivers import advisory_waive
 from releasegate.errors import FieldError, InvalidInput, NotFound, NotPermitted
 from releasegate.releases import selectors, services
 from releasegate.releases.identifiers import DIGEST_RE, ENVIRONMENT_RE, SLUG_RE, VERSION_RE
-from releasegate.releases.models import EvidenceKind, Veto
+from releasegate.releases.models import EvidenceKind, GovernanceChange, Project, Veto
 
 _ERROR_TEXT = {
     400: "Bad input; `errors` names the fields.",
@@ -50,6 +52,9 @@ READ_ERRORS = (401, 404)
 WRITE_ERRORS = (400, 401, 403, 404, 409, 413, 415)
 
 
+# No session-authenticated act happens here, so CSRF has nothing to protect: without the exemption
+# a POST to an unknown path would be answered by the CSRF failure page (HTML 403), not a 404.
+@csrf_exempt
 def unknown_path(request: HttpRequest) -> JsonResponse:
     return JsonResponse(error_body("not_found", "No such API endpoint."), status=404)
 
@@ -485,3 +490,102 @@ class WaiversView(ScopedAPIView):
             expires_at=_moment(body.get("expires_at")),
         )
         return Response(present.waiver_dict(waiver, project), status=status.HTTP_201_CREATED)
+
+
+class WithdrawView(ScopedAPIView):
+    @extend_schema(
+        operation_id="releases_withdraw",
+        summary="Withdraw a draft or a release in review, with a reason",
+        description="By the release's requester or a project admin; never a service token.",
+        request=s.ReasonSerializer,
+        responses={200: s.ReleaseSerializer, **errors(*WRITE_ERRORS)},
+        tags=["releases"],
+    )
+    def post(self, request: Request, release_id: int) -> Response:
+        release = self.release(release_id)
+        body = self.body_object()
+        withdrawn = services.release_withdraw(
+            release=release, actor=self.actor, reason=body.get("reason")
+        )
+        return Response(present.release_dict(withdrawn))
+
+
+def _governance_changes(project: Project) -> QuerySet[GovernanceChange]:
+    return GovernanceChange.objects.filter(project=project).select_related(
+        "project", "requested_by", "subject", "decided_by"
+    )
+
+
+class GovernanceRequestsView(ScopedAPIView):
+    @extend_schema(
+        operation_id="governance_requests_list",
+        summary="The project's governance requests waiting for confirmation",
+        description=(
+            "Policy changes that loosen the gate and grants or revocations of guarded roles, "
+            "oldest first, each with whether the caller may confirm or cancel it."
+        ),
+        responses={200: s.GovernanceChangeListSerializer, **errors(*READ_ERRORS)},
+        tags=["governance"],
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        project = self.project(slug)
+        pending = _governance_changes(project).filter(status=GovernanceChange.Status.PENDING)
+        return Response(
+            {
+                "results": [
+                    present.governance_change_dict(c, self.actor)
+                    for c in pending.order_by("requested_at", "id")
+                ]
+            }
+        )
+
+
+class _GovernanceDecisionView(ScopedAPIView):
+    """Confirm (and apply), reject or cancel one pending request; who may is the service's call."""
+
+    def decide(self, slug: str, change_id: int, service: Any) -> Response:
+        project = self.project(slug)
+        change = (
+            _governance_changes(project).filter(pk=change_id).first()
+            if change_id <= MAX_ID
+            else None
+        )
+        if change is None:
+            raise NotFound("No such request in this project.")
+        body = self.body_object()
+        decided = service(change=change, actor=self.actor, reason=body.get("reason", ""))
+        return Response(present.governance_change_dict(decided, self.actor))
+
+
+def _decision_schema(act: str, summary: str, request: Any) -> Any:
+    return extend_schema(
+        operation_id=f"governance_requests_{act}",
+        summary=summary,
+        request=request,
+        responses={200: s.GovernanceChangeSerializer, **errors(*WRITE_ERRORS)},
+        tags=["governance"],
+    )
+
+
+class GovernanceConfirmView(_GovernanceDecisionView):
+    @_decision_schema(
+        "confirm",
+        "Confirm and apply a request: a holder of its guarding role other than its author",
+        s.OptionalReasonSerializer,
+    )
+    def post(self, request: Request, slug: str, change_id: int) -> Response:
+        return self.decide(slug, change_id, services.governance_change_confirm)
+
+
+class GovernanceRejectView(_GovernanceDecisionView):
+    @_decision_schema(
+        "reject", "Reject a request, with a reason: whoever may confirm it", s.ReasonSerializer
+    )
+    def post(self, request: Request, slug: str, change_id: int) -> Response:
+        return self.decide(slug, change_id, services.governance_change_reject)
+
+
+class GovernanceCancelView(_GovernanceDecisionView):
+    @_decision_schema("cancel", "Cancel one's own pending request", s.OptionalReasonSerializer)
+    def post(self, request: Request, slug: str, change_id: int) -> Response:
+        return self.decide(slug, change_id, services.governance_change_cancel)

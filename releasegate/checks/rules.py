@@ -142,6 +142,18 @@ def check_pipeline_findings(review: dict[str, Any] | None) -> Outcome:
     return Outcome("passed", "no open high or critical finding", details)
 
 
+CREDENTIALS = "credentials"
+
+
+def _data_classes(flow: dict[str, Any]) -> set[str]:
+    """A flow's data classes as people mean them: "Credentials" and " credentials " are the
+    credentials class too, or one capital letter would let a secret leave."""
+    classes = flow.get("data_classes") or []
+    if not isinstance(classes, list):
+        return set()
+    return {c.strip().casefold() for c in classes if isinstance(c, str)}
+
+
 def check_data_flow(flow_map: dict[str, Any] | None) -> Outcome:
     """Third-party flows of real customer data need an agreement; credentials never leave."""
     if flow_map is None:
@@ -151,7 +163,7 @@ def check_data_flow(flow_map: dict[str, Any] | None) -> Outcome:
         where = f"flows[{index}] {flow.get('source')} -> {flow.get('destination')}"
         if not flow.get("third_party"):
             continue
-        if "credentials" in (flow.get("data_classes") or []):
+        if CREDENTIALS in _data_classes(flow):
             problems.append(
                 {
                     "flow": where,

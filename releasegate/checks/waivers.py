@@ -18,6 +18,7 @@ from releasegate.checks.models import Advisory, Waiver
 from releasegate.checks.services import check_results_invalidate
 from releasegate.errors import Conflict, FieldError, InvalidInput, NotFound, NotPermitted
 from releasegate.releases.models import Project
+from releasegate.releases.permissions import may_waive_advisory
 from releasegate.transactions import LockRank, lock_one, service
 
 MAX_WAIVER_DAYS = 365
@@ -49,7 +50,8 @@ def advisory_waive(
     expires_at: Any,
 ) -> Waiver:
     """Waive one imported advisory (by its OSV id or an alias) for one project until `expires_at`
-    (in the future, at most a year away). Only a holder of the project's security role may."""
+    (in the future, at most a year away). Only a holder of the project's security role may, and
+    not for an advisory that affects a release they requested (`may_waive_advisory`)."""
     _authorize(actor, project)
     errors: list[FieldError] = []
     text = _reason(reason, errors)
@@ -77,6 +79,12 @@ def advisory_waive(
         raise InvalidInput("The waiver is not valid.", code="invalid_waiver", errors=errors)
     person: Any = actor.person  # a security role is only ever held by a person
     assert advisory is not None and person is not None
+    if not may_waive_advisory(actor, project, advisory.osv_id):
+        raise NotPermitted(
+            f"{advisory.osv_id} affects a release you requested: another security holder must "
+            "decide whether to accept its risk.",
+            code="requester_cannot_waive",
+        )
     waiver = Waiver.objects.create(
         project=project,
         advisory_id=advisory.osv_id,

@@ -212,3 +212,80 @@ class Promotion(models.Model):
 
     def __str__(self) -> str:
         return f"promotion of {self.release_id}"
+
+
+class GovernanceChange(models.Model):
+    """A change to how strictly the gate judges, or to who guards it, waiting for a second person.
+
+    A policy change that weakens the gate waits for a `security` holder other than its author; a
+    grant or revocation of a guarded role (a veto role, or one whose approval is required) waits
+    for a current holder of that role other than its author (and, for a grant, the grantee).
+    Nothing changes until it is confirmed; a rejected or cancelled request changes nothing ever.
+    """
+
+    class Kind(models.TextChoices):
+        POLICY = "policy", "Policy change"
+        ROLE_GRANT = "role_grant", "Role grant"
+        ROLE_REVOKE = "role_revoke", "Role revocation"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        APPLIED = "applied", "Confirmed and applied"
+        REJECTED = "rejected", "Rejected"
+        CANCELLED = "cancelled", "Cancelled by its author"
+
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="governance_changes"
+    )
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    note = models.CharField(max_length=500, blank=True)
+    # Policy changes: the whole proposed policy, the version it was computed from (a confirmation
+    # applies it only on that version, so nobody confirms something other than what they read),
+    # and what it loosens, in words.
+    policy = models.JSONField(default=dict, blank=True)
+    base_policy_version = models.PositiveIntegerField(null=True, blank=True)
+    weakenings = models.JSONField(default=list, blank=True)
+    # Role changes: whose role, and which.
+    subject = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    role = models.CharField(max_length=32, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True)
+    applied_policy = models.ForeignKey(
+        GatePolicy, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "kind", "subject", "role"],
+                condition=models.Q(status="pending", kind__in=["role_grant", "role_revoke"]),
+                name="one_pending_role_change",
+            ),
+            models.CheckConstraint(
+                name="governance_change_shape",
+                condition=(
+                    models.Q(kind="policy", subject__isnull=True, base_policy_version__isnull=False)
+                    | models.Q(kind__in=["role_grant", "role_revoke"], subject__isnull=False)
+                    & ~models.Q(role="")
+                ),
+            ),
+        ]
+        indexes = [models.Index(fields=["project", "status"])]
+        ordering = ["-requested_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} request {self.pk} on {self.project_id} ({self.status})"
+
+    @property
+    def is_pending(self) -> bool:
+        return self.status == self.Status.PENDING

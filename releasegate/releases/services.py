@@ -18,13 +18,21 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
 from releasegate.accounts.actors import Actor, Capability
-from releasegate.accounts.roles import REVIEWER_ROLES, Role, permission_codename, roles_for
+from releasegate.accounts.notify import people_tell
+from releasegate.accounts.roles import (
+    REVIEWER_ROLES,
+    Role,
+    holder_ids,
+    permission_codename,
+    roles_for,
+)
 from releasegate.attestations.selectors import releases_a_veto_revokes
 from releasegate.attestations.services import attestations_revoke
 from releasegate.audit.services import audit_record
 from releasegate.errors import Conflict, FieldError, InvalidInput, NotFound, NotPermitted
 from releasegate.releases.evidence import evidence_digest, manifest_digest, validate_document
 from releasegate.releases.gate import GateDecision, evaluate_gate
+from releasegate.releases.governance import policy_weakenings
 from releasegate.releases.identifiers import (
     DIGEST_HELP,
     DIGEST_RE,
@@ -41,10 +49,18 @@ from releasegate.releases.models import (
     Evidence,
     EvidenceKind,
     GatePolicy,
+    GovernanceChange,
     Project,
     Promotion,
     Release,
     Veto,
+)
+from releasegate.releases.permissions import (
+    guarded_roles,
+    may_cancel_change,
+    may_confirm_change,
+    may_manage_role,
+    may_withdraw,
 )
 from releasegate.releases.policy import PolicySpec, policy_spec_from
 from releasegate.releases.selectors import gate_release_queryset, load_gate_facts
@@ -152,11 +168,56 @@ def project_rename(*, project: Project, actor: Actor, name: Any) -> Project:
     return locked
 
 
+def _policy_apply(
+    *, project: Project, actor: Actor, spec: PolicySpec, author: User | None, note: str, **why: Any
+) -> GatePolicy:
+    """Write `spec` as the project's next policy version (the project row is locked)."""
+    current = project.current_policy
+    assert current is not None
+    new = GatePolicy.objects.create(
+        project=project,
+        version=current.version + 1,
+        created_by=author,
+        note=note[:500],
+        **spec.as_fields(),
+    )
+    project.current_policy = new
+    project.save(update_fields=["current_policy"])
+    audit_record(
+        action="policy_changed",
+        actor=actor,
+        project_id=project.pk,
+        data={
+            "version": new.version,
+            "from_version": current.version,
+            "policy": spec.as_fields(),
+            **why,
+        },
+    )
+    send_after_commit("policy_changed", release_id=None, project_id=project.pk)
+    return new
+
+
+def _spec_of(policy: GatePolicy) -> PolicySpec:
+    return PolicySpec(**{k: getattr(policy, k) for k in PolicySpec().as_fields()})
+
+
+def _lock_project(project: Project) -> Project:
+    return lock_one(
+        Project.objects.select_related("current_policy"), LockRank.PROJECT, pk=project.pk
+    )
+
+
 @service
 def policy_change(
     *, project: Project, actor: Actor, changes: dict[str, Any], note: str = ""
-) -> GatePolicy:
-    """Add a new policy version: the current one with `changes` applied."""
+) -> GatePolicy | GovernanceChange:
+    """Add a new policy version: the current one with `changes` applied.
+
+    A change that loosens the gate in any way (see `policy_weakenings`) is not applied: it becomes
+    a pending request, returned, that a `security` holder other than its author must confirm.
+    One that only tightens is applied at once and the new version returned.
+    """
     _require(
         actor, project, Capability.CHANGE_POLICY, "Only a project admin may change its policy."
     )
@@ -164,41 +225,66 @@ def policy_change(
         raise InvalidInput(
             "Nothing to change.", errors=[FieldError("(document)", "no settings given")]
         )
-    locked = lock_one(
-        Project.objects.select_related("current_policy"), LockRank.PROJECT, pk=project.pk
-    )
+    text = note if isinstance(note, str) else ""
+    locked = _lock_project(project)
     current = locked.current_policy
     assert current is not None
-    base = PolicySpec(**{k: getattr(current, k) for k in PolicySpec().as_fields()})
+    base = _spec_of(current)
     spec = policy_spec_from(changes, base)
-    new = GatePolicy.objects.create(
-        project=locked,
-        version=current.version + 1,
-        created_by=actor.person,
-        note=(note or "")[:500],
-        **spec.as_fields(),
-    )
-    locked.current_policy = new
-    locked.save(update_fields=["current_policy"])
-    project.current_policy = new
-    audit_record(
-        action="policy_changed",
-        actor=actor,
-        project_id=project.pk,
-        data={"version": new.version, "from_version": current.version, "policy": spec.as_fields()},
-    )
-    send_after_commit("policy_changed", release_id=None, project_id=project.pk)
-    return new
-
-
-def _may_grant(actor: Actor, project: Project, role: Role) -> bool:
-    if actor.system:
-        return True
-    if actor.can(project, Capability.MANAGE_ROLES):
-        return True
-    # The site administrator bootstraps a project by naming its admin, and nothing more.
+    weakenings = policy_weakenings(base, spec)
     person = actor.person
-    return bool(person is not None and person.is_superuser and role == Role.ADMIN)
+    if not weakenings:
+        new = _policy_apply(project=locked, actor=actor, spec=spec, author=person, note=text)
+        project.current_policy = new
+        return new
+    assert person is not None  # only a project admin, a person, may change a policy
+    change = GovernanceChange.objects.create(
+        project=locked,
+        kind=GovernanceChange.Kind.POLICY,
+        requested_by=person,
+        note=text[:500],
+        policy=spec.as_fields(),
+        base_policy_version=current.version,
+        weakenings=weakenings,
+    )
+    _pending_recorded(change, actor)
+    return change
+
+
+def _pending_recorded(change: GovernanceChange, actor: Actor) -> None:
+    """Audit a new pending request and tell those who may confirm it."""
+    data: dict[str, Any] = {"request": change.pk, "kind": change.kind, "note": change.note}
+    if change.kind == GovernanceChange.Kind.POLICY:
+        data.update(
+            from_version=change.base_policy_version,
+            policy=change.policy,
+            weakenings=change.weakenings,
+        )
+        guard = {Role.SECURITY}
+        what = "a policy change that loosens the gate: " + "; ".join(change.weakenings)
+    else:
+        assert change.subject is not None
+        data.update(user=change.subject.get_username(), role=change.role)
+        guard = {Role(change.role)}
+        verb = "grant" if change.kind == GovernanceChange.Kind.ROLE_GRANT else "revocation"
+        what = f"the {verb} of the {change.role} role for {change.subject.get_username()}"
+    audit_record(
+        action="governance_change_requested", actor=actor, project_id=change.project_id, data=data
+    )
+    project = change.project
+    # Those who may confirm it: holders of the guarding role, except its author and a grantee.
+    excluded: set[int | None] = {change.requested_by_id}
+    if change.kind == GovernanceChange.Kind.ROLE_GRANT:
+        excluded.add(change.subject_id)
+    people_tell(
+        user_ids=[uid for uid in holder_ids(project, guard) if uid not in excluded],
+        subject=f"[releasegate] {project.slug}: a change waits for your confirmation",
+        body=(
+            f"{actor.label} asks for {what}.\n"
+            f"It takes effect only when confirmed by someone other than its author "
+            f"(request {change.pk}, on the project page of {project.slug})."
+        ),
+    )
 
 
 def _role(value: Any) -> Role:
@@ -211,39 +297,213 @@ def _role(value: Any) -> Role:
         ) from None
 
 
+def _role_request(
+    *, project: Project, user: User, role: Role, actor: Actor, kind: str
+) -> GovernanceChange:
+    person = actor.person
+    assert person is not None
+    if GovernanceChange.objects.filter(
+        project=project, kind=kind, subject=user, role=role.value, status="pending"
+    ).exists():
+        raise Conflict("The same request is pending already.", code="already_pending")
+    change = GovernanceChange.objects.create(
+        project=project, kind=kind, requested_by=person, subject=user, role=role.value
+    )
+    _pending_recorded(change, actor)
+    return change
+
+
+def _role_apply(
+    *, project: Project, user: User, role: Role, actor: Actor, grant: bool, **why: Any
+) -> None:
+    codename = f"releases.{permission_codename(role)}"
+    if grant:
+        assign_perm(codename, user, project)
+    else:
+        remove_perm(codename, user, project)
+    audit_record(
+        action="role_granted" if grant else "role_revoked",
+        actor=actor,
+        project_id=project.pk,
+        data={"user": user.get_username(), "role": role.value, **why},
+    )
+
+
 @service
-def role_grant(*, project: Project, user: User, role: str, actor: Actor) -> None:
-    """Give `user` a role on `project`. Nobody grants a role to themselves."""
+def role_grant(*, project: Project, user: User, role: str, actor: Actor) -> GovernanceChange | None:
+    """Give `user` a role on `project`. Nobody grants a role to themselves.
+
+    A guarded role (see `guarded_roles`) is not granted at once when the project has a holder of
+    it already: the grant becomes a pending request, returned, that a current holder (not its
+    author, not the grantee) must confirm. The first holder of a role is granted at once
+    (bootstrap), as is everything the system actor does.
+    """
     granted = _role(role)
-    if not _may_grant(actor, project, granted):
+    if not may_manage_role(actor, project, granted):
         raise NotPermitted("Only a project admin may grant roles on this project.")
     if actor.person is not None and actor.person.pk == user.pk:
         raise NotPermitted("Nobody may grant a role to themselves.", code="self_grant")
-    if granted in roles_for(user, project):
-        return
-    assign_perm(f"releases.{permission_codename(granted)}", user, project)
-    audit_record(
-        action="role_granted",
-        actor=actor,
-        project_id=project.pk,
-        data={"user": user.get_username(), "role": granted.value},
-    )
+    # The project row serializes grants, so two "first holder" grants cannot both be bootstraps.
+    locked = _lock_project(project)
+    if granted in roles_for(user, locked):
+        return None
+    guarded = granted in guarded_roles(locked.current_policy)
+    # A deactivated holder still counts: deactivating the only holder must not turn the next
+    # grant into an unguarded bootstrap (reactivating them, audited, is the way back).
+    if guarded and not actor.system and holder_ids(locked, {granted}, active_only=False):
+        return _role_request(
+            project=locked, user=user, role=granted, actor=actor, kind="role_grant"
+        )
+    _role_apply(project=locked, user=user, role=granted, actor=actor, grant=True)
+    return None
 
 
 @service
-def role_revoke(*, project: Project, user: User, role: str, actor: Actor) -> None:
+def role_revoke(
+    *, project: Project, user: User, role: str, actor: Actor
+) -> GovernanceChange | None:
+    """Take a role away. A guarded role's revocation is a pending request, returned, that a
+    current holder other than its author confirms (the holder losing it may consent)."""
     revoked = _role(role)
-    if not _may_grant(actor, project, revoked):
+    if not may_manage_role(actor, project, revoked):
         raise NotPermitted("Only a project admin may revoke roles on this project.")
-    if revoked not in roles_for(user, project):
-        return
-    remove_perm(f"releases.{permission_codename(revoked)}", user, project)
-    audit_record(
-        action="role_revoked",
-        actor=actor,
-        project_id=project.pk,
-        data={"user": user.get_username(), "role": revoked.value},
+    locked = _lock_project(project)
+    if revoked not in roles_for(user, locked):
+        return None
+    if revoked in guarded_roles(locked.current_policy) and not actor.system:
+        return _role_request(
+            project=locked, user=user, role=revoked, actor=actor, kind="role_revoke"
+        )
+    _role_apply(project=locked, user=user, role=revoked, actor=actor, grant=False)
+    return None
+
+
+def _decidable(change: GovernanceChange) -> GovernanceChange:
+    """Lock the project, then the request (the lock order), and refuse a decided one."""
+    _lock_project(change.project)
+    locked = lock_one(
+        GovernanceChange.objects.select_related(
+            "project", "project__current_policy", "subject", "requested_by"
+        ),
+        LockRank.RELEASE_ROWS,
+        pk=change.pk,
     )
+    if not locked.is_pending:
+        raise Conflict(f"This request is {locked.status} already.", code="already_decided")
+    return locked
+
+
+def _decided(locked: GovernanceChange, *, actor: Actor, status: str, reason: str) -> None:
+    locked.status = status
+    locked.decided_by = actor.person
+    locked.decided_at = timezone.now()
+    locked.decision_reason = reason
+    locked.save(
+        update_fields=["status", "decided_by", "decided_at", "decision_reason", "applied_policy"]
+    )
+    audit_record(
+        action=f"governance_change_{status}",
+        actor=actor,
+        project_id=locked.project_id,
+        data={"request": locked.pk, "kind": locked.kind, "reason": reason},
+    )
+    project = locked.project
+    # The author is told of a decision by someone else (a cancellation is their own act).
+    people_tell(
+        user_ids=[locked.requested_by_id] if status != GovernanceChange.Status.CANCELLED else [],
+        subject=f"[releasegate] {project.slug}: your request {locked.pk} was {status}",
+        body=f"{actor.label} {status} your request {locked.pk}"
+        + (f": {reason}" if reason else "."),
+    )
+
+
+def _optional_reason(value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    return _reason(value)
+
+
+@service
+def governance_change_confirm(
+    *, change: GovernanceChange, actor: Actor, reason: Any = ""
+) -> GovernanceChange:
+    """Confirm a pending request and apply it: a person other than its author holding the role
+    that guards it (`may_confirm_change`). A policy change applies only to the version it was
+    computed from; if the policy moved since, it is refused (the author asks again)."""
+    text = _optional_reason(reason)
+    locked = _decidable(change)
+    if not may_confirm_change(actor, locked):
+        raise NotPermitted(
+            "Only a holder of the guarding role other than its author may confirm this request.",
+            code="may_not_confirm",
+        )
+    project = locked.project
+    why = {"request": locked.pk, "confirmed_by": actor.label}
+    if locked.kind == GovernanceChange.Kind.POLICY:
+        current = project.current_policy
+        assert current is not None
+        if current.version != locked.base_policy_version:
+            raise Conflict(
+                f"The policy is at version {current.version} now, not "
+                f"{locked.base_policy_version}: this request no longer says what it would change. "
+                "Its author may cancel it and ask again.",
+                code="policy_moved",
+            )
+        locked.applied_policy = _policy_apply(
+            project=project,
+            actor=actor,
+            spec=PolicySpec(**locked.policy),
+            author=locked.requested_by,
+            note=locked.note,
+            requested_by=locked.requested_by.get_username(),
+            **why,
+        )
+    else:
+        subject = locked.subject
+        assert subject is not None
+        grant = locked.kind == GovernanceChange.Kind.ROLE_GRANT
+        role = Role(locked.role)
+        if (role in roles_for(subject, project)) != grant:
+            _role_apply(
+                project=project,
+                user=subject,
+                role=role,
+                actor=actor,
+                grant=grant,
+                requested_by=locked.requested_by.get_username(),
+                **why,
+            )
+    _decided(locked, actor=actor, status=GovernanceChange.Status.APPLIED, reason=text)
+    return locked
+
+
+@service
+def governance_change_reject(
+    *, change: GovernanceChange, actor: Actor, reason: Any = ""
+) -> GovernanceChange:
+    """Refuse a pending request, with a reason: whoever may confirm it may reject it instead."""
+    text = _reason(reason)
+    locked = _decidable(change)
+    if not may_confirm_change(actor, locked):
+        raise NotPermitted(
+            "Only a holder of the guarding role other than its author may reject this request.",
+            code="may_not_confirm",
+        )
+    _decided(locked, actor=actor, status=GovernanceChange.Status.REJECTED, reason=text)
+    return locked
+
+
+@service
+def governance_change_cancel(
+    *, change: GovernanceChange, actor: Actor, reason: Any = ""
+) -> GovernanceChange:
+    """Withdraw one's own pending request."""
+    text = _optional_reason(reason)
+    locked = _decidable(change)
+    if not may_cancel_change(actor, locked):
+        raise NotPermitted("Only its author may cancel a request.", code="not_the_author")
+    _decided(locked, actor=actor, status=GovernanceChange.Status.CANCELLED, reason=text)
+    return locked
 
 
 # Releases and evidence ---------------------------------------------------------------------------
@@ -451,7 +711,13 @@ def release_submit(*, release: Release, actor: Actor) -> Release:
 
 @service
 def release_withdraw(*, release: Release, actor: Actor, reason: Any) -> Release:
-    _require(actor, release.project, Capability.EDIT_RELEASE, "You may not withdraw this release.")
+    """Take a draft or a release in review out of the running, with a reason: its requester or a
+    project admin (`may_withdraw`). A withdrawn release is never cleared and cannot be edited."""
+    if not may_withdraw(actor, release):
+        raise NotPermitted(
+            "Only the requester of this release or a project admin may withdraw it.",
+            code="may_not_withdraw",
+        )
     text = _reason(reason)
     locked = _lock_for_gate(release)
     if locked.state not in {Release.State.DRAFT, Release.State.IN_REVIEW}:

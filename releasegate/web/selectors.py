@@ -25,10 +25,12 @@ from releasegate.releases.models import (
     Evidence,
     EvidenceKind,
     GatePolicy,
+    GovernanceChange,
     Project,
     Release,
     Veto,
 )
+from releasegate.releases.permissions import may_cancel_change, may_confirm_change, may_withdraw
 from releasegate.releases.selectors import (
     gate_decision,
     gate_release_queryset,
@@ -221,6 +223,7 @@ class Actions:
     veto_roles: list[str] = field(default_factory=list)
     lift_veto_ids: set[int] = field(default_factory=set)
     can_promote: bool = False
+    can_withdraw: bool = False
 
 
 @dataclass
@@ -268,6 +271,7 @@ def _actions(
     if person is not None and not is_requester:
         actions.lift_veto_ids = {v.pk for v in vetoes if v.is_active and v.role in roles}
     actions.can_promote = in_review and decision.cleared and actor.can(project, Capability.PROMOTE)
+    actions.can_withdraw = release.is_editable and may_withdraw(actor, release)
     return actions
 
 
@@ -385,3 +389,41 @@ def role_holders(project: Project) -> list[Holder]:
     for holder in holders.values():
         holder.roles.sort(key=order.index)
     return list(holders.values())
+
+
+@dataclass
+class PendingChange:
+    change: GovernanceChange
+    may_confirm: bool
+    may_cancel: bool
+
+
+def _pending(actor: Actor, changes: QuerySet[GovernanceChange]) -> list[PendingChange]:
+    listed = changes.filter(status=GovernanceChange.Status.PENDING).select_related(
+        "project", "requested_by", "subject"
+    )
+    return [
+        PendingChange(
+            change=c,
+            may_confirm=may_confirm_change(actor, c),
+            may_cancel=may_cancel_change(actor, c),
+        )
+        for c in listed.order_by("requested_at", "id")
+    ]
+
+
+def pending_changes(actor: Actor, project: Project) -> list[PendingChange]:
+    """The project's governance requests waiting for confirmation, with what this person may do."""
+    return _pending(actor, GovernanceChange.objects.filter(project=project))
+
+
+def changes_waiting_on(actor: Actor) -> list[PendingChange]:
+    """Pending governance requests, in projects the person reviews in, that they may confirm."""
+    person = actor.person
+    if person is None:
+        return []
+    reviewed = _reviewer_projects(person)
+    if not reviewed:
+        return []
+    found = _pending(actor, GovernanceChange.objects.filter(project_id__in=reviewed))
+    return [p for p in found if p.may_confirm][:HOME_LIMIT]

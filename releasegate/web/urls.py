@@ -18,6 +18,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("releases/<int:release_id>/veto/", views.veto, name="veto"),
     path("releases/<int:release_id>/vetoes/<int:veto_id>/lift/", views.lift, name="lift"),
     path("releases/<int:release_id>/promote/", views.promote, name="promote"),
+    path("releases/<int:release_id>/withdraw/", views.withdraw, name="withdraw"),
     path("releases/<int:release_id>/audit/", views.audit_page, name="audit"),
     path(
         "releases/<int:release_id>/break-glass/",
@@ -46,6 +47,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("dashboard/", dashboard_views.dashboards, name="dashboards"),
     path("projects/<slug:slug>/policy/", views.policy_edit, name="policy"),
     path("projects/<slug:slug>/roles/<str:act>/", views.role_change, name="roles"),
+    path(
+        "projects/<slug:slug>/requests/<int:change_id>/<str:act>/",
+        views.governance_decide,
+        name="governance",
+    ),
     path("tokens/", views.tokens, name="tokens"),
     path("tokens/<int:token_id>/revoke/", views.token_revoke_view, name="token_revoke"),
 ]

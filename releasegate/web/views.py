@@ -24,15 +24,19 @@ from releasegate.accounts.tokens import token_create, token_revoke
 from releasegate.api import present
 from releasegate.checks.models import CheckStatus
 from releasegate.errors import Conflict, InvalidInput, NotFound, NotPermitted, ReleasegateError
-from releasegate.releases.models import EvidenceKind, Project, Release, Veto
+from releasegate.releases.models import EvidenceKind, GovernanceChange, Project, Release, Veto
 from releasegate.releases.selectors import project_for, release_for, visible_project_ids
 from releasegate.releases.services import (
     approval_give,
     evidence_attach,
+    governance_change_cancel,
+    governance_change_confirm,
+    governance_change_reject,
     policy_change,
     release_create,
     release_promote,
     release_submit,
+    release_withdraw,
     role_grant,
     role_revoke,
     veto_cast,
@@ -128,6 +132,7 @@ def home(request: HttpRequest) -> HttpResponse:
         "web/home.html",
         {
             "waiting": selectors.waiting_on_reviewer(request.user),
+            "changes": selectors.changes_waiting_on(actor),
             "mine": selectors.requested_by(actor),
             "can_create": bool(selectors.projects_where(actor, Capability.CREATE_RELEASE)),
             "projects": projects_at_a_glance(actor),
@@ -498,6 +503,7 @@ def _project_context(request: HttpRequest, project: Project, **forms: Any) -> di
         "policy_form": forms.get("policy_form")
         or PolicyForm(initial=PolicyForm.initial_from(policy)),
         "grant_form": forms.get("grant_form") or RoleGrantForm(),
+        "pending": selectors.pending_changes(actor, project),
     }
 
 
@@ -531,7 +537,10 @@ def policy_edit(request: HttpRequest, project: Project) -> HttpResponse:
         except ReleasegateError as error:
             return _refused(request, error, back)
         else:
-            messages.success(request, f"Policy version {new.version} is now in force.")
+            if isinstance(new, GovernanceChange):
+                messages.warning(request, _waits(new))
+            else:
+                messages.success(request, f"Policy version {new.version} is now in force.")
             return redirect(back)
     return render(
         request,
@@ -562,20 +571,75 @@ def role_change(request: HttpRequest, project: Project, act: str) -> HttpRespons
         else:
             service = role_grant if act == "grant" else role_revoke
             try:
-                service(project=project, user=user, role=form.cleaned_data["role"], actor=actor)
+                pending = service(
+                    project=project, user=user, role=form.cleaned_data["role"], actor=actor
+                )
             except InvalidInput as error:
                 apply_errors(error, form)
             except ReleasegateError as error:
                 return _refused(request, error, back)
             else:
-                verb = "granted to" if act == "grant" else "revoked from"
-                messages.success(
-                    request, f"Role {form.cleaned_data['role']} {verb} {user.get_username()}."
-                )
+                if pending is not None:
+                    messages.warning(request, _waits(pending))
+                else:
+                    verb = "granted to" if act == "grant" else "revoked from"
+                    messages.success(
+                        request, f"Role {form.cleaned_data['role']} {verb} {user.get_username()}."
+                    )
                 return redirect(back)
     return render(
         request, "web/project.html", _project_context(request, project, grant_form=form), status=400
     )
+
+
+def _waits(change: GovernanceChange) -> str:
+    guard = "security" if change.kind == GovernanceChange.Kind.POLICY else change.role
+    return (
+        f"Nothing changed yet: request {change.pk} waits for a {guard} holder other than you "
+        "to confirm it."
+    )
+
+
+_DECISIONS: dict[str, tuple[Callable[..., GovernanceChange], str]] = {
+    "confirm": (governance_change_confirm, "Confirmed and applied."),
+    "reject": (governance_change_reject, "Rejected; nothing changed."),
+    "cancel": (governance_change_cancel, "Your request is cancelled."),
+}
+
+
+@project_view
+@require_POST
+def governance_decide(
+    request: HttpRequest, project: Project, change_id: int, act: str
+) -> HttpResponse:
+    """Confirm, reject or cancel a pending governance request (the service decides who may)."""
+    if act not in _DECISIONS:
+        raise Http404("No such act.")
+    change = GovernanceChange.objects.filter(pk=change_id, project=project).first()
+    if change is None:
+        raise Http404("No such request.")
+    service, done = _DECISIONS[act]
+    back = reverse("web:project", args=[project.slug])
+    try:
+        service(change=change, actor=actor_of(request), reason=request.POST.get("reason", ""))
+    except ReleasegateError as error:
+        return _refused(request, error, back)
+    messages.success(request, done)
+    return redirect(back)
+
+
+@release_view
+@require_POST
+def withdraw(request: HttpRequest, release: Release) -> HttpResponse:
+    back = reverse("web:release", args=[release.pk])
+    try:
+        release_withdraw(
+            release=release, actor=actor_of(request), reason=request.POST.get("reason")
+        )
+    except ReleasegateError as error:
+        return _refused(request, error, back)
+    messages.success(request, f"{release.version} withdrawn.")
+    return redirect(back)
 
 
 # Personal tokens

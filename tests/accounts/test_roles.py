@@ -35,9 +35,10 @@ def test_project_admin_grants_and_revokes_roles(personas):
     p = personas
     newcomer = _user("newcomer")
     before = AuditEvent.objects.latest("id").pk
-    role_grant(project=p.project, user=newcomer, role="sme", actor=p.actor("admin"))
-    assert roles_for(newcomer, p.project) == {Role.SME}
-    role_revoke(project=p.project, user=newcomer, role="sme", actor=p.actor("admin"))
+    # requester: not a guarded role (see tests/releases/test_governance_changes.py for those).
+    role_grant(project=p.project, user=newcomer, role="requester", actor=p.actor("admin"))
+    assert roles_for(newcomer, p.project) == {Role.REQUESTER}
+    role_revoke(project=p.project, user=newcomer, role="requester", actor=p.actor("admin"))
     assert roles_for(newcomer, p.project) == frozenset()
     assert list(AuditEvent.objects.filter(id__gt=before).values_list("action", flat=True)) == [
         "role_granted",

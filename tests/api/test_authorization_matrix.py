@@ -17,8 +17,8 @@ from releasegate.accounts.actors import Actor
 from releasegate.checks.models import Advisory
 from releasegate.incidents.models import Hold
 from releasegate.incidents.services import break_glass_confirm, break_glass_request
-from releasegate.releases.models import Release
-from releasegate.releases.services import approval_give, veto_cast
+from releasegate.releases.models import GovernanceChange, Release
+from releasegate.releases.services import approval_give, policy_change, veto_cast
 from tests.api.conftest import callers
 from tests.attestations.conftest import admission_review, image, pod_spec, workload
 from tests.builders import (
@@ -118,9 +118,40 @@ def _incident_cases(r: int, ids: dict[str, int]) -> dict[str, Case]:
     }
 
 
-def _cases(release: Release, draft: Release, veto_id: int) -> dict[str, Case]:
+def _cases(release: Release, draft: Release, veto_id: int, request_id: int) -> dict[str, Case]:
     r = release.pk
+    governance = f"/api/v1/projects/support-assistant/governance-requests/{request_id}"
+    only = expected  # readability: only these people, every scope refused
     return {
+        "withdraw": Case(
+            "POST",
+            f"/api/v1/releases/{draft.pk}/withdraw",
+            {"reason": "replaced"},
+            only(people={"requester": 200, "admin": 200, "*": 403}, scopes={"*": 403}),
+        ),
+        "governance_list": Case(
+            "GET", "/api/v1/projects/support-assistant/governance-requests", None, READ
+        ),
+        # The request is the admin's own: a security holder confirms or rejects, its author
+        # (only) cancels.
+        "governance_confirm": Case(
+            "POST",
+            f"{governance}/confirm",
+            {},
+            only(people={"security": 200, "*": 403}, scopes={"*": 403}),
+        ),
+        "governance_reject": Case(
+            "POST",
+            f"{governance}/reject",
+            {"reason": "too loose"},
+            only(people={"security": 200, "*": 403}, scopes={"*": 403}),
+        ),
+        "governance_cancel": Case(
+            "POST",
+            f"{governance}/cancel",
+            {},
+            only(people={"admin": 200, "*": 403}, scopes={"*": 403}),
+        ),
         "gate": Case("GET", "/api/v1/gate?project=support-assistant&version=1.0.0", None, READ),
         "gate_by_digest": Case("GET", f"/api/v1/gate?digest={release.artifact_digest}", None, READ),
         "release_gate": Case("GET", f"/api/v1/releases/{r}/gate", None, READ),
@@ -289,8 +320,17 @@ def world(personas: Any) -> dict[str, Any]:
         "confirmed": confirmed.pk,
         "confirmed_release": confirmed_release.pk,
     }
+    pending = policy_change(
+        project=personas.project,
+        actor=personas.actor("admin"),
+        changes={"max_approval_age_days": 30},
+    )
+    assert isinstance(pending, GovernanceChange)
     return {
-        "cases": {**_cases(release, draft, veto_security.pk), **_incident_cases(release.pk, ids)},
+        "cases": {
+            **_cases(release, draft, veto_security.pk, pending.pk),
+            **_incident_cases(release.pk, ids),
+        },
         "callers": callers(personas, other.project),
     }
 
@@ -311,6 +351,11 @@ ENDPOINTS = [
     "waiver",
     "project_audit",
     "promote",
+    "withdraw",
+    "governance_list",
+    "governance_confirm",
+    "governance_reject",
+    "governance_cancel",
     "attestation",
     "keys",
     "revocations",
@@ -358,6 +403,11 @@ def test_matrix_covers_every_api_route() -> None:
         "api-checks",
         "api-promote",
         "api-waivers",
+        "api-withdraw",
+        "api-governance-requests",
+        "api-governance-confirm",
+        "api-governance-reject",
+        "api-governance-cancel",
         "api-project-audit",
         "api-release-attestation",
         "api-attestation-keys",

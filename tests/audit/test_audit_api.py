@@ -87,8 +87,9 @@ def _project_acts(p) -> None:
     newcomer = get_user_model().objects.create_user("newcomer", password="newcomer-pw-123")
     admin = p.actor("admin")
     for _ in range(3):
-        role_grant(project=p.project, user=newcomer, role="sme", actor=admin)
-        role_revoke(project=p.project, user=newcomer, role="sme", actor=admin)
+        # auditor: not a guarded role, so each grant and revocation takes effect at once.
+        role_grant(project=p.project, user=newcomer, role="auditor", actor=admin)
+        role_revoke(project=p.project, user=newcomer, role="auditor", actor=admin)
     policy_change(project=p.project, actor=admin, changes={"max_approval_age_days": 10})
     make_release(p.project, p.requester)
 

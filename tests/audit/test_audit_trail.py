@@ -59,14 +59,15 @@ def test_every_state_changing_act_appends_exactly_one_event(personas):
         ),
         (
             "role_granted",
+            # auditor: a guarded role (sme) would wait for a holder's confirmation instead.
             lambda: role_grant(
-                project=p.project, user=newcomer, role="sme", actor=p.actor("admin")
+                project=p.project, user=newcomer, role="auditor", actor=p.actor("admin")
             ),
         ),
         (
             "role_revoked",
             lambda: role_revoke(
-                project=p.project, user=newcomer, role="sme", actor=p.actor("admin")
+                project=p.project, user=newcomer, role="auditor", actor=p.actor("admin")
             ),
         ),
         ("release_created", lambda: holder.setdefault("r", make_release(p.project, p.requester))),

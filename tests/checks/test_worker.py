@@ -28,7 +28,7 @@ from releasegate.checks.models import CheckResult
 from releasegate.checks.tasks import sweep
 from releasegate.releases.selectors import gate_decision, gate_release_queryset
 from releasegate.releases.services import approval_give, policy_change
-from tests.builders import DEFAULT_CHECKS, submitted_release
+from tests.builders import DEFAULT_CHECKS, confirmed, submitted_release
 from tests.checks.ci_server import FakeCI
 from tests.conftest import REDIS_URL, missing
 
@@ -170,10 +170,17 @@ def decision(release):
 
 
 def require_external_ci(personas, ci, fmt="gitlab"):
-    policy_change(
-        project=personas.project,
-        actor=personas.actor("admin"),
-        changes={"required_checks": ["external_ci"], "external_ci": {"url": ci.url, "format": fmt}},
+    # Only external_ci required: dropping the others loosens the gate, so security confirms.
+    confirmed(
+        policy_change(
+            project=personas.project,
+            actor=personas.actor("admin"),
+            changes={
+                "required_checks": ["external_ci"],
+                "external_ci": {"url": ci.url, "format": fmt},
+            },
+        ),
+        by=personas.security,
     )
 
 

@@ -6,7 +6,7 @@ import pytest
 from releasegate.errors import InvalidInput
 from releasegate.releases.models import Release
 from releasegate.releases.services import policy_change, veto_cast
-from tests.builders import digest_of, make_release, submitted_release
+from tests.builders import confirmed, digest_of, make_release, submitted_release
 from tests.releases.gatehelpers import codes, decide
 
 
@@ -34,12 +34,17 @@ def test_a_new_environment_name_does_not_escape_a_carried_veto(personas):
 
 def test_an_admin_adds_an_environment_with_a_new_policy_version(personas):
     p = personas
-    policy = policy_change(
-        project=p.project,
-        actor=p.actor("admin"),
-        changes={"environments": ["production", "staging", "production-eu"]},
+    # A new environment starts free of carried vetoes: it waits for a security holder.
+    policy = confirmed(
+        policy_change(
+            project=p.project,
+            actor=p.actor("admin"),
+            changes={"environments": ["production", "staging", "production-eu"]},
+        ),
+        by=p.security,
     )
     assert policy.environments == ["production", "staging", "production-eu"]
+    p.project.refresh_from_db()
     release = make_release(p.project, p.requester, version="2.0.0", environment="production-eu")
     assert release.environment == "production-eu"
 

@@ -22,7 +22,7 @@ from releasegate.releases.evidence import manifest_digest
 from releasegate.releases.models import Approval, Promotion, Release, Veto
 from releasegate.releases.selectors import gate_release_queryset
 from releasegate.releases.services import policy_change, release_promote, veto_cast
-from tests.builders import digest_of
+from tests.builders import confirmed, digest_of
 from tests.releases.gatehelpers import codes, decide
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -34,14 +34,17 @@ def _cleared_releases(p: Any, n: int, tag: str) -> list[int]:
     """n releases in review with their one required approval. A policy that needs only a security
     approval keeps each round cheap; what races is the lock, not the evidence. Each release has
     its own environment and artifact, so a carry-forward veto in one round cannot reach the next."""
-    policy_change(
-        project=p.project,
-        actor=p.actor("admin"),
-        changes={
-            "required_items": [],
-            "required_checks": [],
-            "required_approvals": {"security": 1},
-        },
+    confirmed(
+        policy_change(
+            project=p.project,
+            actor=p.actor("admin"),
+            changes={
+                "required_items": [],
+                "required_checks": [],
+                "required_approvals": {"security": 1},
+            },
+        ),
+        by=p.security,
     )
     now = timezone.now()
     releases = Release.objects.bulk_create(

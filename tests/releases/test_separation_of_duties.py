@@ -14,7 +14,7 @@ from releasegate.releases.services import (
     veto_cast,
     veto_lift,
 )
-from tests.builders import pass_checks, submitted_release
+from tests.builders import confirmed, pass_checks, submitted_release
 from tests.releases.gatehelpers import (
     blockers,
     cleared_release,
@@ -188,7 +188,11 @@ def test_approval_stops_counting_when_its_giver_loses_the_role(personas):
     approval_give(release=release, actor=p.actor("sme"), role="sme")
     assert decide(release).cleared
 
-    role_revoke(project=p.project, user=p.security, role="security", actor=p.actor("admin"))
+    # The revocation waits for a security holder; the one losing the role may consent.
+    confirmed(
+        role_revoke(project=p.project, user=p.security, role="security", actor=p.actor("admin")),
+        by=p.security,
+    )
 
     decision = decide(release)
     assert not decision.cleared
@@ -215,6 +219,8 @@ def test_a_promoted_release_keeps_the_approvals_it_was_promoted_on(personas):
     approval_give(release=release, actor=p.actor("sme"), role="sme")
     release_promote(release=release, actor=p.actor("requester"))
 
-    role_revoke(project=p.project, user=p.sme, role="sme", actor=p.actor("admin"))
+    confirmed(
+        role_revoke(project=p.project, user=p.sme, role="sme", actor=p.actor("admin")), by=p.sme
+    )
 
     assert decide(release).cleared

@@ -13,7 +13,7 @@ from releasegate.releases.services import (
     veto_cast,
     veto_lift,
 )
-from tests.builders import digest_of, make_release
+from tests.builders import confirmed, digest_of, make_release
 from tests.conftest import make_personas
 from tests.releases.gatehelpers import (
     blockers,
@@ -219,7 +219,12 @@ def test_unknown_veto_scope_is_bad_input(personas):
 
 def test_a_role_outside_the_policy_veto_roles_cannot_veto(personas):
     p = personas
-    policy_change(project=p.project, actor=p.actor("admin"), changes={"veto_roles": ["security"]})
+    confirmed(
+        policy_change(
+            project=p.project, actor=p.actor("admin"), changes={"veto_roles": ["security"]}
+        ),
+        by=p.security,
+    )
     release = cleared_release(p)
     with pytest.raises(NotPermitted) as refused:
         _veto(p, release, role="sme")
@@ -264,6 +269,6 @@ def test_requester_of_a_later_release_the_veto_carries_to_cannot_lift_it(persona
     assert refused.value.code == "requester_cannot_lift"
     assert codes(decide(later)) == ["veto"]
     # Once bob's release is out of the way (withdrawn), bob is just another security holder.
-    release_withdraw(release=load(later), actor=p.actor("requester"), reason="replaced")
+    release_withdraw(release=load(later), actor=Actor.for_user(bob), reason="replaced")
     veto_lift(veto=veto, actor=Actor.for_user(bob), reason="reviewed the fix")
     assert decide(vetoed).cleared

@@ -5,7 +5,7 @@ import pytest
 from releasegate.accounts.models import ApiToken
 from releasegate.accounts.roles import roles_for
 from releasegate.accounts.tokens import token_authenticate
-from releasegate.releases.models import GatePolicy, Release, Veto
+from releasegate.releases.models import GatePolicy, GovernanceChange, Release, Veto
 from releasegate.releases.services import approval_give, veto_cast
 from tests.builders import attach_all, make_release, pass_checks, submitted_release
 from tests.web.helpers import signed_in, text
@@ -159,6 +159,13 @@ def test_admin_changes_the_policy_as_a_new_version(client, personas):
         "note": "tighter",
     }
     assert client.post("/projects/support-assistant/policy/", data).status_code == 302
+    # It loosens the gate (fewer items, checks and veto roles): a security holder confirms it.
+    personas.project.refresh_from_db()
+    assert personas.project.current_policy.version == 1
+    change = GovernanceChange.objects.get(project=personas.project, status="pending")
+    signed_in(client, personas.security)
+    confirm = f"/projects/support-assistant/requests/{change.pk}/confirm/"
+    assert client.post(confirm, {"reason": "reviewed"}).status_code == 302
     personas.project.refresh_from_db()
     policy = personas.project.current_policy
     assert policy.version == 2 and policy.required_approvals == {"security": 2}
@@ -218,15 +225,16 @@ def test_outsider_cannot_touch_the_project(client, personas):
 
 
 def test_admin_grants_and_revokes_roles(client, personas):
+    # auditor: no guarded role, so it takes effect at once (see test_governance_pages.py).
     signed_in(client, personas.admin)
     response = client.post(
-        "/projects/support-assistant/roles/grant/", {"username": "outsider", "role": "sme"}
+        "/projects/support-assistant/roles/grant/", {"username": "outsider", "role": "auditor"}
     )
     assert response.status_code == 302
-    assert {r.value for r in roles_for(personas.outsider, personas.project)} == {"sme"}
+    assert {r.value for r in roles_for(personas.outsider, personas.project)} == {"auditor"}
     assert "<td>outsider</td>" in text(client.get("/projects/support-assistant/"))
     response = client.post(
-        "/projects/support-assistant/roles/revoke/", {"username": "outsider", "role": "sme"}
+        "/projects/support-assistant/roles/revoke/", {"username": "outsider", "role": "auditor"}
     )
     assert response.status_code == 302
     assert not roles_for(personas.outsider, personas.project)

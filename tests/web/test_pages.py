@@ -5,7 +5,7 @@ import pytest
 from releasegate.checks.models import CheckResult
 from releasegate.releases.services import approval_give, evidence_attach, veto_cast
 from releasegate.web.selectors import PAGE_SIZE
-from tests.builders import document, make_release, pass_checks, submitted_release
+from tests.builders import confirmed, document, make_release, pass_checks, submitted_release
 from tests.web.helpers import signed_in, text
 
 pytestmark = pytest.mark.django_db
@@ -249,15 +249,16 @@ def test_release_page_query_count_does_not_grow_with_evidence_and_checks(
 
 @pytest.mark.parametrize(
     ("name", "queries"),
-    # "Your projects" adds 2: the projects the person holds a role on, then their open counts.
-    # Reviews due add 1 for the projects where one holds security, and security holders 1 more.
+    # "Your projects" adds 2 (the projects the person holds a role on, then their open counts).
+    # Reviews due add 1 for everyone and 1 more for a security holder; governance requests add 1
+    # for everyone (where they review) and 1 for a reviewer (the requests that wait on them).
     [
-        ("requester", 15),
-        ("security", 13),
-        ("sme", 12),
-        ("admin", 11),
-        ("auditor", 11),
-        ("outsider", 7),
+        ("requester", 16),
+        ("security", 15),
+        ("sme", 14),
+        ("admin", 12),
+        ("auditor", 12),
+        ("outsider", 8),
     ],
 )
 def test_home_query_count_is_pinned(
@@ -283,10 +284,13 @@ def test_home_shows_a_reviewer_what_waits_on_their_role(client, personas, releas
 def test_home_does_not_ask_a_role_the_policy_does_not_require(client, personas, release):
     from releasegate.releases.services import policy_change
 
-    policy_change(
-        project=personas.project,
-        actor=personas.actor("admin"),
-        changes={"required_approvals": {"security": 1}},
+    confirmed(
+        policy_change(
+            project=personas.project,
+            actor=personas.actor("admin"),
+            changes={"required_approvals": {"security": 1}},
+        ),
+        by=personas.security,
     )
     assert "support-assistant 1.0.0" not in text(signed_in(client, personas.sme).get("/"))
 
@@ -408,7 +412,8 @@ def test_project_page_for_members_query_count_pinned(
     client, personas, name, django_assert_num_queries
 ):
     signed_in(client, getattr(personas, name))
-    with django_assert_num_queries(6):
+    # The sixth: the governance requests waiting for confirmation.
+    with django_assert_num_queries(7):
         response = client.get("/projects/support-assistant/")
     body = text(response)
     assert "Gate policy (version 1)" in body

@@ -5,7 +5,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from releasegate.accounts.actors import Actor
+from releasegate.accounts.actors import Actor, Scope
 from releasegate.accounts.tokens import DEFAULT_EXPIRY, token_create
 from releasegate.cli import parse_duration
 from releasegate.errors import ReleasegateError
@@ -55,6 +55,14 @@ class Command(BaseCommand):
                 project = Project.objects.filter(slug=options["project"]).first()
                 if project is None:
                     raise CommandError(f"No project {options['project']!r}.")
+                scopes = [s.strip() for s in options["scopes"].split(",") if s.strip()]
+                if Scope.RELEASES_WRITE in scopes and not options["owner"]:
+                    # Issued by the system, such a token has no person to request its releases
+                    # in the name of: every create would be refused.
+                    raise CommandError(
+                        f"--scopes {Scope.RELEASES_WRITE} needs --owner USER: the person its "
+                        "releases are requested by (who can then never approve them)."
+                    )
                 owner = None
                 if options["owner"]:
                     owner = User.objects.filter(username=options["owner"], is_active=True).first()
@@ -65,7 +73,7 @@ class Command(BaseCommand):
                     kind="service",
                     name=options["name"] or f"{project.slug} service token",
                     project=project,
-                    scopes=[s.strip() for s in options["scopes"].split(",") if s.strip()],
+                    scopes=scopes,
                     expires_in=expires_in,
                     owner=owner,
                 )
