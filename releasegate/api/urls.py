@@ -6,6 +6,7 @@ from releasegate.api import (
     schema,  # noqa: F401  (registers the bearer scheme)
     views,
 )
+from releasegate.identity import api as identity_api
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("gate", views.GateView.as_view(), name="api-gate"),
@@ -30,6 +31,17 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("releases/<int:release_id>/promote", views.PromoteView.as_view(), name="api-promote"),
     path("releases/<int:release_id>/audit", views.AuditView.as_view(), name="api-audit"),
     path("projects/<str:slug>/waivers", views.WaiversView.as_view(), name="api-waivers"),
+    path("oidc/exchange", identity_api.ExchangeView.as_view(), name="api-oidc-exchange"),
+    path(
+        "projects/<str:slug>/trust-policies",
+        identity_api.TrustPoliciesView.as_view(),
+        name="api-trust-policies",
+    ),
+    path(
+        "projects/<str:slug>/trust-policies/<int:policy_id>",
+        identity_api.TrustPolicyView.as_view(),
+        name="api-trust-policy",
+    ),
     path(
         "schema",
         SpectacularAPIView.as_view(permission_classes=[AllowAny], authentication_classes=[]),
