@@ -226,7 +226,7 @@ def _verified_claims(raw: str) -> dict[str, Any]:
             algorithms=[algorithm],
             issuer=issuer,
             leeway=LEEWAY_SECONDS,
-            options={"require": ["exp", "iat", "sub", "jti", "aud"], "verify_aud": False},
+            options={"require": ["exp", "iat", "sub", "jti"], "verify_aud": False},
         )
     except jwt.ExpiredSignatureError:
         raise OidcRefused("The ID token has expired.", code="oidc_expired") from None
