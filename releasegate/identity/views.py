@@ -10,7 +10,7 @@ from authlib.integrations.base_client import OAuthError
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import login, logout
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -130,7 +130,9 @@ def sign_out(request: HttpRequest) -> HttpResponse:
                     id_token_hint=id_token,
                     client_id=settings.OIDC_CLIENT_ID,
                 )["url"]
-                return HttpResponseRedirect(url)
+                # A page that moves on by itself rather than a redirect: the sign-out form's
+                # CSP (form-action 'self') rightly forbids a form post that ends elsewhere.
+                return render(request, "identity/signed_out.html", {"end_session_url": url})
         except requests.RequestException:
             pass  # signed out here; the IdP's own session ends when it expires
     return redirect(str(settings.LOGOUT_REDIRECT_URL))

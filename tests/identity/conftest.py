@@ -37,3 +37,12 @@ def add_policy(personas: Any, issuer: LocalIssuer) -> Any:
         return trust_policy_add(**fields)
 
     return add
+
+
+@pytest.fixture(autouse=True)
+def plain_static(settings: Any) -> None:
+    """Pages link CSS through {% static %}; the tests collect no manifest (see tests/web)."""
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    }
