@@ -34,6 +34,7 @@ class LocalIssuer:
     def __init__(self) -> None:
         self.keys = [Key("RSA"), Key("EC")]
         self.hang = False
+        self.runner_token = uuid.uuid4().hex
         self.jwks_hits = 0
         self.discovery_hits = 0
         self._release = threading.Event()
@@ -47,7 +48,17 @@ class LocalIssuer:
                 if issuer.hang:
                     issuer._release.wait(10)  # longer than any timeout the tests set
                     return
-                if self.path == "/.well-known/openid-configuration":
+                if self.path.startswith("/actions-token?"):
+                    # GitHub Actions' ID token service: the runner's bearer, an audience.
+                    from urllib.parse import parse_qs, urlsplit
+
+                    if self.headers.get("Authorization") != f"Bearer {issuer.runner_token}":
+                        self.send_response(401)
+                        self.end_headers()
+                        return
+                    audience = parse_qs(urlsplit(self.path).query)["audience"][0]
+                    body = {"value": issuer.token(aud=audience)}
+                elif self.path == "/.well-known/openid-configuration":
                     issuer.discovery_hits += 1
                     body = {"issuer": issuer.url, "jwks_uri": f"{issuer.url}/jwks"}
                 elif self.path == "/jwks":
