@@ -12,7 +12,6 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 
-from releasegate.accounts.actors import Actor
 from releasegate.accounts.models import ApiToken
 from releasegate.accounts.tokens import token_revoke
 from releasegate.audit.models import AuditEvent
