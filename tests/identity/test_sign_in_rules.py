@@ -18,6 +18,8 @@ from releasegate.releases.services import approval_give, role_grant
 from tests.builders import submitted_release
 
 ISSUER = "https://idp.example"
+QUERIES = 8  # session, user, project, roles, policies, mappings, IdP grants, holders
+QUERIES = 8  # session, user, project, roles, policies, mappings, IdP grants, holders
 
 
 def sign_in(sub: str, groups: list[str] | None = None, **claims: Any) -> Any:
@@ -175,7 +177,9 @@ def test_identities_page_shows_idp_roles_apart_from_hand_granted(
     sign_in("sub-nina", ["ml"], preferred_username="nina")
     client = Client()
     client.force_login(personas.admin)
-    response = client.get("/projects/support-assistant/identities/")
+    client.get("/projects/support-assistant/identities/")
+    with django_assert_num_queries(QUERIES):
+        response = client.get("/projects/support-assistant/identities/")
     assert response.status_code == 200
     page = response.content.decode()
     idp = page.split('id="roles-from-idp"')[1].split("</table>")[0]
