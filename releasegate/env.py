@@ -81,9 +81,10 @@ def database_from_url(name: str, default: str) -> dict[str, object]:
             "HOST": parsed.hostname or "",
             "PORT": str(parsed.port or ""),
             "CONN_MAX_AGE": env_int("DATABASE_CONN_MAX_AGE", 60, minimum=0),
-            # A health check costs a round trip per request; off only where the pool or network
-            # is known to keep connections sound.
-            "CONN_HEALTH_CHECKS": env_bool("DATABASE_CONN_HEALTH_CHECKS", True),
+            # A health check costs a round trip before every request's first query. Off by
+            # default: a read that meets a kept connection dead is run again on a new one
+            # (ops.middleware.DatabaseUnavailableMiddleware) and a write retries in its service.
+            "CONN_HEALTH_CHECKS": env_bool("DATABASE_CONN_HEALTH_CHECKS", False),
             # Django's own cursors bind client-side and never prepare; this only lets the few
             # statements that ask for it (the gate read) be prepared once per connection. Turn it
             # off behind a pooler in transaction mode, where a connection's statements are lost.

@@ -68,3 +68,18 @@ class Conflict(ReleasegateError):
         self, message: str, *, code: str = "conflict", extra: dict[str, object] | None = None
     ):
         super().__init__(message=message, code=code, status=409, extra=extra or {})
+
+
+class Unavailable(ReleasegateError):
+    """The database stayed busy or unreachable through every retry; 503, try again later.
+    Nothing of the act was stored."""
+
+    RETRY_AFTER_SECONDS = 2
+
+    def __init__(self, message: str = "The service is busy; nothing was changed. Try again."):
+        super().__init__(
+            message=message,
+            code="unavailable",
+            status=503,
+            extra={"retry_after": self.RETRY_AFTER_SECONDS},
+        )

@@ -1,11 +1,12 @@
 """releasegate settings, read from environment variables.
 
 Embedded defaults run a first look on one machine (SQLite, a local file broker). Production sets
-DEBUG=false and must then provide a real SECRET_KEY; see README "Configuration".
+DEBUG=false and must then provide a real SECRET_KEY; see docs/operations.md "Configuration".
 """
 
 from pathlib import Path
 
+from csp import constants as csp_constants
 from django.core.exceptions import ImproperlyConfigured
 
 from releasegate.env import database_from_url, env_bool, env_int, env_list, env_str
@@ -58,6 +59,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "releasegate.ops.middleware.RequestContextMiddleware",
+    "releasegate.ops.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -66,8 +68,28 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "releasegate.web.middleware.SecurityHeadersMiddleware",
 ]
+
+# Pages load only our own scripts, styles and images; no inline script, no framing, forms post
+# only back to us. The API's browsable docs (drf-spectacular's Swagger UI) bootstrap with an
+# inline script, so they alone go without it.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/api/v1/docs"],
+    "DIRECTIVES": {
+        "default-src": [csp_constants.SELF],
+        "script-src": [csp_constants.SELF],
+        "style-src": [csp_constants.SELF],
+        "img-src": [csp_constants.SELF, "data:"],
+        "font-src": [csp_constants.SELF],
+        "connect-src": [csp_constants.SELF],
+        "object-src": [csp_constants.NONE],
+        "base-uri": [csp_constants.NONE],
+        "form-action": [csp_constants.SELF],
+        "frame-ancestors": [csp_constants.NONE],
+    },
+}
 
 ROOT_URLCONF = "releasegate.urls"
 WSGI_APPLICATION = "releasegate.wsgi.application"

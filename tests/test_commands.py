@@ -12,14 +12,23 @@ from releasegate.audit.models import AuditEvent
 from releasegate.releases.models import Project
 from releasegate.releases.selectors import policy_facts
 
+# username -> (roles on support-assistant, roles on claims-triage)
 DEMO_ROLES = {
-    "alice": {Role.REQUESTER},
-    "sam": {Role.SECURITY},
-    "erin": {Role.SME},
-    "olga": {Role.ADMIN},
-    "audrey": {Role.AUDITOR},
-    "oscar": set(),
+    "alice": ({Role.REQUESTER}, set()),
+    "sam": ({Role.SECURITY}, set()),
+    "erin": ({Role.SME}, set()),
+    "olga": ({Role.ADMIN}, set()),
+    "audrey": ({Role.AUDITOR}, set()),
+    "oscar": (set(), set()),
+    "ravi": (set(), {Role.REQUESTER}),
+    "sofia": (set(), {Role.SECURITY}),
+    "elena": (set(), {Role.SME}),
 }
+DEMO_PROJECTS = ("support-assistant", "claims-triage")
+
+
+def _projects() -> list[Project]:
+    return [Project.objects.get(slug=slug) for slug in DEMO_PROJECTS]
 
 
 def _seed() -> str:
@@ -42,12 +51,11 @@ def test_seed_demo_is_refused_with_debug_off(settings):
 def test_seed_demo_creates_exactly_the_demo_people_and_roles(settings):
     settings.DEBUG = True
     output = _seed()
-    project = Project.objects.get()
-    assert project.slug == "support-assistant"
+    assert sorted(Project.objects.values_list("slug", flat=True)) == sorted(DEMO_PROJECTS)
     users = {u.username: u for u in get_user_model().objects.all()}
     assert set(users) == set(DEMO_ROLES)
     for name, roles in DEMO_ROLES.items():
-        assert roles_for(users[name], project) == roles, name
+        assert tuple(roles_for(users[name], p) for p in _projects()) == roles, name
         assert not users[name].is_superuser
         assert users[name].check_password(f"{name}-releasegate-demo")
         assert f"{name}-releasegate-demo" in output
@@ -55,10 +63,14 @@ def test_seed_demo_creates_exactly_the_demo_people_and_roles(settings):
 
 
 @pytest.mark.django_db
-def test_seed_demo_uses_the_default_policy(settings):
+def test_seed_demo_uses_the_default_policy_with_olgas_one_change(settings):
     settings.DEBUG = True
     _seed()
-    policy = policy_facts(Project.objects.get().current_policy)
+    project = Project.objects.get(slug="support-assistant")
+    assert project.current_policy.version == 2
+    assert project.current_policy.created_by.username == "olga"
+    assert project.current_policy.license_denylist == ["AGPL-3.0-only", "SSPL-1.0", "BUSL-1.1"]
+    policy = policy_facts(project.current_policy)
     assert set(policy.required_items) == {
         "pipeline_review",
         "data_flow_map",
@@ -70,7 +82,7 @@ def test_seed_demo_uses_the_default_policy(settings):
     assert len(policy.required_checks) == 7
     assert policy.required_approvals == {"security": 1, "sme": 1}
     assert policy.max_approval_age.days == 14
-    assert Project.objects.get().current_policy.veto_roles == ["security", "sme"]
+    assert project.current_policy.veto_roles == ["security", "sme"]
 
 
 @pytest.mark.django_db
@@ -79,12 +91,12 @@ def test_seed_demo_twice_is_harmless(settings):
     _seed()
     events = AuditEvent.objects.count()
     _seed()
-    assert Project.objects.count() == 1
+    assert Project.objects.count() == len(DEMO_PROJECTS)
     assert get_user_model().objects.count() == len(DEMO_ROLES)
     assert AuditEvent.objects.count() == events
-    project = Project.objects.get()
     for user in get_user_model().objects.all():
-        assert roles_for(user, project) == DEMO_ROLES[user.username]
+        roles = tuple(roles_for(user, p) for p in _projects())
+        assert roles == DEMO_ROLES[user.username]
 
 
 @pytest.mark.django_db

@@ -67,9 +67,11 @@ _SCOPE_CAPABILITIES: dict[Scope, frozenset[Capability]] = {
     Scope.CHECKS_WRITE: frozenset({Capability.READ, Capability.REPORT_CHECK}),
     Scope.RELEASES_PROMOTE: frozenset({Capability.READ, Capability.PROMOTE}),
     # A gate:read token may fetch attestations too: they say no more than the gate answer does.
-    Scope.ATTESTATIONS_READ: frozenset({Capability.READ, Capability.READ_ATTESTATION}),
-    Scope.ADMISSION_REVIEW: frozenset({Capability.READ, Capability.REVIEW_ADMISSION}),
-    Scope.ALERTS_WRITE: frozenset({Capability.READ, Capability.REPORT_ALERT}),
+    # These three are narrow on purpose: a deploy target's or Alertmanager's token reads no
+    # release, evidence or audit trail through the rest of the API.
+    Scope.ATTESTATIONS_READ: frozenset({Capability.READ_ATTESTATION}),
+    Scope.ADMISSION_REVIEW: frozenset({Capability.REVIEW_ADMISSION}),
+    Scope.ALERTS_WRITE: frozenset({Capability.REPORT_ALERT}),
 }
 
 
@@ -122,17 +124,22 @@ class Actor:
             self._roles[project.pk] = roles_for(person, project)
         return self._roles[project.pk]
 
+    def token_grants(self, capability: Capability) -> bool:
+        """Whether this service token's scopes grant `capability` (on its one project)."""
+        token = self.token
+        if not self.is_service or token is None:
+            return False
+        return any(
+            capability in _SCOPE_CAPABILITIES.get(Scope(s), frozenset())
+            for s in token.scopes
+            if s in Scope._value2member_map_
+        )
+
     def can(self, project: "Project", capability: Capability) -> bool:
         if self.system:
             return capability in {Capability.READ, Capability.REPORT_CHECK}
         if self.is_service:
             token = self.token
             assert token is not None
-            if token.project_id != project.pk:
-                return False
-            return any(
-                capability in _SCOPE_CAPABILITIES.get(Scope(s), frozenset())
-                for s in token.scopes
-                if s in Scope._value2member_map_
-            )
+            return token.project_id == project.pk and self.token_grants(capability)
         return any(capability in _ROLE_CAPABILITIES[role] for role in self.roles(project))

@@ -17,13 +17,14 @@ from functools import cache
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import connection, transaction
+from django.db import connection
 from django.utils import timezone
 
 from releasegate.accounts.actors import Actor, Capability, Scope
 from releasegate.accounts.models import ApiToken
 from releasegate.audit.services import audit_record
 from releasegate.errors import FieldError, InvalidInput, NotPermitted, ReleasegateError
+from releasegate.transactions import LockRank, lock_one, service
 
 PREFIXES = {ApiToken.Kind.PERSONAL: "rgp_", ApiToken.Kind.SERVICE: "rgs_"}
 KEY_ID_BYTES = 6  # 12 hex characters, well within ApiToken.key_id
@@ -84,7 +85,7 @@ def _may_create(actor: Actor, kind: str, user: Any, project: Any) -> None:
         raise NotPermitted("Only a project admin may issue service tokens for this project.")
 
 
-@transaction.atomic
+@service
 def token_create(
     *,
     actor: Actor,
@@ -170,7 +171,7 @@ def token_create(
     return token, f"{PREFIXES[ApiToken.Kind(kind)]}{key_id}_{secret}"
 
 
-@transaction.atomic
+@service
 def token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
     """Revoke a token at once. Revoking a revoked token changes nothing."""
     if actor.token is not None:
@@ -184,7 +185,7 @@ def token_revoke(*, token: ApiToken, actor: Actor) -> ApiToken:
             token.project, Capability.MANAGE_SERVICE_TOKENS
         ):
             raise NotPermitted("Only a project admin may revoke this project's service tokens.")
-    locked = ApiToken.objects.select_for_update().get(pk=token.pk)
+    locked = lock_one(ApiToken.objects.all(), LockRank.ACCOUNT, pk=token.pk)
     if locked.revoked_at is not None:
         return locked
     locked.revoked_at = timezone.now()

@@ -12,7 +12,9 @@ from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from releasegate.errors import ReleasegateError
+from releasegate.errors import ReleasegateError, Unavailable
+from releasegate.ops.middleware import mark_database_failed
+from releasegate.transactions import database_failed
 
 
 class RequestTooLarge(exceptions.APIException):
@@ -74,6 +76,17 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         body = exc.as_dict()
         body.setdefault("errors", [])
         code = exc.status
+        if isinstance(exc, Unavailable):
+            headers["Retry-After"] = str(exc.RETRY_AFTER_SECONDS)
+    elif database_failed(exc):
+        # A read (a selector, the authentication's token lookup) met the database down or busy:
+        # the middleware reads once more on a fresh connection before this answer goes out.
+        request = context.get("request")
+        if request is not None:
+            mark_database_failed(request._request)
+        unavailable = Unavailable()
+        body, code = {**unavailable.as_dict(), "errors": []}, unavailable.status
+        headers["Retry-After"] = str(unavailable.RETRY_AFTER_SECONDS)
     elif isinstance(exc, RequestDataTooBig):
         body, code = error_body("too_large", "The request body is too large."), 413
     elif isinstance(exc, Http404):

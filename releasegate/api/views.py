@@ -1,4 +1,4 @@
-"""API v1 (see PRODUCT.md, "The CI contract"). Thin: parse, call a selector or service, present."""
+"""API v1 (the CI contract, docs/api.md). Thin: parse, call a selector or service, present."""
 
 from typing import Any
 
@@ -182,7 +182,7 @@ class EvidenceView(ScopedAPIView):
     @extend_schema(
         operation_id="evidence_put",
         summary="Attach or replace one checklist item's evidence",
-        description="The body is the JSON document itself (see PRODUCT.md for each kind).",
+        description="The body is the JSON document itself (docs/evidence.md shows each kind).",
         parameters=[
             OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=EvidenceKind.values),
         ],

@@ -25,7 +25,7 @@ from univers.versions import (
 )
 
 SEVERITY_ORDER = ("low", "medium", "high", "critical")
-# What counts when an advisory names no severity: the product brief says high.
+# What counts when an advisory names no severity: high (docs/checks.md), failing closed.
 UNKNOWN_SEVERITY = "high"
 
 # purl type -> OSV ecosystem name.

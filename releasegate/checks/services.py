@@ -15,6 +15,7 @@ from releasegate.errors import FieldError, InvalidInput, NotPermitted
 from releasegate.releases.models import Release
 from releasegate.releases.policy import CHECK_NAMES
 from releasegate.releases.signals import send_after_commit
+from releasegate.transactions import LockRank, lock_one, service
 
 FINAL_STATUSES = frozenset({CheckStatus.PASSED, CheckStatus.FAILED, CheckStatus.ERROR})
 
@@ -43,7 +44,7 @@ def _validate(
         raise InvalidInput("The check result is not valid.", errors=errors)
 
 
-@transaction.atomic
+@service
 def check_result_record(
     *,
     release: Release,
@@ -83,7 +84,7 @@ def check_result_record(
             code="computed_check",
             errors=[FieldError("check", "must be external_ci when reported by CI")],
         )
-    locked = Release.objects.select_for_update().get(pk=release.pk)
+    locked = lock_one(Release.objects.all(), LockRank.RELEASE, pk=release.pk)
     manifest = manifest_digest or locked.manifest_digest
     now = timezone.now()
     key: dict[str, Any] = {"release": locked, "check_name": check, "source": source}
@@ -192,7 +193,7 @@ def check_claim(
     return None
 
 
-@transaction.atomic
+@service
 def check_complete(
     *,
     release_id: int,
@@ -206,7 +207,7 @@ def check_complete(
 ) -> CheckResult | None:
     """Record a worker's result if its claim numbered `attempt` still holds; None if it was taken
     over or invalidated meanwhile (what this worker computed no longer counts)."""
-    release = Release.objects.select_for_update().select_related("project").get(pk=release_id)
+    release = lock_one(Release.objects.select_related("project"), LockRank.RELEASE, pk=release_id)
     holds = CheckResult.objects.filter(
         release_id=release_id,
         check_name=check,

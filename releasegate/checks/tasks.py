@@ -8,6 +8,7 @@ nothing to claim, a lost one is enqueued again by the sweep.
 """
 
 import logging
+import random
 from datetime import timedelta
 from typing import Any
 
@@ -15,13 +16,15 @@ from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
+from django.db import DatabaseError
 
 from releasegate.checks.enqueue import enqueue_checks
 from releasegate.checks.external_ci import TransientCheckError
 from releasegate.checks.outcome import Outcome
 from releasegate.checks.runner import StaleManifest, compute_check
 from releasegate.checks.selectors import checks_due
-from releasegate.checks.services import check_claim, check_claim_release, check_complete
+from releasegate.checks.services import Claim, check_claim, check_claim_release, check_complete
+from releasegate.transactions import database_failed
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +34,10 @@ MAX_ATTEMPTS = MAX_RETRIES + 3
 LEASE = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 5)
 
 
+# A retry after a transient database error comes soon: the claim was given back at once.
+DATABASE_RETRY_SECONDS = 1.0
+
+
 @shared_task(bind=True, name="releasegate.checks.run_check", max_retries=MAX_RETRIES)
 def run_check(self: Task, release_id: int, check: str, manifest_digest: str) -> str:
     key: dict[str, Any] = {
@@ -38,9 +45,29 @@ def run_check(self: Task, release_id: int, check: str, manifest_digest: str) -> 
         "check": check,
         "manifest_digest": manifest_digest,
     }
+    claimed: list[Claim] = []
+    try:
+        return _run_claimed(self, key, claimed)
+    except Exception as exc:
+        if not database_failed(exc):
+            raise
+        # The database failed under us (a deadlock it resolved against us, a failover): give the
+        # claim back now, so the check runs again within seconds instead of after the lease.
+        if claimed:
+            try:
+                check_claim_release(**key, attempt=claimed[0].attempt)
+            except DatabaseError:
+                log.warning("could not give back the claim of %s on %s", check, release_id)
+        countdown = random.uniform(0.5, 1.5) * DATABASE_RETRY_SECONDS  # noqa: S311 - jitter
+        raise self.retry(exc=exc, countdown=countdown) from exc
+
+
+def _run_claimed(self: Task, key: dict[str, Any], claimed: list[Claim]) -> str:
+    release_id, check, manifest_digest = key["release_id"], key["check"], key["manifest_digest"]
     claim = check_claim(**key, lease=LEASE)
     if claim is None:
         return "nothing to do"
+    claimed.append(claim)
     if claim.attempt > MAX_ATTEMPTS:
         outcome = Outcome(
             "error",
@@ -75,6 +102,8 @@ def run_check(self: Task, release_id: int, check: str, manifest_digest: str) -> 
                 {"error": "time limit"},
             )
         except Exception as exc:
+            if database_failed(exc):
+                raise  # not the check's fault: run it again, do not record an error
             log.exception("check %s of release %s raised", check, release_id)
             outcome = Outcome(
                 "error",

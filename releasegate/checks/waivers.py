@@ -9,7 +9,6 @@ import json
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -19,6 +18,7 @@ from releasegate.checks.models import Advisory, Waiver
 from releasegate.checks.services import check_results_invalidate
 from releasegate.errors import Conflict, FieldError, InvalidInput, NotFound, NotPermitted
 from releasegate.releases.models import Project
+from releasegate.transactions import LockRank, lock_one, service
 
 MAX_WAIVER_DAYS = 365
 
@@ -39,7 +39,7 @@ def _reason(value: Any, errors: list[FieldError]) -> str:
     return value.strip()
 
 
-@transaction.atomic
+@service
 def advisory_waive(
     *,
     project: Project,
@@ -101,7 +101,7 @@ def advisory_waive(
     return waiver
 
 
-@transaction.atomic
+@service
 def waiver_revoke(*, waiver: Waiver, actor: Actor, reason: Any) -> Waiver:
     """End a waiver before it expires, with a written reason; the advisory fails the check again."""
     _authorize(actor, waiver.project)
@@ -109,7 +109,7 @@ def waiver_revoke(*, waiver: Waiver, actor: Actor, reason: Any) -> Waiver:
     text = _reason(reason, errors)
     if errors:
         raise InvalidInput("The revocation is not valid.", code="invalid_waiver", errors=errors)
-    locked = Waiver.objects.select_for_update().get(pk=waiver.pk)
+    locked = lock_one(Waiver.objects.all(), LockRank.RELEASE_ROWS, pk=waiver.pk)
     if not locked.is_active():
         raise Conflict("This waiver has already been revoked or has expired.", code="waiver_ended")
     person: Any = actor.person

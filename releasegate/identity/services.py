@@ -30,6 +30,7 @@ from releasegate.identity.models import (
 from releasegate.identity.trust import claims_match, clean_claims
 from releasegate.releases.models import Project
 from releasegate.releases.services import role_grant, role_revoke
+from releasegate.transactions import LockRank, lock_one, service
 
 MIN_LIFETIME = timedelta(minutes=5)  # the shortest token accounts.tokens issues
 MAX_LIFETIME = timedelta(minutes=15)
@@ -90,7 +91,7 @@ def _clean_scopes(raw: Any) -> tuple[list[str], list[FieldError]]:
     return sorted(set(raw)), []
 
 
-@transaction.atomic
+@service
 def trust_policy_add(
     *,
     project: Project,
@@ -147,13 +148,13 @@ def trust_policy_add(
     return policy
 
 
-@transaction.atomic
+@service
 def trust_policy_remove(*, policy: TrustPolicy, actor: Actor) -> TrustPolicy:
     """Stop trusting; tokens it minted stay valid until they expire (15 minutes at most) unless
     revoked. Removing a removed policy changes nothing."""
     if not can_manage_trust(actor, policy.project):
         raise NotPermitted("Only a project admin, signed in, may remove its trust policies.")
-    locked = TrustPolicy.objects.select_for_update(no_key=True).get(pk=policy.pk)
+    locked = lock_one(TrustPolicy.objects.all(), LockRank.RELEASE_ROWS, pk=policy.pk)
     if locked.removed_at is not None:
         return locked
     locked.removed_at = timezone.now()
@@ -294,20 +295,25 @@ def oidc_exchange(*, raw: Any, project_slug: Any = None) -> Minted:
         raise InvalidInput("Invalid project.", errors=[FieldError("project", "a project slug")])
     claims = _verified_claims(raw)
     policy = _matching_policy(claims, project_slug)
-    audited = {name: claims[name] for name in AUDITED_CLAIMS if name in claims}
-    with transaction.atomic():
-        _remember_jti(claims, timezone.now())
-        token, plaintext = token_create(
-            actor=Actor.system_actor(),
-            kind=ApiToken.Kind.SERVICE,
-            name=f"oidc policy {policy.pk}: {claims['sub']}"[:100],
-            project=policy.project,
-            scopes=policy.scopes,
-            expires_in=timedelta(seconds=policy.lifetime_seconds),
-            owner=policy.created_by,
-            oidc_policy=policy,
-            oidc_claims=audited,
-        )
+    return _mint(policy=policy, claims=claims)
+
+
+@service
+def _mint(*, policy: TrustPolicy, claims: Mapping[str, Any]) -> Minted:
+    """Remember the jti and mint the token in one transaction: a refused mint forgets the jti,
+    and of two racing exchanges of one token the second waits on the first's unique key."""
+    _remember_jti(claims, timezone.now())
+    token, plaintext = token_create(
+        actor=Actor.system_actor(),
+        kind=ApiToken.Kind.SERVICE,
+        name=f"oidc policy {policy.pk}: {claims['sub']}"[:100],
+        project=policy.project,
+        scopes=policy.scopes,
+        expires_in=timedelta(seconds=policy.lifetime_seconds),
+        owner=policy.created_by,
+        oidc_policy=policy,
+        oidc_claims={name: claims[name] for name in AUDITED_CLAIMS if name in claims},
+    )
     return Minted(token=token, plaintext=plaintext, policy=policy, scopes=list(token.scopes))
 
 
@@ -323,7 +329,7 @@ def _role_value(raw: Any) -> str:
     return str(raw)
 
 
-@transaction.atomic
+@service
 def group_mapping_add(*, project: Project, actor: Actor, group: Any, role: Any) -> GroupMapping:
     """Members of IdP `group` get `role` on `project` at their next sign-in."""
     if not can_map_groups(actor, project):
@@ -350,7 +356,7 @@ def group_mapping_add(*, project: Project, actor: Actor, group: Any, role: Any) 
     return mapping
 
 
-@transaction.atomic
+@service
 def group_mapping_remove(*, mapping: GroupMapping, actor: Actor) -> None:
     """Stop mapping; roles it granted are revoked at each member's next sign-in."""
     if not can_map_groups(actor, mapping.project):
@@ -409,7 +415,7 @@ def _groups(claims: Mapping[str, Any], claim_name: str) -> list[str]:
     return sorted({g for g in raw if isinstance(g, str) and g})
 
 
-@transaction.atomic
+@service
 def sso_sign_in(*, issuer: str, claims: Mapping[str, Any], groups_claim: str) -> SignInResult:
     """The person the IdP vouched for (issuer + `sub`), created at first sign-in, with their
     IdP-sourced roles granted and revoked to match their groups. An e-mail is never used to
@@ -419,22 +425,27 @@ def sso_sign_in(*, issuer: str, claims: Mapping[str, Any], groups_claim: str) ->
         raise InvalidInput("The IdP sent no subject.", errors=[FieldError("sub", "missing")])
     email = claims.get("email") if isinstance(claims.get("email"), str) else ""
     groups = _groups(claims, groups_claim)
-    identity = (
-        ExternalIdentity.objects.select_for_update(no_key=True)
-        .select_related("user")
-        .filter(issuer=issuer, subject=subject)
-        .first()
-    )
-    created = identity is None
+    # Not locked: role_grant below works at lower lock ranks than an account row. Two first
+    # sign-ins of one person race on the unique (issuer, sub) key; the loser finds the winner's.
+    found = ExternalIdentity.objects.select_related("user").filter(issuer=issuer, subject=subject)
+    identity = found.first()
+    created = False
     if identity is None:
-        user = get_user_model().objects.create_user(
-            username=_new_username(claims), email=str(email)[:254]
-        )
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
-        identity = ExternalIdentity.objects.create(
-            issuer=issuer, subject=subject, user=user, email=str(email)[:254], groups=groups
-        )
+        try:
+            with transaction.atomic():
+                user = get_user_model().objects.create_user(
+                    username=_new_username(claims), email=str(email)[:254]
+                )
+                user.set_unusable_password()
+                user.save(update_fields=["password"])
+                identity = ExternalIdentity.objects.create(
+                    issuer=issuer, subject=subject, user=user, email=str(email)[:254], groups=groups
+                )
+            created = True
+        except IntegrityError:
+            identity = found.get()
+    if created:
+        user = identity.user
         audit_record(
             action="sso_user_created",
             actor=Actor.for_user(user),

@@ -67,3 +67,55 @@ class RequestContextMiddleware:
             return response
         finally:
             request_id_var.reset(token)
+
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Set on the request by whatever turned a database failure into a 503 (the API's exception
+# handler, or `process_exception` below): a read may then be run once more.
+DATABASE_FAILED_ATTR = "_releasegate_database_failed"
+
+
+def mark_database_failed(request: HttpRequest) -> None:
+    setattr(request, DATABASE_FAILED_ATTR, True)
+
+
+class DatabaseUnavailableMiddleware:
+    """A database that fails a request is never a 500, and fails a read only if it fails twice.
+
+    A read (GET, HEAD, OPTIONS: no body consumed, nothing written) that met the database down,
+    busy or a kept connection that died meanwhile is run once more on a fresh connection. This is
+    what makes a per-request health check (`DATABASE_CONN_HEALTH_CHECKS`, one round trip before
+    every request's first query) unnecessary. Writes are retried by their services
+    (releasegate/transactions.py). What still fails answers 503 with Retry-After.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if request.method in SAFE_METHODS and getattr(request, DATABASE_FAILED_ATTR, False):
+            from django.db import connection
+
+            logger.info("%s %s: database failed, reading again", request.method, request.path)
+            setattr(request, DATABASE_FAILED_ATTR, False)
+            connection.close()
+            response = self.get_response(request)
+        return response
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        from releasegate.errors import Unavailable
+        from releasegate.transactions import database_failed
+
+        if not database_failed(exception):
+            return None
+        mark_database_failed(request)
+        logger.warning("%s %s: database unavailable", request.method, request.path)
+        response = HttpResponse(
+            "The service is busy or its database is unreachable; nothing was changed. "
+            "Try again in a moment.",
+            status=503,
+            content_type="text/plain; charset=utf-8",
+        )
+        response["Retry-After"] = str(Unavailable.RETRY_AFTER_SECONDS)
+        return response

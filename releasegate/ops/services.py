@@ -20,7 +20,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
-from django.db import transaction
 from django.utils import timezone
 
 from releasegate.accounts.actors import Actor, Capability
@@ -28,6 +27,7 @@ from releasegate.audit.services import audit_record
 from releasegate.errors import Conflict, FieldError, InvalidInput, NotPermitted
 from releasegate.ops.models import NOTIFICATION_EVENTS, Delivery, NotificationTarget
 from releasegate.releases.models import Project, Release
+from releasegate.transactions import lock_project, service
 
 SIGNATURE_HEADER = "X-Releasegate-Signature"
 TIMESTAMP_HEADER = "X-Releasegate-Timestamp"
@@ -93,7 +93,7 @@ def _address(value: Any) -> str:
     return str(value)
 
 
-@transaction.atomic
+@service
 def notification_target_add(
     *,
     project: Project,
@@ -118,7 +118,7 @@ def notification_target_add(
         url, address, secret = _webhook_url(url), "", secrets.token_urlsafe(32)
     else:
         url, address = "", _address(address)
-    Project.objects.select_for_update().only("id").get(pk=project.pk)
+    lock_project(project.pk)
     live = NotificationTarget.objects.filter(project=project, removed_at__isnull=True)
     if live.count() >= MAX_TARGETS_PER_PROJECT:
         raise Conflict(
@@ -150,7 +150,7 @@ def notification_target_add(
     return target, secret
 
 
-@transaction.atomic
+@service
 def notification_target_remove(*, target: NotificationTarget, actor: Actor) -> NotificationTarget:
     _require_manager(actor, target.project)
     updated = NotificationTarget.objects.filter(pk=target.pk, removed_at__isnull=True).update(

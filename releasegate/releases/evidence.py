@@ -1,4 +1,4 @@
-"""The structured evidence documents and their schemas (see the product brief, "Evidence formats").
+"""The structured evidence documents and their schemas (docs/evidence.md has an example of each).
 
 `validate_document` returns every problem with where it is (`findings[0].severity`), so a caller
 can say exactly what to fix. An SBOM is checked here only for its shape (CycloneDX 1.2-1.6 or

@@ -45,8 +45,11 @@ from releasegate.releases.signals import gate_evaluated
 
 
 def visible_project_ids(actor: Actor) -> list[int]:
+    """The projects whose releases the actor may read (a narrow token, e.g. alerts:write, none)."""
     if actor.is_service and actor.token is not None:
-        return [actor.token.project_id] if actor.token.project_id else []
+        project_id = actor.token.project_id
+        readable = project_id is not None and actor.token_grants(Capability.READ)
+        return [project_id] if readable and project_id is not None else []
     if actor.person is None:
         return []
     return project_ids_with_role(actor.person)

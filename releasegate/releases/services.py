@@ -12,7 +12,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
@@ -36,6 +36,7 @@ from releasegate.releases.models import (
 from releasegate.releases.policy import ENVIRONMENT_RE, PolicySpec, policy_spec_from
 from releasegate.releases.selectors import gate_release_queryset, load_gate_facts
 from releasegate.releases.signals import send_after_commit
+from releasegate.transactions import LockRank, lock_artifact, lock_one, lock_project, service
 
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 VERSION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]{0,99}$")
@@ -66,23 +67,19 @@ def _reason(value: Any, field: str = "reason") -> str:
 
 
 def _lock_for_gate(release: Release) -> Release:
-    """Serialize every act that can turn a gate from cleared to blocked with promotion.
-
-    Order: artifact digest (PostgreSQL advisory lock, so a veto on the same artifact in another
-    project is seen), then the project row (carry-forward vetoes, policy changes), then the release.
+    """Serialize every act that can turn a gate from cleared to blocked with promotion, in the
+    lock order of releasegate/transactions.py: the artifact digest (a veto on the same artifact in
+    another project is seen), the project row (carry-forward vetoes, policy changes), the release.
     """
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [release.artifact_digest])
-    Project.objects.select_for_update().only("id").get(pk=release.project_id)
-    locked = gate_release_queryset().select_for_update(of=("self",)).get(pk=release.pk)
-    return locked
+    lock_artifact(release.artifact_digest)
+    lock_project(release.project_id)
+    return lock_one(gate_release_queryset(), LockRank.RELEASE, pk=release.pk)
 
 
 # Projects, policies and roles ------------------------------------------------------------------
 
 
-@transaction.atomic
+@service
 def project_create(
     *, slug: str, name: str, actor: Actor, policy: dict[str, Any] | None = None
 ) -> Project:
@@ -118,7 +115,7 @@ def project_create(
     return project
 
 
-@transaction.atomic
+@service
 def project_rename(*, project: Project, actor: Actor, name: Any) -> Project:
     """Change a project's display name: its admin, or the site administrator. Nothing else of a
     project changes outside its own service (the slug is its identity in CI and tokens)."""
@@ -131,7 +128,7 @@ def project_rename(*, project: Project, actor: Actor, name: Any) -> Project:
         raise InvalidInput(
             "Invalid project name.", errors=[FieldError("name", "1 to 200 characters")]
         )
-    locked = Project.objects.select_for_update(of=("self",)).get(pk=project.pk)
+    locked = lock_one(Project.objects.all(), LockRank.PROJECT, pk=project.pk)
     clean = name.strip()
     if locked.name == clean:
         return locked
@@ -148,7 +145,7 @@ def project_rename(*, project: Project, actor: Actor, name: Any) -> Project:
     return locked
 
 
-@transaction.atomic
+@service
 def policy_change(
     *, project: Project, actor: Actor, changes: dict[str, Any], note: str = ""
 ) -> GatePolicy:
@@ -160,10 +157,8 @@ def policy_change(
         raise InvalidInput(
             "Nothing to change.", errors=[FieldError("(document)", "no settings given")]
         )
-    locked = (
-        Project.objects.select_for_update(of=("self",))
-        .select_related("current_policy")
-        .get(pk=project.pk)
+    locked = lock_one(
+        Project.objects.select_related("current_policy"), LockRank.PROJECT, pk=project.pk
     )
     current = locked.current_policy
     assert current is not None
@@ -209,7 +204,7 @@ def _role(value: Any) -> Role:
         ) from None
 
 
-@transaction.atomic
+@service
 def role_grant(*, project: Project, user: User, role: str, actor: Actor) -> None:
     """Give `user` a role on `project`. Nobody grants a role to themselves."""
     granted = _role(role)
@@ -228,7 +223,7 @@ def role_grant(*, project: Project, user: User, role: str, actor: Actor) -> None
     )
 
 
-@transaction.atomic
+@service
 def role_revoke(*, project: Project, user: User, role: str, actor: Actor) -> None:
     revoked = _role(role)
     if not _may_grant(actor, project, revoked):
@@ -258,7 +253,7 @@ def _requester_for(actor: Actor) -> User:
     raise NotPermitted("This token has no owner to request a release in the name of.")
 
 
-@transaction.atomic
+@service
 def release_create(
     *,
     project: Project,
@@ -289,6 +284,9 @@ def release_create(
         errors.append(FieldError("summary", "text of at most 5000 characters"))
     if errors:
         raise InvalidInput("The release is not valid.", errors=errors)
+    # The project first, as every act of the project does (releasegate/transactions.py): a policy
+    # change or a veto of the project then never interleaves with the new release.
+    lock_project(project.pk)
     if Release.objects.filter(project=project, version=version).exists():
         raise Conflict(
             f"Version {version} exists already in {project.slug}.", code="duplicate_version"
@@ -345,7 +343,7 @@ def _file_digest(upload: UploadedFile) -> str:
     return f"sha256:{h.hexdigest()}"
 
 
-@transaction.atomic
+@service
 def evidence_attach(
     *,
     release: Release,
@@ -423,7 +421,7 @@ def evidence_attach(
     return evidence
 
 
-@transaction.atomic
+@service
 def release_submit(*, release: Release, actor: Actor) -> Release:
     """Ask for review: draft to in_review."""
     _require(actor, release.project, Capability.EDIT_RELEASE, "You may not submit this release.")
@@ -446,7 +444,7 @@ def release_submit(*, release: Release, actor: Actor) -> Release:
     return locked
 
 
-@transaction.atomic
+@service
 def release_withdraw(*, release: Release, actor: Actor, reason: Any) -> Release:
     _require(actor, release.project, Capability.EDIT_RELEASE, "You may not withdraw this release.")
     text = _reason(reason)
@@ -490,7 +488,7 @@ def _reviewer(actor: Actor, release: Release, role: Any, act: str) -> Role:
     return held
 
 
-@transaction.atomic
+@service
 def approval_give(*, release: Release, actor: Actor, role: Any, comment: Any = "") -> Approval:
     """Approve in one role, bound to the release's current evidence manifest."""
     held = _reviewer(actor, release, role, "approve")
@@ -547,7 +545,7 @@ def approval_give(*, release: Release, actor: Actor, role: Any, comment: Any = "
     return approval
 
 
-@transaction.atomic
+@service
 def veto_cast(
     *, release: Release, actor: Actor, role: Any, reason: Any, scope: Any = Veto.Scope.CARRY_FORWARD
 ) -> Veto:
@@ -605,7 +603,7 @@ def _requests_a_release_blocked_by(person: User, veto: Veto) -> bool:
     return Release.objects.filter(reach, requester_id=person.pk).exists()
 
 
-@transaction.atomic
+@service
 def veto_lift(*, veto: Veto, actor: Actor, reason: Any) -> Veto:
     """Lift a veto. Only a holder of the vetoing role on that project, never the requester."""
     person = actor.person
@@ -622,7 +620,7 @@ def veto_lift(*, veto: Veto, actor: Actor, reason: Any) -> Veto:
             code="requester_cannot_lift",
         )
     text = _reason(reason)
-    locked = Veto.objects.select_for_update().get(pk=veto.pk)
+    locked = lock_one(Veto.objects.all(), LockRank.RELEASE_ROWS, pk=veto.pk)
     if locked.lifted_at is not None:
         raise Conflict("The veto was lifted already.", code="already_lifted")
     locked.lifted_at = timezone.now()
@@ -643,7 +641,7 @@ def veto_lift(*, veto: Veto, actor: Actor, reason: Any) -> Veto:
 # Promotion ----------------------------------------------------------------------------------------
 
 
-@transaction.atomic
+@service
 def release_promote(*, release: Release, actor: Actor) -> tuple[Release, GateDecision]:
     """Promote to production if, and only if, the gate clears it at this instant, under lock."""
     _require(

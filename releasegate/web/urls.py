@@ -1,7 +1,7 @@
 from django.urls import URLPattern, URLResolver, path
 
 from releasegate.identity.views import sign_out
-from releasegate.web import views
+from releasegate.web import dashboard_views, views
 
 app_name = "web"
 
@@ -22,6 +22,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("releases/<int:release_id>/audit.json", views.audit_json, name="audit_json"),
     path("projects/", views.project_list, name="projects"),
     path("projects/<slug:slug>/", views.project_page, name="project"),
+    path("projects/<slug:slug>/dashboard/", dashboard_views.dashboard_page, name="dashboard"),
+    path("dashboard/", dashboard_views.dashboards, name="dashboards"),
     path("projects/<slug:slug>/policy/", views.policy_edit, name="policy"),
     path("projects/<slug:slug>/roles/<str:act>/", views.role_change, name="roles"),
     path("tokens/", views.tokens, name="tokens"),

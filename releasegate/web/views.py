@@ -39,6 +39,7 @@ from releasegate.releases.services import (
     veto_lift,
 )
 from releasegate.web import selectors
+from releasegate.web.dashboard import projects_at_a_glance
 from releasegate.web.forms import (
     EVIDENCE_FORMS,
     POLICY_FIELD_MAP,
@@ -140,6 +141,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "waiting": selectors.waiting_on_reviewer(request.user),
             "mine": selectors.requested_by(actor),
             "can_create": bool(selectors.projects_where(actor, Capability.CREATE_RELEASE)),
+            "projects": projects_at_a_glance(actor),
         },
     )
 

@@ -36,6 +36,9 @@ UNAUTHENTICATED = {
     "none": 401,
 }
 SCOPES = ("gate:read", "releases:write", "checks:write", "releases:promote")
+# Tokens of these scopes serve one endpoint each (admission, alerts, attestations) and read
+# nothing else: to the rest of the API they are as a token of another project.
+NARROW_SCOPES = ("admission:review", "alerts:write", "attestations:read")
 
 
 def expected(
@@ -52,6 +55,8 @@ def expected(
     table["session:outsider"] = table["token:outsider"] = outsider
     for scope in SCOPES:
         table[f"service:{scope}"] = scopes.get(scope, scopes.get("*", 0))
+    for scope in NARROW_SCOPES:
+        table[f"service:{scope}"] = other_project
     table["service:other-project"] = other_project
     table.update(UNAUTHENTICATED)
     return table

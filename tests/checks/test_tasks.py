@@ -268,3 +268,49 @@ def test_vulnerabilities_fail_closed_when_no_advisories_are_imported(personas):
     assert run(release, "vulnerabilities") == "error"
     assert "import_osv" in results(release, "vulnerabilities")[0].summary
     assert check_blocker(release, "vulnerabilities") == ("check_failed", "error")
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_task_that_meets_a_busy_database_gives_its_claim_back_at_once(personas, advisory_db):
+    """The release row is held by another transaction past every retry of the result's write:
+    the task must not leave its check `running` until the lease runs out, but pending again, for
+    the next delivery of the task (Celery's retry, a second later) to claim."""
+    import threading
+
+    from django.db import connection, transaction
+
+    from releasegate.errors import Unavailable
+
+    release = submitted_release(personas.project, personas.requester)
+    holding, done = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                # As a service holds it: a claim's insert (its foreign-key check) still goes by.
+                cursor.execute(
+                    "SELECT id FROM releases_release WHERE id = %s FOR NO KEY UPDATE", [release.pk]
+                )
+                holding.set()
+                done.wait(timeout=30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert holding.wait(timeout=10)
+        with connection.cursor() as cursor:
+            cursor.execute("SET lock_timeout = '50ms'")
+        # Called directly, a task's retry re-raises what it retries on.
+        with pytest.raises(Unavailable):
+            run_check(release.pk, "data_flow", release.manifest_digest)
+    finally:
+        done.set()
+        holder.join(timeout=30)
+        with connection.cursor() as cursor:
+            cursor.execute("RESET lock_timeout")
+    (row,) = results(release, "data_flow")
+    assert row.status == "pending" and row.claimed_until is None
+    assert run(release, "data_flow") == "passed"

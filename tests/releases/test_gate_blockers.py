@@ -1,4 +1,4 @@
-"""Every blocker code of the gate, each produced by the situation the product brief names."""
+"""Every blocker code of the gate, each produced by the situation that causes it."""
 
 from datetime import date, timedelta
 

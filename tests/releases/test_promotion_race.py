@@ -15,6 +15,8 @@ from django.utils import timezone
 
 from releasegate.accounts.actors import Actor
 from releasegate.audit.models import AuditEvent
+from releasegate.checks.models import CheckResult
+from releasegate.checks.services import check_result_record
 from releasegate.errors import Conflict
 from releasegate.releases.evidence import manifest_digest
 from releasegate.releases.models import Approval, Promotion, Release, Veto
@@ -99,9 +101,11 @@ def _race(ids: list[int], *acts: Callable[[Release], None]) -> list[list[str]]:
 
 
 def test_promote_racing_a_veto_never_promotes_after_the_veto(personas):
+    """A promote, a veto and a worker recording a check result, all on the same release at once,
+    every round: no deadlock, no lost act, never a promotion after the veto."""
     p = personas
     ids = _cleared_releases(p, ROUNDS, "pv")
-    promoter, vetoer = p.actor("requester"), p.actor("security")
+    promoter, vetoer, worker = p.actor("requester"), p.actor("security"), Actor.system_actor()
 
     def promote(release: Release) -> None:
         release_promote(release=release, actor=promoter)
@@ -109,10 +113,18 @@ def test_promote_racing_a_veto_never_promotes_after_the_veto(personas):
     def veto(release: Release) -> None:
         veto_cast(release=release, actor=vetoer, role="security", reason="found a leak")
 
-    promoted, vetoed = _race(ids, promote, veto)
+    def record_check(release: Release) -> None:
+        # A check the policy does not require: it races for the same locks, not for the answer.
+        check_result_record(
+            release=release, actor=worker, check="licenses", status="passed", summary="ok"
+        )
 
-    # A veto on a promoted release is legal, so the veto always lands.
+    promoted, vetoed, recorded = _race(ids, promote, veto, record_check)
+
+    # A veto on a promoted release is legal, so the veto always lands; so does the check result.
     assert vetoed == ["ok"] * ROUNDS
+    assert recorded == ["ok"] * ROUNDS
+    assert CheckResult.objects.filter(release_id__in=ids, check_name="licenses").count() == ROUNDS
     assert set(promoted) <= {"ok", "blocked"}
     promotions = {x.release_id: x for x in Promotion.objects.filter(release_id__in=ids)}
     vetoes = {v.release_id: v for v in Veto.objects.filter(release_id__in=ids)}
