@@ -74,9 +74,36 @@ class Case:
     statuses: dict[str, int]
 
 
-def _cases(release: Release, draft: Release, veto_id: int) -> dict[str, Case]:
+def _admin_in_person(status: int) -> dict[str, int]:
+    """Only the project admin, signed in: a token (even the admin's own) never sets trust."""
+    table = expected(people={"admin": status, "*": 403}, scopes={"*": 403})
+    table["token:admin"] = 403
+    return table
+
+
+GITHUB = "https://token.actions.githubusercontent.com"
+ANYONE_401 = expected(people={"*": 401}, outsider=401, scopes={"*": 401}, other_project=401)
+
+
+def _cases(release: Release, draft: Release, veto_id: int, policy_id: int = 0) -> dict[str, Case]:
     r = release.pk
+    trust = "/api/v1/projects/support-assistant/trust-policies"
     return {
+        "trust_policies_list": Case("GET", trust, None, READ),
+        "trust_policy_add": Case(
+            "POST",
+            trust,
+            {
+                "issuer": GITHUB,
+                "audience": "releasegate",
+                "claims": {"repository_id": "42"},
+                "scopes": ["gate:read"],
+            },
+            _admin_in_person(201),
+        ),
+        "trust_policy_remove": Case("DELETE", f"{trust}/{policy_id}", None, _admin_in_person(204)),
+        # No credential but the ID token: every caller is refused alike for a token that is none.
+        "oidc_exchange": Case("POST", "/api/v1/oidc/exchange", {"token": "a.b.c"}, ANYONE_401),
         "gate": Case("GET", "/api/v1/gate?project=support-assistant&version=1.0.0", None, READ),
         "gate_by_digest": Case("GET", f"/api/v1/gate?digest={release.artifact_digest}", None, READ),
         "release_gate": Case("GET", f"/api/v1/releases/{r}/gate", None, READ),
@@ -177,8 +204,18 @@ def world(personas: Any) -> dict[str, Any]:
         scope="release",
     )
     assert veto.pk != veto_security.pk
+    from releasegate.identity.services import trust_policy_add
+
+    policy = trust_policy_add(
+        project=personas.project,
+        actor=personas.actor("admin"),
+        issuer="https://token.actions.githubusercontent.com",
+        audience="releasegate",
+        claims={"repository_id": "7"},
+        scopes=["gate:read"],
+    )
     return {
-        "cases": _cases(release, draft, veto_security.pk),
+        "cases": _cases(release, draft, veto_security.pk, policy.pk),
         "callers": callers(personas, other.project),
     }
 
@@ -198,6 +235,10 @@ ENDPOINTS = [
     "check_report",
     "waiver",
     "promote",
+    "trust_policies_list",
+    "trust_policy_add",
+    "trust_policy_remove",
+    "oidc_exchange",
 ]
 
 
@@ -210,7 +251,8 @@ def test_authorization_matrix(world: dict[str, Any], endpoint: str) -> None:
         try:
             response = caller.request(case.method, case.path, case.body)
             got[caller.name] = response.status_code
-            assert response["Content-Type"].startswith("application/json"), caller.name
+            if response.status_code != 204:
+                assert response["Content-Type"].startswith("application/json"), caller.name
             if response.status_code >= 400:
                 body = response.json()
                 assert body["code"] and body["message"], (caller.name, body)
@@ -236,6 +278,9 @@ def test_matrix_covers_every_api_route() -> None:
         "api-checks",
         "api-promote",
         "api-waivers",
+        "api-oidc-exchange",
+        "api-trust-policies",
+        "api-trust-policy",
     }
     assert routes == covered
 
