@@ -38,7 +38,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="api-trust-policies",
     ),
     path(
-        "projects/<str:slug>/trust-policies/<int:policy_id>",
+        "projects/<str:slug>/trust-policies/<str:policy_id>",
         identity_api.TrustPolicyView.as_view(),
         name="api-trust-policy",
     ),

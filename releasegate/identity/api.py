@@ -3,7 +3,12 @@ project's trust policies (its admins, signed in; a token never sets who may mint
 
 from typing import Any
 
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import serializers, status
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -13,6 +18,7 @@ from rest_framework.views import APIView
 from releasegate.api.base import ScopedAPIView
 from releasegate.api.parsers import BoundedJSONParser
 from releasegate.api.serializers import ErrorSerializer
+from releasegate.api.views import errors
 from releasegate.errors import FieldError, InvalidInput, NotFound
 from releasegate.identity import selectors
 from releasegate.identity.models import TrustPolicy
@@ -68,7 +74,7 @@ class ExchangeView(APIView):
                     "scopes": serializers.ListField(child=serializers.CharField()),
                 },
             ),
-            400: OpenApiResponse(ErrorSerializer, description="No token in the body."),
+            **errors(400, 413, 415),
             401: _REFUSED,
             503: OpenApiResponse(ErrorSerializer, description="The issuer cannot be reached."),
         },
@@ -99,7 +105,7 @@ class TrustPoliciesView(ScopedAPIView):
     @extend_schema(
         operation_id="trust_policies_list",
         summary="The project's trust policies in force",
-        responses={200: OpenApiResponse(description="`{results: [...]}`")},
+        responses={200: OpenApiResponse(description="`{results: [...]}`"), **errors(401, 404)},
         tags=["identity"],
     )
     def get(self, request: Request, slug: str) -> Response:
@@ -122,7 +128,10 @@ class TrustPoliciesView(ScopedAPIView):
                 "lifetime": serializers.CharField(required=False, help_text="e.g. 10m"),
             },
         ),
-        responses={201: OpenApiResponse(description="The policy.")},
+        responses={
+            201: OpenApiResponse(description="The policy."),
+            **errors(400, 401, 403, 404, 413, 415),
+        },
         tags=["identity"],
     )
     def post(self, request: Request, slug: str) -> Response:
@@ -147,12 +156,17 @@ class TrustPolicyView(ScopedAPIView):
     @extend_schema(
         operation_id="trust_policies_remove",
         summary="Remove a trust policy (project admin, signed in)",
-        responses={204: None},
+        parameters=[OpenApiParameter("policy_id", int, OpenApiParameter.PATH)],
+        responses={204: None, **errors(401, 403, 404)},
         tags=["identity"],
     )
-    def delete(self, request: Request, slug: str, policy_id: int) -> Response:
+    def delete(self, request: Request, slug: str, policy_id: str) -> Response:
         project = self.project(slug)
-        policy = selectors.trust_policy_for(project, policy_id)
+        # Any text is routed here, so a malformed id is this API's JSON 404 and never falls
+        # through to a catch-all page.
+        if not (policy_id.isascii() and policy_id.isdigit()):
+            raise NotFound("No such trust policy.")
+        policy = selectors.trust_policy_for(project, int(policy_id))
         if policy is None:
             raise NotFound("No such trust policy.")
         trust_policy_remove(policy=policy, actor=self.actor)
