@@ -1,6 +1,7 @@
 """Benchmark of the automated checks.
 
     .venv/bin/python bench/checks_bench.py [--advisories 50000] [--components 5000] [--releases 40]
+    .venv/bin/python bench/checks_bench.py --light [--releases 100]
 
 Measures, on PostgreSQL (a database of its own, rg_checks_bench, recreated) and Redis (database 15):
 1. importing 50,000 OSV advisories: the 2,661 real PyPI ones in ../shared/data plus generated ones
@@ -8,6 +9,9 @@ Measures, on PostgreSQL (a database of its own, rg_checks_bench, recreated) and 
 2. the sbom_valid and vulnerabilities checks on one SBOM of 5,000 components;
 3. a real `celery -A releasegate worker` (2 processes) on Redis: checks per second over releases in
    review, each needing the seven default checks, enqueued by the sweep.
+With --light, only 3., over the six light checks (sbom_valid on a small SBOM, licenses,
+pipeline_findings, data_flow, monitoring_coverage, least_privilege). CHECKS_BENCH_DB names
+another database than rg_checks_bench.
 """
 
 import argparse
@@ -25,10 +29,18 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPA_ZIP = ROOT / ".." / "shared" / "data" / "osv" / "pypa-advisory-database.osv.zip"
-DB_NAME = "rg_checks_bench"
+DB_NAME = os.environ.get("CHECKS_BENCH_DB", "rg_checks_bench")
+LIGHT_CHECKS = [
+    "sbom_valid",
+    "licenses",
+    "pipeline_findings",
+    "data_flow",
+    "monitoring_coverage",
+    "least_privilege",
+]
 BROKER = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/15")
 
-os.environ.setdefault("DATABASE_URL", f"postgres://postgres@127.0.0.1:5432/{DB_NAME}")
+os.environ["DATABASE_URL"] = f"postgres://postgres@127.0.0.1:5432/{DB_NAME}"
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "releasegate.settings")
 os.environ["CELERY_BROKER_URL"] = BROKER
@@ -135,6 +147,7 @@ def main() -> None:
     parser.add_argument("--advisories", type=int, default=50_000)
     parser.add_argument("--components", type=int, default=5_000)
     parser.add_argument("--releases", type=int, default=40)
+    parser.add_argument("--light", action="store_true", help="the worker on the light checks only")
     args = parser.parse_args()
     rng = random.Random(7)
 
@@ -155,6 +168,7 @@ def main() -> None:
     from releasegate.checks.tasks import sweep
     from releasegate.releases.services import (
         evidence_attach,
+        policy_change,
         project_create,
         release_create,
         release_submit,
@@ -162,56 +176,66 @@ def main() -> None:
     )
     from tests.builders import EVIDENCE
 
-    real = 2661 if PYPA_ZIP.exists() else 0
-    with tempfile.TemporaryDirectory() as tmp:
-        archive = Path(tmp) / "advisories.zip"
-        write_zip(archive, generated_advisories(args.advisories - real, rng))
-        report, import_s = timed(
-            f"import {args.advisories} advisories (fresh)", lambda: advisories_import(path=archive)
-        )
-        again, reimport_s = timed(
-            "import again (idempotent)", lambda: advisories_import(path=archive)
-        )
-    print(
-        f"  stored {Advisory.objects.count()} advisories, "
-        f"{AffectedPackage.objects.count()} affected packages; "
-        f"second run: {again.created} new, {again.updated} updated, {again.unchanged} unchanged"
-    )
-
     system = Actor.system_actor()
     project = project_create(slug="bench", name="Bench", actor=system)
     user = get_user_model().objects.create_user("bench-requester")
     role_grant(project=project, user=user, role="requester", actor=system)
     requester = Actor.for_user(user)
 
-    release = release_create(
-        project=project,
-        actor=requester,
-        version="big",
-        artifact_digest="sha256:" + "b" * 64,
-        environment="production",
-        summary="5,000-component SBOM",
-    )
-    sbom = big_sbom(args.components, rng)
-    evidence_attach(release=release, actor=requester, kind="sbom", document=sbom)
-    release.refresh_from_db()
-    valid, sbom_s = timed(
-        f"sbom_valid on {args.components} components",
-        lambda: compute_check(
-            release_id=release.pk, check="sbom_valid", manifest=release.manifest_digest
-        ),
-    )
-    vulns, vuln_s = timed(
-        f"vulnerabilities on {args.components} components",
-        lambda: compute_check(
-            release_id=release.pk, check="vulnerabilities", manifest=release.manifest_digest
-        ),
-    )
-    print(
-        f"  sbom_valid: {valid.status}; vulnerabilities: {vulns.status}, "
-        f"{vulns.details['failing_count']} failing findings, "
-        f"{vulns.details['below_threshold_count']} below threshold"
-    )
+    if args.light:
+        role_grant(project=project, user=user, role="admin", actor=system)
+        policy_change(
+            project=project,
+            actor=requester,
+            changes={"required_checks": LIGHT_CHECKS},
+            note="bench",
+        )
+    else:
+        real = 2661 if PYPA_ZIP.exists() else 0
+        with tempfile.TemporaryDirectory() as tmp:
+            archive = Path(tmp) / "advisories.zip"
+            write_zip(archive, generated_advisories(args.advisories - real, rng))
+            report, import_s = timed(
+                f"import {args.advisories} advisories (fresh)",
+                lambda: advisories_import(path=archive),
+            )
+            again, reimport_s = timed(
+                "import again (idempotent)", lambda: advisories_import(path=archive)
+            )
+        print(
+            f"  stored {Advisory.objects.count()} advisories, "
+            f"{AffectedPackage.objects.count()} affected packages; "
+            f"second run: {again.created} new, {again.updated} updated, {again.unchanged} unchanged"
+        )
+
+        release = release_create(
+            project=project,
+            actor=requester,
+            version="big",
+            artifact_digest="sha256:" + "b" * 64,
+            environment="production",
+            summary="5,000-component SBOM",
+        )
+        sbom = big_sbom(args.components, rng)
+        evidence_attach(release=release, actor=requester, kind="sbom", document=sbom)
+        release.refresh_from_db()
+        valid, sbom_s = timed(
+            f"sbom_valid on {args.components} components",
+            lambda: compute_check(
+                release_id=release.pk, check="sbom_valid", manifest=release.manifest_digest
+            ),
+        )
+        vulns, vuln_s = timed(
+            f"vulnerabilities on {args.components} components",
+            lambda: compute_check(
+                release_id=release.pk, check="vulnerabilities", manifest=release.manifest_digest
+            ),
+        )
+        print(
+            f"  sbom_valid: {valid.status}; vulnerabilities: {vulns.status}, "
+            f"{vulns.details['failing_count']} failing findings, "
+            f"{vulns.details['below_threshold_count']} below threshold"
+        )
 
     releases = []
     for n in range(args.releases):
@@ -274,6 +298,9 @@ def main() -> None:
     )
     sweep.apply()
 
+    if args.light:
+        print(f"\nworker throughput, light checks: {rate:.1f} checks/s")
+        return
     print("\nsummary")
     print(
         f"  import {args.advisories} advisories: {import_s:.1f} s "

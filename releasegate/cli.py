@@ -1,8 +1,10 @@
-"""`releasegate`: ask the gate from CI, wait for clearance, promote, report check results.
+"""`releasegate`: ask the gate from CI, wait for clearance, promote, report check results,
+fetch a signed attestation and verify one offline.
 
-Exit codes: 0 cleared (or done), 1 blocked, 2 usage, authentication or not found,
-3 server unreachable. The token comes from RELEASEGATE_TOKEN, or with `--oidc` from exchanging the
-CI system's OIDC ID token (see `_token_by_oidc`); no token is ever printed.
+Exit codes: 0 cleared (or done, or valid), 1 blocked (or invalid, expired, revoked), 2 usage,
+authentication or not found, 3 server unreachable. The token comes from RELEASEGATE_TOKEN, or with
+`--oidc` from exchanging the CI system's OIDC ID token (see `_token_by_oidc`); no token is ever
+printed; `verify` needs no token and no network.
 """
 
 import argparse
@@ -14,10 +16,20 @@ import sys
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from releasegate.attestations.statement import (
+    DIGEST_RE,
+    Refused,
+    check_not_revoked,
+    load_public_key,
+    verify_attestation,
+)
 
 CLEARED, BLOCKED, USAGE, UNREACHABLE = 0, 1, 2, 3
 REQUEST_TIMEOUT = 15.0
@@ -90,7 +102,34 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--external-id", required=True)
     report.add_argument("--summary", default="")
     report.add_argument("--details-url", default="")
+    _add_attestation_commands(commands, common)
     return parser
+
+
+def _add_attestation_commands(
+    commands: "argparse._SubParsersAction[argparse.ArgumentParser]",
+    common: Callable[[argparse.ArgumentParser], None],
+) -> None:
+    attest = commands.add_parser(
+        "attest", help="fetch a signed attestation that a cleared release is cleared"
+    )
+    common(attest)
+    attest.add_argument("--project")
+    attest.add_argument("--version")
+    attest.add_argument("--release", type=int)
+    attest.add_argument("-o", "--output", required=True, help="file to write the envelope to")
+
+    verify = commands.add_parser(
+        "verify", help="verify an attestation offline: exit 0 valid, 1 invalid, expired, revoked"
+    )
+    verify.add_argument("--key", required=True, help="releasegate's public key (PEM file)")
+    verify.add_argument("--digest", required=True, help="sha256:<hex> of the artifact to deploy")
+    verify.add_argument("--environment", required=True, help="where it is to be deployed")
+    verify.add_argument(
+        "--max-age", type=_duration_arg, default=timedelta(hours=24), help="default 24h"
+    )
+    verify.add_argument("--revocations", help="a revocation list fetched from releasegate")
+    verify.add_argument("file", help="the attestation (a DSSE envelope, JSON)")
 
 
 class Api:
@@ -290,9 +329,93 @@ def _token_by_oidc(url: str, audience: str, project: str | None) -> str:
     return token
 
 
+def _attest(api: Api, args: argparse.Namespace) -> int:
+    release_id = args.release
+    if release_id is None:
+        status, body = api.call(
+            "GET", "/gate", params={"project": args.project, "version": args.version}
+        )
+        if status != 200:
+            raise _refusal(status, body)
+        release_id = body["release"]["id"]
+    status, body = api.call("GET", f"/releases/{release_id}/attestation")
+    if status == 409:
+        print(f"not cleared: {body.get('message', '')}")
+        _print_blockers(body.get("blockers") or [])
+        return BLOCKED
+    if status != 200:
+        raise _refusal(status, body)
+    Path(args.output).write_text(json.dumps(body, indent=2) + "\n")
+    print(f"attestation of release {release_id} written to {args.output}")
+    return CLEARED
+
+
+def _read_json(path: str, what: str) -> Any:
+    """The JSON document in `path`; OSError for an unreadable file (usage), Refused for one
+    that is not JSON (what was handed over is not an attestation)."""
+    text = Path(path).read_text()
+    try:
+        return json.loads(text)
+    except ValueError:
+        raise Refused(f"{what} {path} is not JSON") from None
+
+
+def _verify(args: argparse.Namespace) -> int:
+    """Offline: no token, no network. 0 valid, 1 refused, 2 usage."""
+    if DIGEST_RE.match(args.digest) is None:
+        print("--digest must be sha256:<64 lower-case hex>", file=sys.stderr)
+        return USAGE
+    try:
+        public = load_public_key(Path(args.key).read_bytes())
+    except (OSError, ValueError) as error:
+        print(f"--key: {error}", file=sys.stderr)
+        return USAGE
+
+    def key_for(keyid: str) -> ec.EllipticCurvePublicKey:
+        return public  # one trusted key: whatever key id the envelope names
+
+    now = datetime.now(UTC)
+    try:
+        envelope = _read_json(args.file, "the attestation")
+        verified = verify_attestation(
+            envelope,
+            key_for=key_for,
+            digest=args.digest,
+            environment=args.environment,
+            max_age=args.max_age,
+            now=now,
+        )
+        if args.revocations:
+            check_not_revoked(
+                verified,
+                _read_json(args.revocations, "the revocation list"),
+                key_for=key_for,
+                digest=args.digest,
+                max_age=args.max_age,
+                now=now,
+            )
+    except OSError as error:
+        print(f"cannot read {error.filename}: {error.strerror}", file=sys.stderr)
+        return USAGE
+    except Refused as refused:
+        print(f"invalid: {refused}")
+        return BLOCKED
+    print(
+        f"valid: {verified.subject} ({args.digest}) cleared for {verified.environment} at "
+        f"{verified.time_verified.isoformat()} (attestation {verified.attestation_id})"
+    )
+    return CLEARED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
+    if args.command == "verify":
+        return _verify(args)
+    if args.command == "attest" and (args.release is None) == (
+        args.project is None or args.version is None
+    ):
+        parser.error("attest needs --release, or --project and --version (not both)")
     if args.command == "gate" and not (args.digest or (args.project and args.version)):
         parser.error("gate needs --project and --version, or --digest")
     if args.command == "gate" and args.digest and args.version:
@@ -314,7 +437,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("RELEASEGATE_TOKEN is not set.", file=sys.stderr)
         return USAGE
     api = Api(args.url, token)
-    run = {"gate": _gate, "promote": _promote, "report-check": _report}[args.command]
+    run = {"gate": _gate, "promote": _promote, "report-check": _report, "attest": _attest}[
+        args.command
+    ]
     try:
         return run(api, args)
     except Failed as error:

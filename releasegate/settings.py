@@ -4,6 +4,7 @@ Embedded defaults run a first look on one machine (SQLite, a local file broker).
 DEBUG=false and must then provide a real SECRET_KEY; see docs/operations.md "Configuration".
 """
 
+import re
 from pathlib import Path
 
 from csp import constants as csp_constants
@@ -158,6 +159,14 @@ LOGOUT_REDIRECT_URL = "/login/"
 # The PEM file of the ECDSA P-256 key that signs attestations and audit checkpoints; unset, the
 # embedded default (DEBUG on) generates one in the data folder.
 RELEASEGATE_SIGNING_KEY = env_str("RELEASEGATE_SIGNING_KEY", "")
+# The service's public base URL: the `verifier.id` of every attestation, and the base of the
+# release and policy URLs it names. The embedded default's own address when unset.
+RELEASEGATE_BASE_URL = env_str("RELEASEGATE_BASE_URL", "http://localhost:8000").rstrip("/")
+if not re.match(r"^https?://[A-Za-z0-9.\-\[\]:]+(/[^\s?#]*)?$", RELEASEGATE_BASE_URL):
+    raise ImproperlyConfigured(
+        "RELEASEGATE_BASE_URL must be the service's http(s) base URL without query or fragment "
+        f"(e.g. https://releasegate.example.com), got {RELEASEGATE_BASE_URL!r}"
+    )
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("RELEASEGATE_MAX_BODY_BYTES", 10 * 1024 * 1024, minimum=1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = DATA_UPLOAD_MAX_MEMORY_SIZE
 
@@ -224,11 +233,18 @@ else:
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 RELEASEGATE_SWEEP_SECONDS = env_int("RELEASEGATE_SWEEP_SECONDS", 30, minimum=1)
+# How often the scheduler enqueues notification outbox rows left unexpanded (a broker outage).
+RELEASEGATE_OUTBOX_SWEEP_SECONDS = env_int("RELEASEGATE_OUTBOX_SWEEP_SECONDS", 15, minimum=1)
 # Checks: acknowledged only when done, re-queued if the worker dies, one message at a time.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True  # the database holds results, not a result backend
+# Celery's Django fixup closes every database connection before and after each task unless this is
+# set: a new PostgreSQL connection (a server process forked, authenticated) for every check. With
+# it the fixup closes them every 2 x N tasks, and before each task releasegate.ops.receivers drops
+# a connection that broke or outlived CONN_MAX_AGE, as Django does between requests.
+CELERY_DB_REUSE_MAX = 500
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # A task running when the broker connection drops is cancelled (and redelivered, or swept again)
 # rather than finishing unacknowledged; Celery 6 makes this the default.
@@ -258,6 +274,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": float(RELEASEGATE_SWEEP_SECONDS),
         "options": {"expires": float(RELEASEGATE_SWEEP_SECONDS)},
     },
+    # Outbox notices a broker outage left unexpanded are enqueued again within seconds.
+    "sweep-notices": {
+        "task": "releasegate.ops.tasks.sweep_notices",
+        "schedule": float(RELEASEGATE_OUTBOX_SWEEP_SECONDS),
+        "options": {"expires": float(RELEASEGATE_OUTBOX_SWEEP_SECONDS)},
+    },
     # Notifications left pending (a lost worker, a broker outage) are taken up again.
     "sweep-notifications": {
         "task": "releasegate.ops.tasks.sweep_deliveries",
@@ -265,6 +287,16 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": 300.0},
     },
 }
+# Signed audit checkpoints (docs/audit.md): the scheduler writes one into this folder every
+# RELEASEGATE_CHECKPOINT_SECONDS when it is set; keep the folder off the database's host.
+RELEASEGATE_CHECKPOINT_DIR = env_str("RELEASEGATE_CHECKPOINT_DIR", "")
+RELEASEGATE_CHECKPOINT_SECONDS = env_int("RELEASEGATE_CHECKPOINT_SECONDS", 3600, minimum=1)
+if RELEASEGATE_CHECKPOINT_DIR:
+    CELERY_BEAT_SCHEDULE["publish-audit-checkpoint"] = {
+        "task": "releasegate.audit.tasks.publish_checkpoint",
+        "schedule": float(RELEASEGATE_CHECKPOINT_SECONDS),
+        "options": {"expires": float(RELEASEGATE_CHECKPOINT_SECONDS)},
+    }
 
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",

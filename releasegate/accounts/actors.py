@@ -54,6 +54,8 @@ _ROLE_CAPABILITIES: dict[Role, frozenset[Capability]] = {
             Capability.CHANGE_POLICY,
             Capability.MANAGE_ROLES,
             Capability.MANAGE_SERVICE_TOKENS,
+            # They answer for the project's roles, policies and tokens, so they read its trail.
+            Capability.EXPORT_AUDIT,
         }
     ),
     Role.AUDITOR: frozenset({Capability.READ, Capability.EXPORT_AUDIT}),

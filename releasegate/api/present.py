@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from releasegate.audit import selectors as audit_selectors
 from releasegate.audit.models import AuditEvent
 from releasegate.checks.models import CheckResult, Waiver
 from releasegate.releases.models import Approval, Evidence, Project, Release, Veto
@@ -107,14 +108,31 @@ def release_detail_dict(release: Release) -> dict[str, Any]:
 
 
 def audit_event_dict(event: AuditEvent) -> dict[str, Any]:
+    """Every field the event's `entry_hash` covers, and its link: enough to recompute both."""
     return {
+        "chain": event.chain.name,
         "seq": event.seq,
         "created_at": _iso(event.created_at),
         "action": event.action,
         "actor": event.actor,
+        "actor_user_id": event.actor_user_id,
+        "project_id": event.project_id,
+        "release_id": event.release_id,
         "data": event.data,
+        "entry_hash": event.entry_hash,
         "prev_hash": event.prev_hash,
         "hash": event.hash,
+    }
+
+
+def audit_trail_dict(release: Release) -> dict[str, Any]:
+    """The release's trail as one document, with the proof that links it to a checkpoint."""
+    events = list(audit_selectors.release_events(release))
+    proof = audit_selectors.chain_proof(events)
+    return {
+        "release": release_dict(release),
+        "events": [audit_event_dict(e) for e in events],
+        "proof": proof.as_dict() if proof is not None else None,
     }
 
 

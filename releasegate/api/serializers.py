@@ -7,21 +7,11 @@ that is wrong, so no rule lives here twice.
 from rest_framework import serializers
 
 from releasegate.checks.models import CheckStatus
+from releasegate.releases.gate import BlockerCode
 from releasegate.releases.models import EvidenceKind, Release, Veto
 from releasegate.releases.policy import CHECK_NAMES
 
-BLOCKER_CODES = [
-    "not_submitted",
-    "evidence_missing",
-    "evidence_invalid",
-    "check_pending",
-    "check_failed",
-    "approval_missing",
-    "approval_stale",
-    "approval_expired",
-    "veto",
-    "withdrawn",
-]
+BLOCKER_CODES = [code.value for code in BlockerCode]
 
 
 # Errors -------------------------------------------------------------------------------------------
@@ -219,18 +209,41 @@ class PromotionSerializer(serializers.Serializer):
 
 
 class AuditEventSerializer(serializers.Serializer):
-    seq = serializers.IntegerField()
+    chain = serializers.CharField(help_text="The chain: the project's slug, or `_global`.")
+    seq = serializers.IntegerField(help_text="The event's number in its chain, from 1.")
     created_at = serializers.DateTimeField()
     action = serializers.CharField()
     actor = serializers.CharField()
+    actor_user_id = serializers.IntegerField(allow_null=True)
+    project_id = serializers.IntegerField(allow_null=True)
+    release_id = serializers.IntegerField(allow_null=True)
     data = serializers.JSONField()
-    prev_hash = serializers.CharField()
-    hash = serializers.CharField()
+    entry_hash = serializers.CharField(help_text="SHA-256 over every field above.")
+    prev_hash = serializers.CharField(help_text="The hash of event seq-1 of the chain.")
+    hash = serializers.CharField(help_text="sha256(prev_hash + entry_hash), hex.")
+
+
+class ChainProofSerializer(serializers.Serializer):
+    chain = serializers.CharField()
+    from_seq = serializers.IntegerField(help_text="The seq of the trail's first event.")
+    size = serializers.IntegerField(help_text="The chain's size when exported.")
+    head_hash = serializers.CharField(help_text="The hash of event `size`.")
+    entry_hashes = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The entry hash of every event of the chain from `from_seq` to `size`.",
+    )
 
 
 class AuditTrailSerializer(serializers.Serializer):
     release = ReleaseSerializer()
     events = AuditEventSerializer(many=True)
+    proof = ChainProofSerializer(allow_null=True)
+
+
+class ProjectAuditTrailSerializer(serializers.Serializer):
+    project = serializers.CharField()
+    events = AuditEventSerializer(many=True)
+    next = serializers.URLField(allow_null=True, help_text="The next (older) page, if any.")
 
 
 class WaiverRequestSerializer(serializers.Serializer):

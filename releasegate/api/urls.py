@@ -6,7 +6,9 @@ from releasegate.api import (
     schema,  # noqa: F401  (registers the bearer scheme)
     views,
 )
+from releasegate.attestations import views as attestation_views
 from releasegate.identity import api as identity_api
+from releasegate.incidents import api as incidents
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("gate", views.GateView.as_view(), name="api-gate"),
@@ -30,6 +32,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("releases/<int:release_id>/checks", views.ChecksView.as_view(), name="api-checks"),
     path("releases/<int:release_id>/promote", views.PromoteView.as_view(), name="api-promote"),
     path("releases/<int:release_id>/audit", views.AuditView.as_view(), name="api-audit"),
+    path("projects/<str:slug>/audit", views.ProjectAuditView.as_view(), name="api-project-audit"),
     path("projects/<str:slug>/waivers", views.WaiversView.as_view(), name="api-waivers"),
     path("oidc/exchange", identity_api.ExchangeView.as_view(), name="api-oidc-exchange"),
     path(
@@ -41,6 +44,47 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "projects/<str:slug>/trust-policies/<str:policy_id>",
         identity_api.TrustPolicyView.as_view(),
         name="api-trust-policy",
+    ),
+    path("projects/<str:slug>/alerts", incidents.AlertsView.as_view(), name="api-alerts"),
+    path(
+        "releases/<int:release_id>/holds/<int:hold_id>/lift",
+        incidents.HoldLiftView.as_view(),
+        name="api-hold-lift",
+    ),
+    path(
+        "releases/<int:release_id>/break-glass",
+        incidents.BreakGlassView.as_view(),
+        name="api-break-glass",
+    ),
+    path(
+        "releases/<int:release_id>/break-glass/<int:bg_id>/confirm",
+        incidents.BreakGlassConfirmView.as_view(),
+        name="api-break-glass-confirm",
+    ),
+    path(
+        "releases/<int:release_id>/break-glass/<int:bg_id>/review",
+        incidents.BreakGlassReviewView.as_view(),
+        name="api-break-glass-review",
+    ),
+    path(
+        "releases/<int:release_id>/attestation",
+        attestation_views.ReleaseAttestationView.as_view(),
+        name="api-release-attestation",
+    ),
+    path(
+        "attestations/keys",
+        attestation_views.SigningKeysView.as_view(),
+        name="api-attestation-keys",
+    ),
+    path(
+        "attestations/revocations",
+        attestation_views.RevocationsView.as_view(),
+        name="api-attestation-revocations",
+    ),
+    path(
+        "admission/<str:environment>",
+        attestation_views.AdmissionView.as_view(),
+        name="api-admission",
     ),
     path(
         "schema",

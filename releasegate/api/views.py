@@ -1,6 +1,7 @@
 """API v1 (the CI contract, docs/api.md). Thin: parse, call a selector or service, present."""
 
 from typing import Any
+from urllib.parse import urlencode
 
 from django.http import HttpRequest, JsonResponse
 from django.utils.dateparse import parse_datetime
@@ -19,10 +20,11 @@ from releasegate.api import present
 from releasegate.api import serializers as s
 from releasegate.api.base import MAX_ID, ScopedAPIView
 from releasegate.api.errors import error_body
-from releasegate.audit.models import AuditEvent
+from releasegate.audit import selectors as audit_selectors
+from releasegate.audit.selectors import may_read_project_trail
 from releasegate.checks.services import check_result_record
 from releasegate.checks.waivers import advisory_waive
-from releasegate.errors import FieldError, InvalidInput, NotFound
+from releasegate.errors import FieldError, InvalidInput, NotFound, NotPermitted
 from releasegate.releases import selectors, services
 from releasegate.releases.models import EvidenceKind, Veto
 
@@ -352,16 +354,91 @@ class AuditView(ScopedAPIView):
     @extend_schema(
         operation_id="releases_audit",
         summary="The release's audit trail, as one JSON document",
+        description="Each event carries every field its hash covers; `proof` holds the entry "
+        "hashes of its chain from the first event to the head, so the trail can be checked "
+        "against a signed checkpoint (docs/audit.md).",
         responses={200: s.AuditTrailSerializer, **errors(*READ_ERRORS)},
         tags=["audit"],
     )
     def get(self, request: Request, release_id: int) -> Response:
-        release = self.release(release_id)
-        events = AuditEvent.objects.filter(release_id=release.pk).order_by("seq")
+        return Response(present.audit_trail_dict(self.release(release_id)))
+
+
+def _page_size(value: str | None) -> int:
+    if value is None:
+        return audit_selectors.PROJECT_TRAIL_PAGE
+    if not value.isdecimal() or not 1 <= int(value) <= audit_selectors.PROJECT_TRAIL_MAX_PAGE:
+        raise InvalidInput(
+            "Invalid page size.",
+            errors=[
+                FieldError("limit", f"a whole number 1-{audit_selectors.PROJECT_TRAIL_MAX_PAGE}")
+            ],
+        )
+    return int(value)
+
+
+def _cursor(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdecimal() or not 1 <= int(value) <= MAX_ID:
+        raise InvalidInput(
+            "Invalid cursor.", errors=[FieldError("before", "an event seq from `next`")]
+        )
+    return int(value)
+
+
+def _action(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not value or len(value) > 64 or not value.isascii() or not value.isprintable():
+        raise InvalidInput(
+            "Invalid action.", errors=[FieldError("action", "an event action, e.g. role_granted")]
+        )
+    return value
+
+
+class ProjectAuditView(ScopedAPIView):
+    @extend_schema(
+        operation_id="projects_audit",
+        summary="The project's own audit events (those of no release), newest first",
+        description="Auditors and admins of the project. `next` is the URL of the next page, "
+        "null on the last one.",
+        parameters=[
+            OpenApiParameter("action", str, description="only events with this action"),
+            OpenApiParameter(
+                "limit",
+                int,
+                description=f"events per page, default {audit_selectors.PROJECT_TRAIL_PAGE}, "
+                f"at most {audit_selectors.PROJECT_TRAIL_MAX_PAGE}",
+            ),
+            OpenApiParameter("before", int, description="the cursor `next` carries"),
+        ],
+        responses={200: s.ProjectAuditTrailSerializer, **errors(400, 401, 403, 404)},
+        tags=["audit"],
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        project = self.project(slug)
+        if not may_read_project_trail(self.actor, project):
+            raise NotPermitted("Only the project's auditors and admins read its audit trail.")
+        query = request.query_params
+        limit = _page_size(query.get("limit"))
+        action = _action(query.get("action"))
+        events = audit_selectors.project_events(
+            project, action=action, before=_cursor(query.get("before")), limit=limit + 1
+        )
+        more = len(events) > limit
+        events = events[:limit]
+        next_url = None
+        if more:
+            params = {"before": str(events[-1].seq), "limit": str(limit)}
+            if action is not None:
+                params["action"] = action
+            next_url = request.build_absolute_uri(f"{request.path}?{urlencode(params)}")
         return Response(
             {
-                "release": present.release_dict(release),
+                "project": project.slug,
                 "events": [present.audit_event_dict(e) for e in events],
+                "next": next_url,
             }
         )
 

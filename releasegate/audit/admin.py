@@ -10,8 +10,9 @@ from releasegate.audit.models import AuditEvent
 
 @admin.register(AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
-    list_display = ("seq", "created_at", "action", "actor", "project_id", "release_id")
-    list_filter = ("action",)
+    list_display = ("chain", "seq", "created_at", "action", "actor", "project_id", "release_id")
+    list_select_related = ("chain",)
+    list_filter = ("action", "chain")
     search_fields = ("action", "actor")
 
     def has_add_permission(self, request: HttpRequest) -> bool:

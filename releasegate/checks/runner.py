@@ -7,6 +7,7 @@ its own run), so a result is only ever recorded for the evidence it was computed
 
 from typing import Any
 
+from django.db.models import Case, F, JSONField, When
 from django.utils import timezone
 
 from releasegate.checks.external_ci import check_external_ci
@@ -28,6 +29,17 @@ from releasegate.checks.vulnerabilities import (
 )
 from releasegate.releases.evidence import manifest_digest
 from releasegate.releases.models import Evidence, GatePolicy, Release
+
+# The evidence item each check reads (external_ci reads none).
+CHECK_EVIDENCE = {
+    "sbom_valid": "sbom",
+    "vulnerabilities": "sbom",
+    "licenses": "sbom",
+    "pipeline_findings": "pipeline_review",
+    "data_flow": "data_flow_map",
+    "monitoring_coverage": "monitoring_plan",
+    "least_privilege": "agent_access_review",
+}
 
 
 class StaleManifest(Exception):
@@ -55,17 +67,30 @@ def _vulnerabilities(release: Release, policy: GatePolicy, sbom: dict[str, Any] 
 
 def compute_check(*, release_id: int, check: str, manifest: str) -> Outcome:
     release = Release.objects.select_related("project__current_policy").get(pk=release_id)
-    evidence = {e.kind: e for e in Evidence.objects.filter(release_id=release_id, is_current=True)}
-    computed = manifest_digest(
-        artifact_digest=release.artifact_digest,
-        evidence={kind: e.digest for kind, e in evidence.items()},
+    # Every current item's digest (for the manifest), and the document of the one item this check
+    # reads only: the others' JSON is neither sent nor decoded.
+    needed = CHECK_EVIDENCE.get(check)
+    rows = (
+        Evidence.objects.filter(release_id=release_id, is_current=True)
+        .annotate(
+            needed_document=Case(
+                When(kind=needed, then=F("document")), default=None, output_field=JSONField()
+            )
+        )
+        .values_list("kind", "digest", "needed_document")
     )
+    digests = {}
+    docs: dict[str, Any] = {}
+    for kind, digest, document in rows:
+        digests[kind] = digest
+        if kind == needed:
+            docs[kind] = document
+    computed = manifest_digest(artifact_digest=release.artifact_digest, evidence=digests)
     if computed != manifest:
         raise StaleManifest(f"release {release_id} is now at {computed}, not {manifest}")
     policy = release.project.current_policy
     if policy is None:
         return Outcome("error", "the project has no gate policy")
-    docs = {kind: e.document for kind, e in evidence.items()}
     match check:
         case "sbom_valid":
             return check_sbom_valid(docs.get("sbom"))

@@ -2,7 +2,19 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
-NOTIFICATION_EVENTS = ("review_requested", "veto_cast", "veto_lifted", "cleared", "promoted")
+NOTIFICATION_EVENTS = (
+    "review_requested",
+    "veto_cast",
+    "veto_lifted",
+    "cleared",
+    "promoted",
+    "attestation_revoked",
+    "hold_placed",
+    "hold_lifted",
+    "break_glass_requested",
+    "break_glass_confirmed",
+    "break_glass_reviewed",
+)
 
 
 class NotificationTarget(models.Model):
@@ -89,3 +101,37 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event} to target {self.target_id}: {self.status}"
+
+
+class Notice(models.Model):
+    """The notification outbox: one row per act that some target wants to hear about, written in
+    the act's own transaction, so the act and its pending notification commit together.
+
+    A worker expands it into deliveries (one per subscribed target) and marks it processed; the
+    scheduler's sweep enqueues again what a broker outage left unprocessed. `event` is a name of
+    NOTIFICATION_EVENTS; "cleared" means the release may have become cleared, which the worker
+    decides by evaluating the gate.
+    """
+
+    release = models.ForeignKey("releases.Release", on_delete=models.CASCADE, related_name="+")
+    event = models.CharField(max_length=32)
+    # The veto of a veto_cast / veto_lifted notice; not a key: the veto row is only read.
+    veto_id = models.PositiveBigIntegerField(null=True, blank=True)
+    # The hold or break-glass of an incident notice (hold_placed, break_glass_confirmed, ...).
+    incident_id = models.PositiveBigIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            # The sweep reads only the unprocessed rows, oldest first.
+            models.Index(
+                fields=["created_at"],
+                name="notice_unprocessed",
+                condition=models.Q(processed_at__isnull=True),
+            )
+        ]
+        ordering = ["created_at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.event} of release {self.release_id}"

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.utils import timezone
 
+from releasegate.attestations.models import Revocation
 from releasegate.releases.gate import GateDecision
 from releasegate.releases.models import Release, Veto
 
@@ -39,9 +40,14 @@ def _name(release: Release) -> str:
 
 
 def event_payload(
-    *, event: str, release: Release, veto_id: int | None
+    *, event: str, release: Release, veto_id: int | None, incident_id: int | None = None
 ) -> tuple[dict[str, Any], str]:
     """The body for `event` and the key that makes one occurrence one delivery per target."""
+    if incident_id is not None:
+        from releasegate.incidents.notifications import incident_text
+
+        text, fields, key = incident_text(event=event, incident_id=incident_id)
+        return {**_base(event, release, f"{_name(release)}: {_escape(text)}"), **fields}, key
     if event in {"veto_cast", "veto_lifted"} and veto_id is not None:
         veto = Veto.objects.select_related("user", "lifted_by").get(pk=veto_id)
         by = _escape(f"{veto.user.get_username()} ({veto.role})")
@@ -61,6 +67,8 @@ def event_payload(
             "scope": veto.scope,
         }
         return payload, f"veto:{veto.pk}"
+    if event == "attestation_revoked":
+        return _revoked_payload(release)
     if event == "review_requested":
         requester = _escape(release.requester.get_username())
         text = f"{_name(release)} needs review (requested by {requester})"
@@ -69,6 +77,21 @@ def event_payload(
     else:
         text = f"{_name(release)}: {event}"
     return _base(event, release, text), event
+
+
+def _revoked_payload(release: Release) -> tuple[dict[str, Any], str]:
+    # The newest revocation act of the release: one act revokes all its attestations at once.
+    latest = Revocation.objects.filter(attestation__release_id=release.pk).order_by("-id").first()
+    cause = latest.cause if latest is not None else ""
+    reason = latest.reason if latest is not None else ""
+    text = (
+        f"The signed clearance of {_name(release)} was revoked ({_escape(cause)}): "
+        f"{_escape(reason)}; deploy targets checking it now refuse it"
+    )
+    payload = _base("attestation_revoked", release, text)
+    payload["revocation"] = {"cause": cause, "reason": reason}
+    key = f"attestation_revoked:{latest.pk}" if latest is not None else "attestation_revoked"
+    return payload, key
 
 
 def cleared_payload(*, release: Release, decision: GateDecision) -> dict[str, Any]:

@@ -16,19 +16,34 @@ from celery.signals import (
     worker_process_shutdown,
     worker_ready,
 )
+from django.db import close_old_connections
 from django.dispatch import receiver
 
 from releasegate.ops import metrics
 from releasegate.ops.context import current_request_id, request_id_var
 from releasegate.releases.gate import GateDecision
-from releasegate.releases.signals import gate_evaluated, release_event
+from releasegate.releases.signals import gate_evaluated, release_event_in_transaction
 
 logger = logging.getLogger(__name__)
 
 # Told as they happen, about the release they happened to.
-DIRECT_EVENTS = frozenset({"review_requested", "veto_cast", "veto_lifted", "promoted"})
+DIRECT_EVENTS = frozenset(
+    {"review_requested", "veto_cast", "veto_lifted", "promoted", "attestation_revoked"}
+)
+# Holds and break-glass: `incident_id` names the hold or the break-glass.
+INCIDENT_EVENTS = frozenset(
+    {
+        "hold_placed",
+        "hold_lifted",
+        "break_glass_requested",
+        "break_glass_confirmed",
+        "break_glass_reviewed",
+    }
+)
 # Acts after which a release may have become cleared.
-MAY_CLEAR_EVENTS = frozenset({"approved", "check_recorded", "veto_lifted"})
+MAY_CLEAR_EVENTS = frozenset(
+    {"approved", "check_recorded", "veto_lifted", "hold_lifted", "break_glass_confirmed"}
+)
 
 REQUEST_ID_HEADER = "request_id"
 
@@ -39,22 +54,26 @@ def count_gate_query(sender: Any, decision: GateDecision, **kwargs: Any) -> None
     metrics.GATE_QUERIES.labels(outcome="cleared" if decision.cleared else "blocked").inc()
 
 
-@receiver(release_event, dispatch_uid="ops.notifications.release_event")
-def enqueue_notifications(sender: Any, event: str, release_id: int | None, **extra: Any) -> None:
-    """Runs after commit: only enqueue, so the request never waits on a receiver."""
-    from releasegate.ops.tasks import notify_if_cleared, notify_release_event
+@receiver(release_event_in_transaction, dispatch_uid="ops.notifications.release_event")
+def record_notices(sender: Any, event: str, release_id: int | None, **extra: Any) -> None:
+    """Runs inside the act's transaction: the outbox rows commit with the act; their enqueue
+    runs after commit and may fail (the sweep takes them up)."""
+    from releasegate.ops.services import notices_record
 
     if release_id is None:
         return
-    try:
-        if event in DIRECT_EVENTS:
-            notify_release_event.delay(event, release_id, veto_id=extra.get("veto_id"))
-        if event in MAY_CLEAR_EVENTS:
-            notify_if_cleared.delay(release_id)
-    except Exception:
-        # The act is committed already; a broker outage loses the notification, not the act.
-        logger.exception(
-            "could not enqueue notifications", extra={"event": event, "release_id": release_id}
+    wanted = []
+    if event in DIRECT_EVENTS or event in INCIDENT_EVENTS:
+        wanted.append(event)
+    # A check that did not pass cannot have cleared the release.
+    if event in MAY_CLEAR_EVENTS and (event != "check_recorded" or extra.get("status") == "passed"):
+        wanted.append("cleared")
+    if wanted:
+        notices_record(
+            release_id=release_id,
+            events=wanted,
+            veto_id=extra.get("veto_id"),
+            incident_id=extra.get("incident_id") if event in INCIDENT_EVENTS else None,
         )
 
 
@@ -74,6 +93,14 @@ def _request_id_of(task: Any) -> str | None:
     if not found and isinstance(getattr(request, "headers", None), dict):
         found = request.headers.get(REQUEST_ID_HEADER)
     return found if isinstance(found, str) else None
+
+
+@task_prerun.connect(dispatch_uid="ops.db.prerun")
+def drop_unusable_connections(task: Any, **kwargs: Any) -> None:
+    """What Django does at each request's start, at each task's (the connection is kept across
+    tasks, see CELERY_DB_REUSE_MAX): close a connection that broke or outlived CONN_MAX_AGE."""
+    if not getattr(task.request, "is_eager", False):
+        close_old_connections()
 
 
 @task_prerun.connect(dispatch_uid="ops.task.prerun")

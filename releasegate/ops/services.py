@@ -1,5 +1,8 @@
-"""Notification targets (add, remove) and deliveries (create, attempt, give up).
+"""Notification targets (add, remove), the outbox (notices) and deliveries (create, attempt,
+give up).
 
+An act that some target wants to hear about writes a notice in its own transaction
+(`notices_record`); a worker expands it into one delivery per subscribed target (`notice_expand`).
 A delivery's network call never runs inside a transaction: an attempt is claimed with a short
 conditional update, sent, then its outcome recorded with another.
 """
@@ -20,14 +23,19 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
+from django.db import transaction
+from django.db.models import Subquery
 from django.utils import timezone
 
 from releasegate.accounts.actors import Actor, Capability
 from releasegate.audit.services import audit_record
 from releasegate.errors import Conflict, FieldError, InvalidInput, NotPermitted
-from releasegate.ops.models import NOTIFICATION_EVENTS, Delivery, NotificationTarget
+from releasegate.ops.models import NOTIFICATION_EVENTS, Delivery, Notice, NotificationTarget
+from releasegate.ops.notifications import cleared_payload, event_payload
+from releasegate.releases.gate import evaluate_gate
 from releasegate.releases.models import Project, Release
-from releasegate.transactions import lock_project, service
+from releasegate.releases.selectors import gate_release_queryset, load_gate_facts
+from releasegate.transactions import LockRank, lock_project, note_lock, service
 
 SIGNATURE_HEADER = "X-Releasegate-Signature"
 TIMESTAMP_HEADER = "X-Releasegate-Timestamp"
@@ -178,6 +186,83 @@ def targets_for(project_id: int, event: str) -> list[NotificationTarget]:
         for t in NotificationTarget.objects.filter(project_id=project_id, removed_at__isnull=True)
         if event in t.events
     ]
+
+
+def notices_record(
+    *, release_id: int, events: list[str], veto_id: int | None, incident_id: int | None = None
+) -> list[Notice]:
+    """Write, in the caller's transaction, one notice per event some live target of the
+    release's project subscribes to, and enqueue them after commit.
+
+    One query when nobody listens (no row, no message); the enqueue after commit may fail with the
+    broker down: the act and its notices are committed, and `sweep_notices` enqueues them again.
+    """
+    project_id = Release.objects.filter(pk=release_id).values("project_id")
+    subscribed = {
+        event
+        for chosen in NotificationTarget.objects.filter(
+            project_id=Subquery(project_id), removed_at__isnull=True
+        ).values_list("events", flat=True)
+        for event in chosen
+    }
+    notices = Notice.objects.bulk_create(
+        Notice(release_id=release_id, event=event, veto_id=veto_id, incident_id=incident_id)
+        for event in events
+        if event in subscribed
+    )
+    if notices:
+        from releasegate.ops.tasks import enqueue_notices
+
+        ids = [n.pk for n in notices]
+        transaction.on_commit(lambda: enqueue_notices(ids))
+    return notices
+
+
+def _notice_deliveries(notice: Notice) -> list[Delivery]:
+    release = gate_release_queryset().select_related("requester").get(pk=notice.release_id)
+    targets = targets_for(release.project_id, notice.event)
+    if not targets:
+        return []
+    if notice.event != "cleared":
+        payload, dedupe_key = event_payload(
+            event=notice.event,
+            release=release,
+            veto_id=notice.veto_id,
+            incident_id=notice.incident_id,
+        )
+    else:
+        # Evaluated here, in the worker, so the act that may have cleared it never pays for it.
+        if release.state != Release.State.IN_REVIEW:
+            return []
+        decision = evaluate_gate(load_gate_facts(release), timezone.now())
+        if not decision.cleared:
+            return []
+        payload = cleared_payload(release=release, decision=decision)
+        dedupe_key = decision.manifest_digest
+    return deliveries_create(
+        targets=targets,
+        event=notice.event,
+        release=release,
+        dedupe_key=dedupe_key,
+        payload=payload,
+    )
+
+
+@service
+def notice_expand(*, notice_id: int) -> list[Delivery]:
+    """Turn one notice into its pending deliveries and mark it processed, in one transaction; a
+    notice processed already (a duplicate message, a sweep) yields nothing. Should expanding fail,
+    the notice stays unprocessed and the sweep takes it up again."""
+    # Claimed by a conditional UPDATE (its row lock, at lock_one's rank, is held until commit): a
+    # second worker on the same notice waits for this one, then finds it processed.
+    note_lock(LockRank.RELEASE_ROWS, "ops.Notice")
+    claimed = Notice.objects.filter(pk=notice_id, processed_at__isnull=True).update(
+        processed_at=timezone.now()
+    )
+    notice = Notice.objects.filter(pk=notice_id).first() if claimed else None
+    if notice is None:
+        return []
+    return _notice_deliveries(notice)
 
 
 def deliveries_create(

@@ -1,4 +1,5 @@
-"""Notification tasks: decide who is told about what, then deliver each message with retries.
+"""Notification tasks: expand each outbox notice into deliveries, then deliver each message with
+retries; sweeps take up what a broker outage or a lost worker left behind.
 
 Like every task here they are acknowledged late, time-limited and keep no result (the project's
 CELERY_* settings); the database records each delivery.
@@ -14,66 +15,54 @@ from django.conf import settings
 from django.utils import timezone
 
 from releasegate.ops.models import Delivery
-from releasegate.ops.notifications import cleared_payload, event_payload
-from releasegate.ops.selectors import stale_pending_deliveries
-from releasegate.ops.services import (
-    deliveries_create,
-    delivery_attempt,
-    delivery_give_up,
-    targets_for,
-)
-from releasegate.releases.gate import evaluate_gate
-from releasegate.releases.models import Release
-from releasegate.releases.selectors import gate_release_queryset, load_gate_facts
+from releasegate.ops.selectors import stale_pending_deliveries, unprocessed_notices
+from releasegate.ops.services import delivery_attempt, delivery_give_up, notice_expand
 
 logger = logging.getLogger(__name__)
 
+# Publishing gives a broker that is down about a second, then gives up: the rows are in the
+# database and a sweep enqueues them again.
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+
+
+def _publish(task: Any, ids: list[int], what: str) -> int:
+    sent = 0
+    for pk in ids:
+        try:
+            task.apply_async(args=(pk,), retry=True, retry_policy=PUBLISH_RETRY)
+        except Exception:  # kombu's and redis-py's connection errors alike: none may undo the act
+            logger.warning(
+                "broker unavailable; the sweep will enqueue the rest",
+                exc_info=True,
+                extra={what: pk, "left": len(ids) - sent},
+            )
+            break
+        sent += 1
+    return sent
+
+
+def enqueue_notices(notice_ids: list[int]) -> int:
+    """After the act's commit: one notify_release_event message per notice."""
+    return _publish(notify_release_event, notice_ids, "notice_id")
+
 
 def _enqueue(deliveries: list[Delivery]) -> int:
-    for delivery in deliveries:
-        deliver_notification.delay(delivery.pk)
-    return len(deliveries)
+    return _publish(deliver_notification, [d.pk for d in deliveries], "delivery_id")
 
 
 @shared_task
-def notify_release_event(event: str, release_id: int, veto_id: int | None = None) -> int:
-    """Record one delivery per subscribed target for `event` and enqueue them."""
-    release = Release.objects.select_related("project", "requester").get(pk=release_id)
-    targets = targets_for(release.project_id, event)
-    if not targets:
-        return 0
-    payload, dedupe_key = event_payload(event=event, release=release, veto_id=veto_id)
-    return _enqueue(
-        deliveries_create(
-            targets=targets, event=event, release=release, dedupe_key=dedupe_key, payload=payload
-        )
-    )
+def notify_release_event(notice_id: int) -> int:
+    """Expand one outbox notice into a delivery per subscribed target, and enqueue them."""
+    return _enqueue(notice_expand(notice_id=notice_id))
 
 
 @shared_task
-def notify_if_cleared(release_id: int) -> int:
-    """After an approval, a check result or a lifted veto: tell "cleared" once per manifest.
-
-    The gate is evaluated here, in the worker, so the request that caused it never pays for it.
-    """
-    release = gate_release_queryset().get(pk=release_id)
-    if release.state != Release.State.IN_REVIEW:
-        return 0
-    targets = targets_for(release.project_id, "cleared")
-    if not targets:
-        return 0
-    decision = evaluate_gate(load_gate_facts(release), timezone.now())
-    if not decision.cleared:
-        return 0
-    return _enqueue(
-        deliveries_create(
-            targets=targets,
-            event="cleared",
-            release=release,
-            dedupe_key=decision.manifest_digest,
-            payload=cleared_payload(release=release, decision=decision),
-        )
-    )
+def sweep_notices() -> int:
+    """Enqueue the notices a broker outage (or a lost worker) left unprocessed: those older than
+    one sweep interval, so a notice whose own enqueue is on its way is left to it. Run by the
+    scheduler every RELEASEGATE_OUTBOX_SWEEP_SECONDS."""
+    older_than = timezone.now() - timedelta(seconds=settings.RELEASEGATE_OUTBOX_SWEEP_SECONDS)
+    return enqueue_notices(list(unprocessed_notices(older_than=older_than)))
 
 
 # Below the broker's visibility timeout (an hour), so a task waiting out its delay is never

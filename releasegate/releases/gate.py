@@ -102,6 +102,41 @@ class CheckFact:
 
 
 @dataclass(frozen=True)
+class HoldFact:
+    """An active hold on the release, placed by a production alert (releasegate.incidents)."""
+
+    id: int
+    alert_name: str
+    summary: str
+    severity: str
+    signal: str  # the monitoring plan's signal it matched; "" when none
+    since: datetime
+    alert_status: str  # the alert's latest status: firing, or resolved (noted, never lifts)
+    resolved_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class BreakGlassFact:
+    """A confirmed break-glass of the release (the latest one)."""
+
+    id: int
+    requested_by: str
+    confirmed_by: str
+    confirmed_at: datetime
+    until: datetime
+
+
+@dataclass(frozen=True)
+class ReviewDueFact:
+    """A confirmed break-glass of the project whose post-incident review is not filed yet."""
+
+    break_glass_id: int
+    release_id: int
+    version: str
+    due: datetime
+
+
+@dataclass(frozen=True)
 class GateFacts:
     release: ReleaseFacts
     policy: PolicyFacts
@@ -109,6 +144,9 @@ class GateFacts:
     approvals: tuple[ApprovalFact, ...] = ()
     vetoes: tuple[VetoFact, ...] = ()
     checks: tuple[CheckFact, ...] = ()
+    holds: tuple[HoldFact, ...] = ()
+    break_glass: BreakGlassFact | None = None
+    reviews_due: tuple[ReviewDueFact, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -122,6 +160,23 @@ class Blocker:
 
 
 @dataclass(frozen=True)
+class BreakGlassUse:
+    """A break-glass in force at the moment judged, and the blockers it set aside."""
+
+    fact: BreakGlassFact
+    bypassed: tuple[Blocker, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.fact.id,
+            "requested_by": self.fact.requested_by,
+            "confirmed_by": self.fact.confirmed_by,
+            "until": _iso(self.fact.until),
+            "bypassed": [b.as_dict() for b in self.bypassed],
+        }
+
+
+@dataclass(frozen=True)
 class GateDecision:
     release: ReleaseFacts
     cleared: bool
@@ -129,10 +184,11 @@ class GateDecision:
     policy_version: int
     manifest_digest: str
     evaluated_at: datetime
+    break_glass: BreakGlassUse | None = None
 
     def as_dict(self) -> dict[str, Any]:
         r = self.release
-        return {
+        answer = {
             "release": {
                 "id": r.id,
                 "project": r.project_slug,
@@ -147,6 +203,9 @@ class GateDecision:
             "manifest_digest": self.manifest_digest,
             "evaluated_at": _iso(self.evaluated_at),
         }
+        if self.break_glass is not None:
+            answer["break_glass"] = self.break_glass.as_dict()
+        return answer
 
 
 def _iso(moment: datetime) -> str:
@@ -327,6 +386,77 @@ def _approval_blockers(facts: GateFacts, manifest: str, at: datetime) -> list[Bl
     return blockers
 
 
+def _hold_blockers(facts: GateFacts) -> list[Blocker]:
+    blockers = []
+    for hold in facts.holds:
+        signal = hold.signal or None
+        resolved = (
+            f" (the alert resolved at {_iso(hold.resolved_at)}; a security holder lifts the hold)"
+            if hold.resolved_at is not None
+            else ""
+        )
+        blockers.append(
+            Blocker(
+                BlockerCode.HOLD,
+                f"Held by the production alert {hold.alert_name}"
+                f"{f': {hold.summary}' if hold.summary else ''}"
+                f" (signal: {signal or 'no signal of the plan'}){resolved}",
+                {
+                    "hold_id": hold.id,
+                    "alert": hold.alert_name,
+                    "summary": hold.summary,
+                    "severity": hold.severity,
+                    "signal": signal,
+                    "since": _iso(hold.since),
+                    "alert_status": hold.alert_status,
+                },
+            )
+        )
+    return blockers
+
+
+def _review_overdue_blockers(facts: GateFacts, now: datetime) -> list[Blocker]:
+    # A promoted release was judged already: only releases still to be promoted wait for it.
+    if facts.release.promoted_at is not None:
+        return []
+    return [
+        Blocker(
+            BlockerCode.REVIEW_OVERDUE,
+            f"The post-incident review of break-glass {due.break_glass_id} (release "
+            f"{due.version}) was due {_iso(due.due)}; no release of the project is cleared "
+            "until it is filed.",
+            {
+                "break_glass_id": due.break_glass_id,
+                "release_id": due.release_id,
+                "due": _iso(due.due),
+            },
+        )
+        for due in facts.reviews_due
+        if due.due <= now
+    ]
+
+
+# What a confirmed break-glass sets aside: the people and machines that could not answer in time.
+# Never a veto or a hold (someone said no), nor the lifecycle, the environment, the evidence
+# (what the post-incident review reads) or an overdue review (the loop must close first).
+BYPASSABLE = frozenset(
+    {
+        BlockerCode.APPROVAL_MISSING,
+        BlockerCode.APPROVAL_STALE,
+        BlockerCode.APPROVAL_EXPIRED,
+        BlockerCode.CHECK_PENDING,
+        BlockerCode.CHECK_FAILED,
+    }
+)
+
+
+def _break_glass_in_force(facts: GateFacts, at: datetime) -> BreakGlassFact | None:
+    bg = facts.break_glass
+    if bg is None or not bg.confirmed_at <= at < bg.until:
+        return None
+    return bg
+
+
 def evaluate_gate(facts: GateFacts, now: datetime) -> GateDecision:
     """Decide whether the release is cleared at `now`, with every blocker that stands."""
     manifest = current_manifest(facts)
@@ -335,10 +465,17 @@ def evaluate_gate(facts: GateFacts, now: datetime) -> GateDecision:
     blockers = [
         *_lifecycle_blockers(facts.release),
         *_veto_blockers(facts),
+        *_hold_blockers(facts),
+        *_review_overdue_blockers(facts, now),
         *_evidence_blockers(facts, at),
         *_check_blockers(facts, manifest, at),
         *_approval_blockers(facts, manifest, at),
     ]
+    use = None
+    in_force = _break_glass_in_force(facts, at)
+    if in_force is not None:
+        use = BreakGlassUse(in_force, tuple(b for b in blockers if b.code in BYPASSABLE))
+        blockers = [b for b in blockers if b.code not in BYPASSABLE]
     return GateDecision(
         release=facts.release,
         cleared=not blockers,
@@ -346,4 +483,5 @@ def evaluate_gate(facts: GateFacts, now: datetime) -> GateDecision:
         policy_version=facts.policy.version,
         manifest_digest=manifest,
         evaluated_at=now,
+        break_glass=use,
     )

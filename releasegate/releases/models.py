@@ -33,6 +33,10 @@ def default_environments() -> list[str]:
     return ["production", "staging"]
 
 
+def default_hold_severities() -> list[str]:
+    return ["critical"]
+
+
 class GatePolicy(models.Model):
     """One version of a project's gate policy. Versions are never edited; a change adds one."""
 
@@ -50,6 +54,11 @@ class GatePolicy(models.Model):
     # Releases may only name these: a carry-forward veto follows project + environment, so a
     # requester must not be able to escape it by inventing a new environment name.
     environments = models.JSONField(default=default_environments)
+    # Alert severities that put a hold on a promoted release; how long a confirmed break-glass
+    # lasts, and within how many days its post-incident review is due.
+    hold_severities = models.JSONField(default=default_hold_severities)
+    break_glass_hours = models.PositiveIntegerField(default=4)
+    break_glass_review_days = models.PositiveIntegerField(default=7)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -21,6 +21,8 @@ CHECK_NAMES: tuple[str, ...] = (
     "external_ci",
 )
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "critical")
+# An alert's severity label as alerting rules write it ("critical", "page", "P1"...).
+LABEL_VALUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
 
 @dataclass(frozen=True)
@@ -37,6 +39,9 @@ class PolicySpec:
     license_denylist: list[str] = field(default_factory=lambda: ["AGPL-3.0-only", "SSPL-1.0"])
     external_ci: dict[str, Any] = field(default_factory=dict)
     environments: list[str] = field(default_factory=lambda: ["production", "staging"])
+    hold_severities: list[str] = field(default_factory=lambda: ["critical"])
+    break_glass_hours: int = 4
+    break_glass_review_days: int = 7
 
     def as_fields(self) -> dict[str, Any]:
         return dict(self.__dict__)
@@ -114,6 +119,27 @@ def policy_spec_from(data: dict[str, Any], base: PolicySpec | None = None) -> Po
             )
         )
         environments = []
+    hold_severities = merged["hold_severities"]
+    if (
+        not isinstance(hold_severities, list)
+        or len(hold_severities) > 10
+        or not all(isinstance(v, str) and LABEL_VALUE_RE.match(v) for v in hold_severities)
+    ):
+        errors.append(
+            FieldError(
+                "hold_severities",
+                "up to 10 severity label values (letters, digits, '.', '_' or '-', up to 64 each)",
+            )
+        )
+        hold_severities = []
+    break_glass_hours = merged["break_glass_hours"]
+    if (
+        not isinstance(break_glass_hours, int)
+        or isinstance(break_glass_hours, bool)
+        or not 1 <= break_glass_hours <= 72
+    ):
+        errors.append(FieldError("break_glass_hours", "must be a whole number of hours, 1 to 72"))
+    review_days = _age(merged["break_glass_review_days"], "break_glass_review_days", errors)
     approval_age = _age(merged["max_approval_age_days"], "max_approval_age_days", errors)
     review_age = _age(merged["max_review_age_days"], "max_review_age_days", errors)
     if errors:
@@ -129,4 +155,7 @@ def policy_spec_from(data: dict[str, Any], base: PolicySpec | None = None) -> Po
         license_denylist=list(denylist),
         external_ci=dict(external_ci),
         environments=list(dict.fromkeys(environments)),
+        hold_severities=list(dict.fromkeys(hold_severities)),
+        break_glass_hours=break_glass_hours,
+        break_glass_review_days=review_days,
     )

@@ -21,14 +21,23 @@ from releasegate.accounts.actors import Actor, Capability
 from releasegate.accounts.roles import ROLE_PERMISSION_PREFIX, project_ids_with_role
 from releasegate.checks.models import CheckResult
 from releasegate.errors import NotFound
+from releasegate.incidents.models import BreakGlass, Hold
+from releasegate.incidents.selectors import (
+    break_glass_facts,
+    hold_facts,
+    incident_annotations,
+)
 from releasegate.releases.gate import (
     ApprovalFact,
+    BreakGlassFact,
     CheckFact,
     EvidenceFact,
     GateDecision,
     GateFacts,
+    HoldFact,
     PolicyFacts,
     ReleaseFacts,
+    ReviewDueFact,
     VetoFact,
     evaluate_gate,
 )
@@ -124,7 +133,8 @@ def _holds_role(project_id: int) -> Exists:
 
 def load_gate_facts(release: Release) -> GateFacts:
     """Load every fact the gate reads: 4 queries beyond the release itself (which must have been
-    loaded with its project and current policy, see `release_for`/`load_release_for_gate`)."""
+    loaded with its project and current policy, see `release_for`/`load_release_for_gate`), and
+    one each for holds and break-glass when the release's annotations say there are any."""
     policy = release.project.current_policy
     if policy is None:
         raise NotFound("The project has no gate policy.")
@@ -181,6 +191,8 @@ def load_gate_facts(release: Release) -> GateFacts:
         .only("check_name", "status", "manifest_digest", "updated_at", "summary", "valid_until")
         .order_by("check_name", "-updated_at", "id")
     )
+    holds = hold_facts(release)
+    break_glass, reviews_due = break_glass_facts(release)
     return GateFacts(
         release=ReleaseFacts(
             id=release.pk,
@@ -198,6 +210,9 @@ def load_gate_facts(release: Release) -> GateFacts:
         approvals=approvals,
         vetoes=vetoes,
         checks=checks,
+        holds=holds,
+        break_glass=break_glass,
+        reviews_due=reviews_due,
     )
 
 
@@ -344,7 +359,8 @@ SELECT r.id, r.project_id, r.slug, r.version, r.artifact_digest, r.environment, 
     (SELECT json_agg(json_build_array({c_name}, {c_status}, {c_manifest}, {c_updated},
             {c_summary}, {c_valid_until}) ORDER BY {c_name}, {c_updated} DESC, {c_id})::text
         FROM {table["check"]} c
-        WHERE {c_release} = r.id AND {c_manifest} = r.manifest_digest)
+        WHERE {c_release} = r.id AND {c_manifest} = r.manifest_digest),
+    {_incident_columns_sql()}
 FROM (
     SELECT {r_id} AS id, {r_project} AS project_id, {p_slug} AS slug, {r_version} AS version,
         {r_artifact} AS artifact_digest, {r_env} AS environment, {r_state} AS state,
@@ -364,6 +380,121 @@ LEFT JOIN {table["promotion"]} pm ON {pm_release} = r.id"""
         "artifact_digest": f"{r_artifact} = %s",
     }
     return head, tail, where
+
+
+def _incident_columns_sql() -> str:
+    """The gate statement's columns for holds and break-glass (see `_incident_facts`): the
+    release's active holds, and the confirmed break-glasses of the release or, unreviewed, of its
+    project. Only quoted identifiers from the models; no values."""
+    quote = connection.ops.quote_name
+    user_model = get_user_model()
+    hold_table = quote(Hold._meta.db_table)
+    bg_table = quote(BreakGlass._meta.db_table)
+    user_table = quote(user_model._meta.db_table)
+    release_table = quote(Release._meta.db_table)
+    h = _quoted_names(
+        Hold,
+        "h",
+        "id",
+        "alert_name",
+        "summary",
+        "severity",
+        "signal",
+        "since",
+        "alert_status",
+        "resolved_at",
+        "release",
+        "lifted_at",
+    )
+    b = _quoted_names(
+        BreakGlass,
+        "b",
+        "id",
+        "release",
+        "project",
+        "confirmed_at",
+        "until",
+        "review_due",
+        "reviewed_at",
+        "requested_by",
+        "confirmed_by",
+    )
+    ru_id, ru_name = _quoted_names(user_model, "ru", "id", user_model.USERNAME_FIELD)
+    cu_id, cu_name = _quoted_names(user_model, "cu", "id", user_model.USERNAME_FIELD)
+    rr_id, rr_version = _quoted_names(Release, "rr", "id", "version")
+    return f"""(SELECT json_agg(json_build_array({", ".join(h[:8])}) ORDER BY {h[5]}, {h[0]})::text
+        FROM {hold_table} h WHERE {h[8]} = r.id AND {h[9]} IS NULL),
+    (SELECT json_agg(json_build_array({b[0]}, {b[1]}, {b[2]}, {ru_name}, {cu_name}, {b[3]},
+            {b[4]}, {b[5]}, {b[6]} IS NULL, {rr_version}) ORDER BY {b[3]}, {b[0]})::text
+        FROM {bg_table} b
+        JOIN {user_table} ru ON {ru_id} = {b[7]}
+        JOIN {user_table} cu ON {cu_id} = {b[8]}
+        JOIN {release_table} rr ON {rr_id} = {b[1]}
+        WHERE {b[3]} IS NOT NULL
+            AND ({b[1]} = r.id OR ({b[2]} = r.project_id AND {b[6]} IS NULL)))"""  # noqa: S608
+
+
+def _incident_facts(
+    release_id: int, project_id: int, holds: str | None, break_glasses: str | None
+) -> tuple[tuple[HoldFact, ...], BreakGlassFact | None, tuple[ReviewDueFact, ...]]:
+    """The statement's hold and break-glass columns as the ORM loader reads them."""
+    latest: BreakGlassFact | None = None
+    due: list[ReviewDueFact] = []
+    for (
+        bg_id,
+        bg_release,
+        bg_project,
+        requested_by,
+        confirmed_by,
+        confirmed_at,
+        until,
+        review_due,
+        unreviewed,
+        version,
+    ) in _rows(break_glasses):
+        if bg_release == release_id:
+            latest = BreakGlassFact(
+                id=bg_id,
+                requested_by=requested_by,
+                confirmed_by=confirmed_by,
+                confirmed_at=_moment(confirmed_at),  # type: ignore[arg-type]
+                until=_moment(until),  # type: ignore[arg-type]
+            )
+        if bg_project == project_id and unreviewed:
+            due.append(
+                ReviewDueFact(
+                    break_glass_id=bg_id,
+                    release_id=bg_release,
+                    version=version,
+                    due=_moment(review_due),  # type: ignore[arg-type]
+                )
+            )
+    return (
+        tuple(
+            HoldFact(
+                id=hold_id,
+                alert_name=alert_name,
+                summary=summary,
+                severity=severity,
+                signal=signal,
+                since=_moment(since),  # type: ignore[arg-type]
+                alert_status=alert_status,
+                resolved_at=_moment(resolved_at),
+            )
+            for (
+                hold_id,
+                alert_name,
+                summary,
+                severity,
+                signal,
+                since,
+                alert_status,
+                resolved_at,
+            ) in _rows(holds)
+        ),
+        latest,
+        tuple(due),
+    )
 
 
 def _fetch_prepared(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
@@ -447,9 +578,12 @@ def load_visible_gate_facts(
         approvals,
         vetoes,
         checks,
+        holds,
+        break_glasses,
     ) = row
     if policy_id is None:
         raise NotFound("The project has no gate policy.")
+    hold_rows, break_glass, reviews_due = _incident_facts(rid, project_id, holds, break_glasses)
     return GateFacts(
         release=ReleaseFacts(
             id=rid,
@@ -511,12 +645,17 @@ def load_visible_gate_facts(
             )
             for check, status, manifest, updated_at, summary, valid_until in _rows(checks)
         ),
+        holds=hold_rows,
+        break_glass=break_glass,
+        reviews_due=reviews_due,
     )
 
 
 def gate_release_queryset() -> QuerySet[Release]:
     """Releases loaded with everything the gate reads alongside them, in one query."""
-    return Release.objects.select_related("project", "project__current_policy", "promotion")
+    return Release.objects.select_related(
+        "project", "project__current_policy", "promotion"
+    ).annotate(**incident_annotations())
 
 
 def _decided(facts: GateFacts) -> GateDecision:
@@ -540,7 +679,25 @@ def visible_gate_decision(
 ) -> GateDecision:
     """The gate's answer for the release the actor names (by id, by project and version, or the
     newest with an artifact digest), among the projects it may see; a 404 otherwise."""
-    project_ids = visible_project_ids(actor)
+    return gate_decision_among(
+        visible_project_ids(actor),
+        release_id=release_id,
+        project_slug=project_slug,
+        version=version,
+        artifact_digest=artifact_digest,
+    )
+
+
+def gate_decision_among(
+    project_ids: list[int],
+    *,
+    release_id: int | None = None,
+    project_slug: str | None = None,
+    version: str | None = None,
+    artifact_digest: str | None = None,
+) -> GateDecision:
+    """As `visible_gate_decision`, among `project_ids`: for a caller that may ask the gate of a
+    project without reading it (an admission token), decided by the caller's own "may"."""
     if connection.vendor == "postgresql":
         facts = load_visible_gate_facts(
             project_ids=project_ids,

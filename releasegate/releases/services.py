@@ -19,6 +19,8 @@ from guardian.shortcuts import assign_perm, remove_perm
 
 from releasegate.accounts.actors import Actor, Capability
 from releasegate.accounts.roles import REVIEWER_ROLES, Role, permission_codename, roles_for
+from releasegate.attestations.selectors import releases_a_veto_revokes
+from releasegate.attestations.services import attestations_revoke
 from releasegate.audit.services import audit_record
 from releasegate.errors import Conflict, FieldError, InvalidInput, NotFound, NotPermitted
 from releasegate.releases.evidence import evidence_digest, manifest_digest, validate_document
@@ -578,6 +580,11 @@ def veto_cast(
         reason=text,
         scope=scope,
     )
+    # In the veto's transaction: a deploy target must never trust a clearance this veto undid
+    # (before the audit record: attestation rows rank below the audit head).
+    attestations_revoke(
+        release_ids=releases_a_veto_revokes(veto), reason=text, cause=f"veto:{veto.pk}", actor=actor
+    )
     audit_record(
         action="veto_cast",
         actor=actor,
@@ -677,6 +684,12 @@ def release_promote(*, release: Release, actor: Actor) -> tuple[Release, GateDec
         data={
             "manifest_digest": decision.manifest_digest,
             "policy_version": decision.policy_version,
+            # A break-glass promotion names the break-glass and what it bypassed.
+            **(
+                {"break_glass": decision.break_glass.as_dict()}
+                if decision.break_glass is not None
+                else {}
+            ),
         },
     )
     send_after_commit("promoted", release_id=locked.pk)

@@ -1,14 +1,18 @@
 """DSSE envelopes (Dead Simple Signing Envelope, v1): the signature covers the pre-authentication
-encoding of the payload type and the payload, never the JSON around them."""
+encoding of the payload type and the payload, never the JSON around them.
+
+Opening an envelope needs only `cryptography`: the offline verifier (`releasegate verify`) uses
+this module without Django, so the service's key store is imported only to sign.
+"""
 
 import base64
 import binascii
 from collections.abc import Callable
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
-
-from releasegate.signing import keys
 
 
 class EnvelopeError(Exception):
@@ -22,6 +26,8 @@ def pae(payload_type: str, payload: bytes) -> bytes:
 
 
 def sign_envelope(payload_type: str, payload: bytes) -> dict[str, Any]:
+    from releasegate.signing import keys
+
     keyid, signature = keys.sign(pae(payload_type, payload))
     return {
         "payloadType": payload_type,
@@ -76,6 +82,9 @@ def open_envelope(
             signature = _b64(entry.get("sig"), "sig")
         except EnvelopeError:
             continue
-        if keys.verify(public, message, signature):
-            return payload, keyid
+        try:
+            public.verify(signature, message, ec.ECDSA(hashes.SHA256()))
+        except InvalidSignature:
+            continue
+        return payload, keyid
     raise EnvelopeError("no signature verifies with the given key")

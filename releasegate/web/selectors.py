@@ -15,8 +15,10 @@ from releasegate.accounts.roles import (
     Role,
     permission_codename,
 )
+from releasegate.audit import selectors as audit_selectors
 from releasegate.audit.models import AuditEvent
 from releasegate.checks.models import CheckResult
+from releasegate.incidents.selectors import incident_annotations
 from releasegate.releases.gate import GateDecision
 from releasegate.releases.models import (
     Approval,
@@ -161,8 +163,10 @@ class ReleasePage:
 
 
 def release_list(actor: Actor, filters: ReleaseFilter, page: int) -> ReleasePage:
-    qs: QuerySet[Release] = releases_visible_to(actor).select_related(
-        "project__current_policy", "promotion"
+    qs: QuerySet[Release] = (
+        releases_visible_to(actor)
+        .select_related("project__current_policy", "promotion")
+        .annotate(**incident_annotations())
     )
     if filters.project:
         qs = qs.filter(project__slug=filters.project)
@@ -347,7 +351,7 @@ def release_detail(actor: Actor, release: Release) -> ReleaseDetail:
 
 
 def audit_events(release: Release) -> QuerySet[AuditEvent]:
-    return AuditEvent.objects.filter(release_id=release.pk).order_by("seq")
+    return audit_selectors.release_events(release)
 
 
 def policy_versions(project: Project) -> QuerySet[GatePolicy]:

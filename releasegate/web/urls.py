@@ -1,7 +1,7 @@
 from django.urls import URLPattern, URLResolver, path
 
 from releasegate.identity.views import sign_out
-from releasegate.web import dashboard_views, views
+from releasegate.web import dashboard_views, incidents, views
 
 app_name = "web"
 
@@ -19,6 +19,26 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("releases/<int:release_id>/vetoes/<int:veto_id>/lift/", views.lift, name="lift"),
     path("releases/<int:release_id>/promote/", views.promote, name="promote"),
     path("releases/<int:release_id>/audit/", views.audit_page, name="audit"),
+    path(
+        "releases/<int:release_id>/break-glass/",
+        incidents.break_glass_request_view,
+        name="break_glass",
+    ),
+    path(
+        "releases/<int:release_id>/break-glass/<int:bg_id>/confirm/",
+        incidents.break_glass_confirm_view,
+        name="break_glass_confirm",
+    ),
+    path(
+        "releases/<int:release_id>/break-glass/<int:bg_id>/review/",
+        incidents.break_glass_review_view,
+        name="break_glass_review",
+    ),
+    path(
+        "releases/<int:release_id>/holds/<int:hold_id>/lift/",
+        incidents.hold_lift_view,
+        name="hold_lift",
+    ),
     path("releases/<int:release_id>/audit.json", views.audit_json, name="audit_json"),
     path("projects/", views.project_list, name="projects"),
     path("projects/<slug:slug>/", views.project_page, name="project"),

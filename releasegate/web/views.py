@@ -56,6 +56,7 @@ from releasegate.web.forms import (
     kept_rows,
     row_formset,
 )
+from releasegate.web.incident_panel import incident_panel, reviews_due_for
 
 ReleaseView = Callable[..., HttpResponse]
 
@@ -142,6 +143,7 @@ def home(request: HttpRequest) -> HttpResponse:
             "mine": selectors.requested_by(actor),
             "can_create": bool(selectors.projects_where(actor, Capability.CREATE_RELEASE)),
             "projects": projects_at_a_glance(actor),
+            "reviews_due": reviews_due_for(actor),
         },
     )
 
@@ -332,6 +334,7 @@ def release_page(request: HttpRequest, release: Release) -> HttpResponse:
             "approve_form": ApproveForm(roles=detail.actions.approve_roles, auto_id="approve_%s"),
             "veto_form": VetoForm(roles=detail.actions.veto_roles, auto_id="veto_%s"),
             "passed": CheckStatus.PASSED,
+            "incidents": incident_panel(actor, release),
         },
     )
 
@@ -473,11 +476,11 @@ def audit_page(request: HttpRequest, release: Release) -> HttpResponse:
 @require_GET
 def audit_json(request: HttpRequest, release: Release) -> JsonResponse:
     """The same document as the API's `GET /api/v1/releases/<id>/audit`, as a download."""
-    body = {
-        "release": present.release_dict(release),
-        "events": [present.audit_event_dict(e) for e in selectors.audit_events(release)],
-    }
-    response = JsonResponse(body, encoder=DjangoJSONEncoder, json_dumps_params={"indent": 2})
+    response = JsonResponse(
+        present.audit_trail_dict(release),
+        encoder=DjangoJSONEncoder,
+        json_dumps_params={"indent": 2},
+    )
     response["Content-Disposition"] = f'attachment; filename="release-{release.pk}-audit.json"'
     return response
 

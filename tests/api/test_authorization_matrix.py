@@ -15,9 +15,12 @@ from django.utils import timezone
 
 from releasegate.accounts.actors import Actor
 from releasegate.checks.models import Advisory
+from releasegate.incidents.models import Hold
+from releasegate.incidents.services import break_glass_confirm, break_glass_request
 from releasegate.releases.models import Release
 from releasegate.releases.services import approval_give, veto_cast
 from tests.api.conftest import callers
+from tests.attestations.conftest import admission_review, image, pod_spec, workload
 from tests.builders import (
     attach_all,
     digest_of,
@@ -27,6 +30,7 @@ from tests.builders import (
     submitted_release,
 )
 from tests.conftest import make_personas
+from tests.incidents.payloads import alert, notification
 
 READERS = {"requester", "security", "sme", "admin", "auditor"}
 UNAUTHENTICATED = {
@@ -74,6 +78,46 @@ class Case:
     statuses: dict[str, int]
 
 
+def _incident_cases(r: int, ids: dict[str, int]) -> dict[str, Case]:
+    """Alert intake, hold lift and break-glass: `ids` names the hold and break-glass rows."""
+    hold, pending, confirmed = ids["hold"], ids["pending"], ids["confirmed"]
+    return {
+        "alerts": Case(
+            "POST",
+            "/api/v1/projects/support-assistant/alerts",
+            notification(alert("ToxicOutputRate", releasegate_digest=digest_of("nothing"))),
+            {
+                **expected(people={"*": 403}, scopes={"*": 403}),
+                "service:alerts:write": 202,
+            },
+        ),
+        "hold_lift": Case(
+            "POST",
+            f"/api/v1/releases/{ids['hold_release']}/holds/{hold}/lift",
+            {"reason": "checked"},
+            expected(people={"security": 200, "*": 403}, scopes={"*": 403}),
+        ),
+        "break_glass": Case(
+            "POST",
+            f"/api/v1/releases/{r}/break-glass",
+            {"reason": "outage", "incident": "INC-1"},
+            expected(people={"requester": 201, "admin": 201, "*": 403}, scopes={"*": 403}),
+        ),
+        "break_glass_confirm": Case(
+            "POST",
+            f"/api/v1/releases/{ids['pending_release']}/break-glass/{pending}/confirm",
+            {"reason": "seen"},
+            expected(people={"security": 200, "*": 403}, scopes={"*": 403}),
+        ),
+        "break_glass_review": Case(
+            "POST",
+            f"/api/v1/releases/{ids['confirmed_release']}/break-glass/{confirmed}/review",
+            {"summary": "root cause found"},
+            expected(people={"security": 200, "*": 403}, scopes={"*": 403}),
+        ),
+    }
+
+
 def _admin_in_person(status: int) -> dict[str, int]:
     """Only the project admin, signed in: a token (even the admin's own) never sets trust."""
     table = expected(people={"admin": status, "*": 403}, scopes={"*": 403})
@@ -85,8 +129,7 @@ GITHUB = "https://token.actions.githubusercontent.com"
 ANYONE_401 = expected(people={"*": 401}, outsider=401, scopes={"*": 401}, other_project=401)
 
 
-def _cases(release: Release, draft: Release, veto_id: int, policy_id: int = 0) -> dict[str, Case]:
-    r = release.pk
+def _identity_cases(policy_id: int) -> dict[str, Case]:
     trust = "/api/v1/projects/support-assistant/trust-policies"
     return {
         "trust_policies_list": Case("GET", trust, None, READ),
@@ -104,6 +147,12 @@ def _cases(release: Release, draft: Release, veto_id: int, policy_id: int = 0) -
         "trust_policy_remove": Case("DELETE", f"{trust}/{policy_id}", None, _admin_in_person(204)),
         # No credential but the ID token: every caller is refused alike for a token that is none.
         "oidc_exchange": Case("POST", "/api/v1/oidc/exchange", {"token": "a.b.c"}, ANYONE_401),
+    }
+
+
+def _cases(release: Release, draft: Release, veto_id: int) -> dict[str, Case]:
+    r = release.pk
+    return {
         "gate": Case("GET", "/api/v1/gate?project=support-assistant&version=1.0.0", None, READ),
         "gate_by_digest": Case("GET", f"/api/v1/gate?digest={release.artifact_digest}", None, READ),
         "release_gate": Case("GET", f"/api/v1/releases/{r}/gate", None, READ),
@@ -168,6 +217,12 @@ def _cases(release: Release, draft: Release, veto_id: int, policy_id: int = 0) -
             {"advisory_id": "CVE-2024-0001", "reason": "not reachable", "expires_at": IN_A_MONTH},
             expected(people={"security": 201, "*": 403}, scopes={"*": 403}),
         ),
+        "project_audit": Case(
+            "GET",
+            "/api/v1/projects/support-assistant/audit",
+            None,
+            expected(people={"admin": 200, "auditor": 200, "*": 403}, scopes={"*": 403}),
+        ),
         "promote": Case(
             "POST",
             f"/api/v1/releases/{r}/promote",
@@ -175,6 +230,42 @@ def _cases(release: Release, draft: Release, veto_id: int, policy_id: int = 0) -
             expected(
                 people={"requester": 200, "*": 403}, scopes={"releases:promote": 200, "*": 403}
             ),
+        ),
+        "attestation": Case(
+            "GET",
+            f"/api/v1/releases/{r}/attestation",
+            None,
+            {
+                **expected(people={"*": 200}, scopes={"gate:read": 200, "*": 403}),
+                "service:attestations:read": 200,
+            },
+        ),
+        # Public keys are public: no credential is read, so even a bad one is no refusal.
+        "keys": Case(
+            "GET",
+            "/api/v1/attestations/keys",
+            None,
+            {
+                **expected(people={"*": 200}, outsider=200, scopes={"*": 200}, other_project=200),
+                **dict.fromkeys(UNAUTHENTICATED, 200),
+            },
+        ),
+        "revocations": Case(
+            "GET",
+            "/api/v1/attestations/revocations",
+            None,
+            expected(people={"*": 200}, outsider=200, scopes={"*": 200}, other_project=200),
+        ),
+        "admission": Case(
+            "POST",
+            "/api/v1/admission/production",
+            admission_review(workload("Pod", pod_spec(image(release)))),
+            {
+                **expected(people={"*": 403}, outsider=403, scopes={"*": 403}, other_project=200),
+                "service:admission:review": 200,
+                "service:alerts:write": 403,
+                "service:attestations:read": 403,
+            },
         ),
     }
 
@@ -204,18 +295,48 @@ def world(personas: Any) -> dict[str, Any]:
         scope="release",
     )
     assert veto.pk != veto_security.pk
+    held = submitted_release(personas.project, personas.requester, version="1.4.0")
+    hold = Hold.objects.create(
+        project=personas.project,
+        release=held,
+        fingerprint="a1b2c3d4e5f60718",
+        alert_name="ToxicOutputRate",
+        severity="critical",
+        since=timezone.now(),
+    )
+    pending_release = submitted_release(personas.project, personas.requester, version="1.2.0")
+    pending = break_glass_request(
+        release=pending_release, actor=personas.actor("requester"), reason="x", incident="I"
+    )
+    confirmed_release = submitted_release(personas.project, personas.requester, version="1.3.0")
+    confirmed = break_glass_request(
+        release=confirmed_release, actor=personas.actor("requester"), reason="x", incident="I"
+    )
+    break_glass_confirm(break_glass=confirmed, actor=personas.actor("security"), reason="ok")
     from releasegate.identity.services import trust_policy_add
 
     policy = trust_policy_add(
         project=personas.project,
         actor=personas.actor("admin"),
-        issuer="https://token.actions.githubusercontent.com",
+        issuer=GITHUB,
         audience="releasegate",
         claims={"repository_id": "7"},
         scopes=["gate:read"],
     )
+    ids = {
+        "hold": hold.pk,
+        "hold_release": held.pk,
+        "pending": pending.pk,
+        "pending_release": pending_release.pk,
+        "confirmed": confirmed.pk,
+        "confirmed_release": confirmed_release.pk,
+    }
     return {
-        "cases": _cases(release, draft, veto_security.pk, policy.pk),
+        "cases": {
+            **_cases(release, draft, veto_security.pk),
+            **_incident_cases(release.pk, ids),
+            **_identity_cases(policy.pk),
+        },
         "callers": callers(personas, other.project),
     }
 
@@ -234,7 +355,17 @@ ENDPOINTS = [
     "lift",
     "check_report",
     "waiver",
+    "project_audit",
     "promote",
+    "attestation",
+    "keys",
+    "revocations",
+    "admission",
+    "alerts",
+    "hold_lift",
+    "break_glass",
+    "break_glass_confirm",
+    "break_glass_review",
     "trust_policies_list",
     "trust_policy_add",
     "trust_policy_remove",
@@ -278,6 +409,16 @@ def test_matrix_covers_every_api_route() -> None:
         "api-checks",
         "api-promote",
         "api-waivers",
+        "api-project-audit",
+        "api-release-attestation",
+        "api-attestation-keys",
+        "api-attestation-revocations",
+        "api-admission",
+        "api-alerts",
+        "api-hold-lift",
+        "api-break-glass",
+        "api-break-glass-confirm",
+        "api-break-glass-review",
         "api-oidc-exchange",
         "api-trust-policies",
         "api-trust-policy",

@@ -9,8 +9,8 @@ from django.core.management.base import CommandError
 from django.db import DatabaseError, connection, transaction
 
 from releasegate.accounts.actors import Actor
-from releasegate.audit.models import AuditEvent
-from releasegate.audit.services import event_hash
+from releasegate.audit.models import AuditChain, AuditEvent
+from releasegate.audit.services import entry_hash, link_hash
 from releasegate.checks.services import check_result_record
 from releasegate.releases.services import (
     approval_give,
@@ -30,11 +30,11 @@ from tests.builders import document, make_release, pass_checks, submitted_releas
 
 
 def _new_events(since: int) -> list[AuditEvent]:
-    return list(AuditEvent.objects.filter(seq__gt=since).order_by("seq"))
+    return list(AuditEvent.objects.filter(id__gt=since).order_by("id"))
 
 
-def _last_seq() -> int:
-    return AuditEvent.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
+def _last_id() -> int:
+    return AuditEvent.objects.order_by("-id").values_list("id", flat=True).first() or 0
 
 
 def test_every_state_changing_act_appends_exactly_one_event(personas):
@@ -113,7 +113,7 @@ def test_every_state_changing_act_appends_exactly_one_event(personas):
         ),
     ]
     for action, act in acts:
-        before = _last_seq()
+        before = _last_id()
         act()
         new = [e.action for e in _new_events(before)]
         if action == "promoted":
@@ -122,7 +122,7 @@ def test_every_state_changing_act_appends_exactly_one_event(personas):
         else:
             assert new == [action], action
     withdrawn = make_release(p.project, p.requester, version="2.0.0")
-    before = _last_seq()
+    before = _last_id()
     release_withdraw(release=withdrawn, actor=requester, reason="dropped")
     assert [e.action for e in _new_events(before)] == ["release_withdrawn"]
     assert "intact" in _verify()
@@ -131,7 +131,7 @@ def test_every_state_changing_act_appends_exactly_one_event(personas):
 def test_event_names_the_actor_project_and_release(personas):
     p = personas
     release = make_release(p.project, p.requester)
-    event = AuditEvent.objects.get(seq=_last_seq())
+    event = AuditEvent.objects.get(id=_last_id())
     assert (event.action, event.actor, event.actor_user_id) == (
         "release_created",
         "requester",
@@ -145,7 +145,7 @@ def test_pending_and_repeated_check_results_add_no_event(personas):
     p = personas
     release = submitted_release(p.project, p.requester)
     system = Actor.system_actor()
-    before = _last_seq()
+    before = _last_id()
     check_result_record(release=release, actor=system, check="licenses", status="running")
     assert _new_events(before) == []
     check_result_record(release=release, actor=system, check="licenses", status="passed")
@@ -153,12 +153,19 @@ def test_pending_and_repeated_check_results_add_no_event(personas):
     assert [e.action for e in _new_events(before)] == ["check_recorded"]
 
 
-def test_events_chain_each_to_the_previous(personas):
-    events = list(AuditEvent.objects.order_by("seq"))
-    assert [e.seq for e in events] == list(range(1, len(events) + 1))
-    assert events[0].prev_hash == "0" * 64
-    for previous, event in zip(events, events[1:]):
-        assert event.prev_hash == previous.hash
+def test_events_chain_each_to_the_previous_of_their_project(personas):
+    make_release(personas.project, personas.requester)
+    project_create(slug="p2", name="P2", actor=Actor.system_actor())
+    chains = AuditChain.objects.order_by("name")
+    assert [c.name for c in chains] == ["p2", "support-assistant"]
+    for chain in chains:
+        events = list(AuditEvent.objects.filter(chain=chain).order_by("seq"))
+        assert {e.project_id for e in events} == {chain.project_id}
+        assert [e.seq for e in events] == list(range(1, len(events) + 1))
+        assert events[0].prev_hash == "0" * 64
+        for previous, event in zip(events, events[1:]):
+            assert event.prev_hash == previous.hash
+        assert (chain.size, chain.head_hash) == (events[-1].seq, events[-1].hash)
 
 
 def _verify() -> str:
@@ -189,11 +196,11 @@ def _broken() -> CommandError:
 
 
 def _as_dba(sql: str, params: list) -> None:
-    """What a database administrator could do: switch the trigger off, write, switch it on."""
+    """What a database administrator could do: switch triggers off, write, switch them on."""
     with connection.cursor() as cursor:
-        cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER USER")
+        cursor.execute("SET session_replication_role = replica")
         cursor.execute(sql, params)
-        cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER USER")
+        cursor.execute("SET session_replication_role = DEFAULT")
 
 
 pg = pytest.mark.postgres
@@ -201,24 +208,26 @@ pg = pytest.mark.postgres
 
 @pg
 def test_trigger_refuses_update_and_delete(personas):
-    seq = _last_seq()
+    last = _last_id()
     for sql in (
-        "UPDATE audit_auditevent SET actor = 'mallory' WHERE seq = %s",
-        "DELETE FROM audit_auditevent WHERE seq = %s",
+        "UPDATE audit_auditevent SET actor = 'mallory' WHERE id = %s",
+        "DELETE FROM audit_auditevent WHERE id = %s",
+        "DELETE FROM audit_auditchain WHERE id = "
+        "(SELECT chain_id FROM audit_auditevent WHERE id = %s)",
     ):
         with (
             pytest.raises(DatabaseError) as refused,
             transaction.atomic(),
             connection.cursor() as cursor,
         ):
-            cursor.execute(sql, [seq])
+            cursor.execute(sql, [last])
         op = sql.split()[0]
-        assert f"append-only: {op} refused" in str(refused.value)
+        assert f": {op} refused" in str(refused.value)
     with pytest.raises(DatabaseError), transaction.atomic():
-        AuditEvent.objects.filter(seq=seq).update(actor="mallory")
+        AuditEvent.objects.filter(id=last).update(actor="mallory")
     with pytest.raises(DatabaseError), transaction.atomic():
-        AuditEvent.objects.filter(seq=seq).delete()
-    assert AuditEvent.objects.get(seq=seq).actor == "system"
+        AuditEvent.objects.filter(id=last).delete()
+    assert AuditEvent.objects.get(id=last).actor == "system"
     assert "intact" in _verify()
 
 
@@ -235,8 +244,8 @@ def _veto_event(p) -> AuditEvent:
 def test_verify_audit_names_an_event_whose_data_was_altered(personas):
     veto = _veto_event(personas)
     _as_dba(
-        "UPDATE audit_auditevent SET data = %s WHERE seq = %s",
-        [json.dumps(veto.data | {"reason": "no reason"}), veto.seq],
+        "UPDATE audit_auditevent SET data = %s WHERE id = %s",
+        [json.dumps(veto.data | {"reason": "no reason"}), veto.pk],
     )
     error = _broken()
     assert f"event #{veto.seq}" in str(error)
@@ -246,7 +255,7 @@ def test_verify_audit_names_an_event_whose_data_was_altered(personas):
 @pg
 def test_verify_audit_names_an_event_whose_actor_was_altered(personas):
     veto = _veto_event(personas)
-    _as_dba("UPDATE audit_auditevent SET actor = 'sme' WHERE seq = %s", [veto.seq])
+    _as_dba("UPDATE audit_auditevent SET actor = 'sme' WHERE id = %s", [veto.pk])
     assert f"event #{veto.seq} " in str(_broken())
 
 
@@ -254,7 +263,8 @@ def test_verify_audit_names_an_event_whose_actor_was_altered(personas):
 def test_verify_audit_names_an_altered_event_even_when_its_hash_was_recomputed(personas):
     veto = _veto_event(personas)
     forged = veto.data | {"reason": "no reason"}
-    rehashed = event_hash(
+    entry = entry_hash(
+        chain=veto.chain.name,
         seq=veto.seq,
         created_at=veto.created_at,
         action=veto.action,
@@ -263,11 +273,10 @@ def test_verify_audit_names_an_altered_event_even_when_its_hash_was_recomputed(p
         project_id=veto.project_id,
         release_id=veto.release_id,
         data=forged,
-        prev_hash=veto.prev_hash,
     )
     _as_dba(
-        "UPDATE audit_auditevent SET data = %s, hash = %s WHERE seq = %s",
-        [json.dumps(forged), rehashed, veto.seq],
+        "UPDATE audit_auditevent SET data = %s, entry_hash = %s, hash = %s WHERE id = %s",
+        [json.dumps(forged), entry, link_hash(veto.prev_hash, entry), veto.pk],
     )
     error = _broken()
     assert f"event #{veto.seq} was altered" in str(error)
@@ -276,7 +285,7 @@ def test_verify_audit_names_an_altered_event_even_when_its_hash_was_recomputed(p
 @pg
 def test_verify_audit_names_a_deleted_event(personas):
     veto = _veto_event(personas)
-    _as_dba("DELETE FROM audit_auditevent WHERE seq = %s", [veto.seq])
+    _as_dba("DELETE FROM audit_auditevent WHERE id = %s", [veto.pk])
     error = _broken()
     assert f"event #{veto.seq} is missing" in str(error)
 
@@ -284,7 +293,7 @@ def test_verify_audit_names_a_deleted_event(personas):
 @pg
 def test_verify_audit_names_a_deleted_last_event(personas):
     _veto_event(personas)
-    last = _last_seq()
-    _as_dba("DELETE FROM audit_auditevent WHERE seq = %s", [last])
+    last = AuditEvent.objects.get(id=_last_id())
+    _as_dba("DELETE FROM audit_auditevent WHERE id = %s", [last.pk])
     error = _broken()
-    assert f"event #{last} is missing" in str(error)
+    assert f"chain {last.chain.name}: event #{last.seq} is missing" in str(error)

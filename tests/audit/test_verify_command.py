@@ -39,7 +39,7 @@ def test_verify_audit_exits_non_zero_naming_the_altered_event(personas):
     with connection.cursor() as cursor:
         cursor.execute("ALTER TABLE audit_auditevent DISABLE TRIGGER USER")
         cursor.execute(
-            "UPDATE audit_auditevent SET actor = 'someone-else' WHERE seq = %s", [submitted.seq]
+            "UPDATE audit_auditevent SET actor = 'someone-else' WHERE id = %s", [submitted.pk]
         )
         cursor.execute("ALTER TABLE audit_auditevent ENABLE TRIGGER USER")
     broken = _verify_audit()

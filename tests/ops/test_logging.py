@@ -14,7 +14,7 @@ from django.test import Client
 
 from releasegate.celery import app as celery_app
 from releasegate.ops.context import current_request_id, request_id_var
-from releasegate.ops.tasks import notify_if_cleared
+from releasegate.ops.tasks import sweep_notices
 from tests.conftest import Personas
 
 TOKEN = "rgs_0123456789ab_S3cretS3cretS3cretS3cretS3cretS3cret0"
@@ -107,7 +107,7 @@ def test_the_request_id_is_published_with_every_task() -> None:
     token = request_id_var.set("req-from-the-web-1234")
     try:
         with celery_app.connection_for_write("memory://") as connection:
-            notify_if_cleared.apply_async(args=[1], connection=connection)
+            sweep_notices.apply_async(connection=connection)
     finally:
         request_id_var.reset(token)
         before_task_publish.disconnect(capture)

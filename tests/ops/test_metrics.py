@@ -5,7 +5,7 @@ import pytest
 from django.test import Client, override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
-from releasegate.ops.tasks import notify_if_cleared
+from releasegate.ops.tasks import sweep_notices
 from releasegate.releases.services import release_promote, veto_cast
 from tests.builders import submitted_release
 from tests.conftest import Personas
@@ -57,14 +57,13 @@ def test_metrics_count_gate_queries_by_outcome_vetoes_promotions_and_checks(
 
 
 def test_metrics_record_task_latency(client: Client, personas: Personas) -> None:
-    release = submitted_release(personas.project, personas.requester)
     key = (
         "releasegate_task_duration_seconds_count",
-        (("state", "SUCCESS"), ("task", "releasegate.ops.tasks.notify_if_cleared")),
+        (("state", "SUCCESS"), ("task", "releasegate.ops.tasks.sweep_notices")),
     )
     before = scrape(client).get(key, 0.0)
-    notify_if_cleared.apply(args=[release.pk])
-    notify_if_cleared.apply(args=[release.pk])
+    sweep_notices.apply()
+    sweep_notices.apply()
     assert scrape(client)[key] - before == 2
 
 

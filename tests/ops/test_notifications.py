@@ -19,13 +19,13 @@ from django.utils import timezone
 from releasegate.audit.models import AuditEvent
 from releasegate.celery import app as celery_app
 from releasegate.errors import InvalidInput, NotPermitted
-from releasegate.ops.models import Delivery, NotificationTarget
+from releasegate.ops.models import Delivery, Notice, NotificationTarget
 from releasegate.ops.services import (
     deliveries_create,
     notification_target_add,
     notification_target_remove,
 )
-from releasegate.ops.tasks import notify_if_cleared, stale_after, sweep_deliveries
+from releasegate.ops.tasks import notify_release_event, stale_after, sweep_deliveries
 from releasegate.releases.services import veto_cast, veto_lift
 from tests.builders import submitted_release
 from tests.conftest import Personas
@@ -208,7 +208,9 @@ def test_cleared_is_told_once_per_evidence_manifest(
     with django_capture_on_commit_callbacks(execute=True):
         release = cleared_release(personas)
     assert [json.loads(body)["event"] for _, body in receiver.requests] == ["cleared"]
-    notify_if_cleared.apply(args=[release.pk])
+    # Another act on the same evidence (a later approval, a check recorded again) tells nobody.
+    again = Notice.objects.create(release=release, event="cleared")
+    notify_release_event.apply(args=[again.pk])
     assert len(receiver.requests) == 1
     delivery = Delivery.objects.get()
     assert delivery.dedupe_key == release.manifest_digest

@@ -122,7 +122,7 @@ def test_project_name_is_the_only_editable_field_and_is_audited(world, root_clie
         "Support Assistant v2",
         policy,
     )
-    event = AuditEvent.objects.latest("seq")
+    event = AuditEvent.objects.latest("id")
     assert (event.action, event.actor, event.data["previous"]) == (
         "project_renamed",
         "root",

@@ -14,6 +14,7 @@ from releasegate.api.serializers import GateQuerySerializer
 from releasegate.api.views import _plain_gate_query
 from releasegate.checks.models import CheckResult
 from releasegate.errors import NotFound
+from releasegate.incidents.models import BreakGlass, Hold
 from releasegate.releases.models import Approval, Evidence, Project, Release, Veto
 from releasegate.releases.selectors import (
     load_gate_facts,
@@ -326,3 +327,76 @@ def test_repeated_gate_query_parameters_read_as_the_serializer_reads_them():
     serializer = GateQuerySerializer(data=params)
     assert serializer.is_valid()
     assert _plain_gate_query(params) == dict(serializer.validated_data)
+
+
+def _hold(release: Release, fingerprint: str, **fields) -> Hold:
+    return Hold.objects.create(
+        project=release.project,
+        release=release,
+        fingerprint=fingerprint,
+        alert_name=fields.pop("alert_name", "ToxicOutputRate"),
+        summary=fields.pop("summary", "toxic output above 0.5%"),
+        severity="critical",
+        since=fields.pop("since", timezone.now() - timedelta(minutes=5)),
+        **fields,
+    )
+
+
+@pytest.mark.postgres
+def test_active_resolved_and_lifted_holds_read_the_same(personas):
+    p = personas
+    release = cleared_release(p)
+    promoted, _ = release_promote(release=release, actor=p.actor("requester"))
+    other = make_release(p.project, p.requester, version="2.0.0")
+    now = timezone.now()
+    _hold(promoted, "a1", signal="toxic output rate")
+    _hold(promoted, "b2", alert_status="resolved", resolved_at=now, alert_name="PiiLeak")
+    _hold(promoted, "c3", lifted_at=now, lifted_by=p.security, lift_reason="false alarm")
+    _hold(other, "d4")
+    facts = load_visible_gate_facts(project_ids=[p.project.pk], release_id=release.pk)
+    assert facts is not None and {h.alert_name for h in facts.holds} == {
+        "ToxicOutputRate",
+        "PiiLeak",
+    }
+    assert_same_facts(release)
+
+
+def _break_glass(release: Release, requester, confirmer=None, **fields) -> BreakGlass:
+    now = timezone.now()
+    confirmed = fields.pop("confirmed_at", now if confirmer is not None else None)
+    return BreakGlass.objects.create(
+        project=release.project,
+        release=release,
+        reason="customer-facing outage",
+        incident="INC-42",
+        requested_by=requester,
+        confirm_by=now + timedelta(minutes=30),
+        confirmed_by=confirmer,
+        confirmed_at=confirmed,
+        until=confirmed + timedelta(hours=4) if confirmed else None,
+        review_due=fields.pop("review_due", confirmed + timedelta(days=7) if confirmed else None),
+        **fields,
+    )
+
+
+@pytest.mark.postgres
+def test_break_glasses_and_reviews_due_read_the_same(personas):
+    p = personas
+    release = submitted_release(p.project, p.requester, version="1.0.0")
+    earlier = submitted_release(p.project, p.requester, version="0.9.0")
+    elsewhere = make_personas(slug="elsewhere", prefix="x-")
+    foreign = submitted_release(elsewhere.project, elsewhere.requester)
+    now = timezone.now()
+    assert_same_facts(release)
+    _break_glass(release, p.requester)  # pending: not a fact yet
+    _break_glass(release, p.requester, p.security, confirmed_at=now - timedelta(hours=5))
+    _break_glass(release, p.admin, p.security)  # the latest confirmed: the one in force
+    _break_glass(earlier, p.requester, p.security, review_due=now - timedelta(days=1))
+    _break_glass(earlier, p.requester, p.security, reviewed_at=now, reviewed_by=p.security)
+    _break_glass(foreign, elsewhere.requester, elsewhere.security)
+    facts = load_visible_gate_facts(project_ids=[p.project.pk], release_id=release.pk)
+    assert facts is not None and facts.break_glass is not None
+    assert facts.break_glass.requested_by == "admin"
+    assert len(facts.reviews_due) == 3
+    assert_same_facts(release)
+    assert_same_facts(earlier)

@@ -1,10 +1,13 @@
 """The gate loads its facts in a fixed number of queries, whatever the number of facts."""
 
+from datetime import timedelta
+
 import pytest
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from releasegate.checks.models import CheckResult
+from releasegate.incidents.models import BreakGlass, Hold
 from releasegate.releases.models import Approval, Evidence, Release, Veto
 from releasegate.releases.selectors import (
     gate_decision,
@@ -18,6 +21,9 @@ from tests.releases.gatehelpers import blockers
 # The release with its project, policy and promotion; current evidence; approvals with their
 # people; vetoes that reach it, with their people; check results for its manifest.
 GATE_QUERIES = 5
+# When the release's query says there are some: its active holds; the confirmed break-glasses
+# of the release, and the unreviewed ones of its project.
+INCIDENT_QUERIES = 2
 
 
 def _earlier_release(p, version, environment="production"):
@@ -95,7 +101,45 @@ def _release_with(p, n: int) -> Release:
         )
         for i in range(n)
     )
+    Hold.objects.bulk_create(
+        Hold(
+            project=p.project,
+            release=release,
+            fingerprint=f"{i:016x}",
+            alert_name=f"Alert{i}",
+            severity="critical",
+            since=now - timedelta(minutes=i),
+            # Every other one lifted, so a fingerprint holds once at most.
+            lifted_at=now if i % 2 else None,
+        )
+        for i in range(n)
+    )
+    BreakGlass.objects.bulk_create(
+        BreakGlass(
+            project=p.project,
+            release=earlier if i % 2 else release,
+            reason="incident",
+            incident=f"INC-{i}",
+            requested_by=p.requester,
+            requested_at=now - timedelta(days=30),
+            confirm_by=now - timedelta(days=30),
+            confirmed_by=p.security,
+            confirmed_at=now - timedelta(days=30),
+            until=now - timedelta(days=29),
+            review_due=now - timedelta(days=23),
+            reviewed_at=now if i % 3 == 0 else None,
+        )
+        for i in range(n)
+    )
     return release
+
+
+def _active_holds(n: int) -> int:
+    return sum(1 for i in range(n) if i % 2 == 0)
+
+
+def _reviews_due(n: int) -> int:
+    return sum(1 for i in range(n) if i % 3 != 0)
 
 
 def _blocking_vetoes(n: int) -> int:
@@ -109,10 +153,12 @@ def test_gate_query_count_is_the_same_for_1_and_50_of_each_fact(
     personas, django_assert_num_queries, n
 ):
     release = _release_with(personas, n)
-    with django_assert_num_queries(GATE_QUERIES):
+    with django_assert_num_queries(GATE_QUERIES + INCIDENT_QUERIES):
         decision = gate_decision(gate_release_queryset().get(pk=release.pk))
-    # The facts were all read: every blocking veto is reported.
+    # The facts were all read: every blocking veto, hold and overdue review is reported.
     assert len(blockers(decision, "veto")) == _blocking_vetoes(n)
+    assert len(blockers(decision, "hold")) == _active_holds(n)
+    assert len(blockers(decision, "review_overdue")) == _reviews_due(n)
     assert not blockers(decision, "check_pending")
     assert not blockers(decision, "evidence_missing")
 
@@ -128,6 +174,8 @@ def test_the_api_gate_reads_a_release_and_all_its_facts_in_one_query(
     assert facts is not None
     assert len(facts.vetoes) == _blocking_vetoes(n)
     assert len(facts.evidence) == 5
+    assert len(facts.holds) == _active_holds(n)
+    assert len(facts.reviews_due) == _reviews_due(n)
 
 
 def test_gate_query_count_is_the_same_for_a_promoted_release(personas, django_assert_num_queries):

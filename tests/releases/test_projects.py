@@ -15,7 +15,7 @@ def test_new_project_starts_with_the_default_policy_as_version_one(db):
     assert policy.version == 1
     assert policy.required_approvals == {"security": 1, "sme": 1}
     assert policy.veto_roles == ["security", "sme"]
-    assert AuditEvent.objects.latest("seq").action == "project_created"
+    assert AuditEvent.objects.latest("id").action == "project_created"
 
 
 @pytest.mark.parametrize("who", ["admin", "superuser"])
@@ -25,7 +25,7 @@ def test_project_admin_or_superuser_renames_a_project(personas, who):
     project_rename(project=p.project, actor=actor, name="  Support bot  ")
     p.project.refresh_from_db()
     assert (p.project.slug, p.project.name) == ("support-assistant", "Support bot")
-    assert AuditEvent.objects.latest("seq").action == "project_renamed"
+    assert AuditEvent.objects.latest("id").action == "project_renamed"
 
 
 @pytest.mark.parametrize("who", ["requester", "security", "sme", "auditor", "outsider"])

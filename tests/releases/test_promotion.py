@@ -29,7 +29,7 @@ def test_cleared_release_is_promoted_with_its_decision_recorded(personas):
     assert promotion.manifest_digest == release.manifest_digest == decision.manifest_digest
     assert promotion.policy_version == 1
     assert promotion.decision["cleared"] is True
-    assert AuditEvent.objects.latest("seq").action == "promoted"
+    assert AuditEvent.objects.latest("id").action == "promoted"
 
 
 def test_blocked_release_is_not_promoted_and_the_blockers_are_returned(personas):
@@ -130,7 +130,7 @@ def test_replacing_evidence_keeps_the_history(personas):
     assert [(e.pk, e.is_current) for e in rows] == [(first.pk, False), (second.pk, True)]
     assert rows[0].digest != rows[1].digest
     assert rows[0].document == document("sbom")
-    assert AuditEvent.objects.latest("seq").data["replaced"] == first.digest
+    assert AuditEvent.objects.latest("id").data["replaced"] == first.digest
 
 
 def test_replacing_evidence_changes_the_manifest(personas):
