@@ -632,7 +632,8 @@ def evidence_attach(
     Any change gives the release a new manifest digest, so earlier approvals and check results
     stop counting.
     """
-    _refuse(edit_refusal(actor, release))
+    locked = _lock_for_gate(release)
+    _refuse(edit_refusal(actor, locked))
     if kind not in EvidenceKind.values:
         raise InvalidInput(
             f"Unknown evidence kind {kind!r}.",
@@ -648,9 +649,6 @@ def evidence_attach(
         not isinstance(link, str) or not re.fullmatch(r"https?://\S+", link) or len(link) > 500
     ):
         raise InvalidInput("Invalid link.", errors=[FieldError("link", "an http(s) URL")])
-    locked = _lock_for_gate(release)
-    # Decided again under the lock: the release may have been promoted meanwhile.
-    _refuse(edit_refusal(actor, locked))
     attachment_digest = _file_digest(attachment) if attachment is not None else ""
     digest = evidence_digest(
         document=document, attachment_digest=attachment_digest, link=link or ""
@@ -699,7 +697,6 @@ def evidence_attach(
 @service
 def release_submit(*, release: Release, actor: Actor) -> Release:
     """Ask for review: draft to in_review."""
-    _refuse(submit_refusal(actor, release))
     locked = _lock_for_gate(release)
     _refuse(submit_refusal(actor, locked))
     locked.state = Release.State.IN_REVIEW
@@ -720,10 +717,9 @@ def release_submit(*, release: Release, actor: Actor) -> Release:
 def release_withdraw(*, release: Release, actor: Actor, reason: Any) -> Release:
     """Take a draft or a release in review out of the running, with a reason: its requester or a
     project admin (`may_withdraw`). A withdrawn release is never cleared and cannot be edited."""
-    _refuse(withdraw_refusal(actor, release))
-    text = _reason(reason)
     locked = _lock_for_gate(release)
     _refuse(withdraw_refusal(actor, locked))
+    text = _reason(reason)
     locked.state = Release.State.WITHDRAWN
     locked.withdrawn_at = timezone.now()
     locked.save(update_fields=["state", "withdrawn_at"])
@@ -762,14 +758,13 @@ def approval_give(*, release: Release, actor: Actor, role: Any, comment: Any = "
     held = _reviewer_role(actor, role)
     person = actor.person
     assert person is not None
-    _refuse(approve_refusal(actor, release, held, [], timezone.now()))
+    locked = _lock_for_gate(release)
+    mine = list(Approval.objects.filter(release=locked, user_id=person.pk))
+    _refuse(approve_refusal(actor, locked, held, mine, timezone.now()))
     if not isinstance(comment, str) or len(comment) > MAX_REASON:
         raise InvalidInput(
             "Invalid comment.", errors=[FieldError("reason", f"at most {MAX_REASON} characters")]
         )
-    locked = _lock_for_gate(release)
-    mine = list(Approval.objects.filter(release=locked, user_id=person.pk))
-    _refuse(approve_refusal(actor, locked, held, mine, timezone.now()))
     approval = Approval.objects.create(
         release=locked,
         role=held.value,
@@ -798,15 +793,14 @@ def veto_cast(
 ) -> Veto:
     """Veto in a veto role; by default it carries forward to later releases and the artifact."""
     held = _reviewer_role(actor, role)
-    _refuse(veto_refusal(actor, release, held))
+    locked = _lock_for_gate(release)
+    _refuse(veto_refusal(actor, locked, held))
     text = _reason(reason)
     if scope not in Veto.Scope.values:
         raise InvalidInput(
             "Unknown veto scope.",
             errors=[FieldError("scope", f"must be one of {', '.join(Veto.Scope.values)}")],
         )
-    locked = _lock_for_gate(release)
-    _refuse(veto_refusal(actor, locked, held))
     person = actor.person
     assert person is not None
     veto = Veto.objects.create(
@@ -838,12 +832,11 @@ def veto_cast(
 @service
 def veto_lift(*, veto: Veto, actor: Actor, reason: Any) -> Veto:
     """Lift a veto. Only a holder of the vetoing role on that project, never the requester."""
-    _refuse(lift_refusal(actor, veto))
+    locked = lock_one(Veto.objects.all(), LockRank.RELEASE_ROWS, pk=veto.pk)
+    _refuse(lift_refusal(actor, locked))
     person = actor.person
     assert person is not None
     text = _reason(reason)
-    locked = lock_one(Veto.objects.all(), LockRank.RELEASE_ROWS, pk=veto.pk)
-    _refuse(lift_refusal(actor, locked))
     locked.lifted_at = timezone.now()
     locked.lifted_by = person
     locked.lift_reason = text

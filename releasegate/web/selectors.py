@@ -298,10 +298,11 @@ def _actions(
     )
 
 
-def vetoes_through(actor: Actor, release: Release) -> QuerySet[Veto]:
-    """The release's own vetoes, and the active ones carried forward to it from projects the
-    person can see: each may be lifted through this release, as through the API."""
-    carried = active_vetoes_for(release).filter(project_id__in=visible_project_ids(actor))
+def vetoes_through(release: Release) -> QuerySet[Veto]:
+    """The release's own vetoes, and the active ones carried forward to it in its project: each
+    may be lifted through this release. One carried from another project (same artifact) is
+    lifted on its own release's page: here its blocker tells nothing of it."""
+    carried = active_vetoes_for(release).filter(project_id=release.project_id)
     return (
         Veto.objects.filter(Q(release_id=release.pk) | Q(pk__in=carried.values("pk")))
         .select_related("user", "lifted_by", "release")
@@ -372,7 +373,7 @@ def release_detail(actor: Actor, release: Release) -> ReleaseDetail:
         vulnerability_summary(vulnerability_check.details) if vulnerability_check else None
     )
     approvals = list(Approval.objects.filter(release_id=release.pk).select_related("user"))
-    vetoes = list(vetoes_through(actor, release))
+    vetoes = list(vetoes_through(release))
     return ReleaseDetail(
         release=release,
         decision=decision,

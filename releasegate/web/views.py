@@ -413,7 +413,7 @@ def veto(request: HttpRequest, release: Release) -> HttpResponse:
 def lift(request: HttpRequest, release: Release, veto_id: int) -> HttpResponse:
     actor = actor_of(request)
     back = reverse("web:release", args=[release.pk])
-    veto_obj = selectors.vetoes_through(actor, release).filter(pk=veto_id).first()
+    veto_obj = selectors.vetoes_through(release).filter(pk=veto_id).first()
     if veto_obj is None:
         raise Http404("No such veto.")
     form = LiftForm(request.POST or None)
