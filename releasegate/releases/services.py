@@ -7,6 +7,7 @@ writes, runs in one transaction, records an audit event, and announces what happ
 import hashlib
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
@@ -214,6 +215,24 @@ def _policy_apply(
     return new
 
 
+def _origin(url: Any) -> tuple[str, str] | None:
+    if not isinstance(url, str):
+        return None
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def _without_moved_ci_token(changes: dict[str, Any], current: GatePolicy) -> dict[str, Any]:
+    """The worker's bearer token (`token_env`) was configured for the current CI origin: sending
+    it to another one a project admin names would hand them the operator's credential. Moving
+    the URL to another origin drops it, whoever asks and through whichever door."""
+    moved = changes.get("external_ci")
+    old_url = (current.external_ci or {}).get("url")
+    if not isinstance(moved, dict) or not old_url or _origin(moved.get("url")) == _origin(old_url):
+        return changes
+    return {**changes, "external_ci": {k: v for k, v in moved.items() if k != "token_env"}}
+
+
 def _spec_of(policy: GatePolicy) -> PolicySpec:
     return PolicySpec(**{k: getattr(policy, k) for k in PolicySpec().as_fields()})
 
@@ -246,7 +265,7 @@ def policy_change(
     current = locked.current_policy
     assert current is not None
     base = _spec_of(current)
-    spec = policy_spec_from(changes, base)
+    spec = policy_spec_from(_without_moved_ci_token(changes, current), base)
     weakenings = policy_weakenings(base, spec)
     person = actor.person
     if not weakenings:
