@@ -24,7 +24,7 @@ from releasegate.accounts.tokens import token_create, token_revoke
 from releasegate.api import present
 from releasegate.checks.models import CheckStatus
 from releasegate.errors import Conflict, InvalidInput, NotFound, NotPermitted, ReleasegateError
-from releasegate.releases.models import EvidenceKind, GovernanceChange, Project, Release, Veto
+from releasegate.releases.models import EvidenceKind, GovernanceChange, Project, Release
 from releasegate.releases.selectors import project_for, release_for, visible_project_ids
 from releasegate.releases.services import (
     approval_give,
@@ -425,7 +425,7 @@ def veto(request: HttpRequest, release: Release) -> HttpResponse:
 def lift(request: HttpRequest, release: Release, veto_id: int) -> HttpResponse:
     actor = actor_of(request)
     back = reverse("web:release", args=[release.pk])
-    veto_obj = Veto.objects.select_related("user").filter(pk=veto_id, release_id=release.pk).first()
+    veto_obj = selectors.vetoes_through(release).filter(pk=veto_id).first()
     if veto_obj is None:
         raise Http404("No such veto.")
     form = LiftForm(request.POST or None)
