@@ -309,7 +309,11 @@ def token_checked(prefix: str, secret: str, token: ApiToken | None) -> ApiToken:
 def token_verify(raw: str) -> ApiToken:
     """The active token `raw` names, or TokenRejected with a code saying why (one query, plus a
     write at most once a minute to record its last use)."""
-    prefix, key_id, secret = token_parts(raw)
+    return token_verify_parts(*token_parts(raw))
+
+
+def token_verify_parts(prefix: str, key_id: str, secret: str) -> ApiToken:
+    """As `token_verify`, for a token already split by `token_parts`."""
     return token_checked(prefix, secret, _token_with_user(key_id))
 
 

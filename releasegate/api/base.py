@@ -9,13 +9,14 @@ from typing import Any, ClassVar
 from django.conf import settings
 from django.db.models import QuerySet
 from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from releasegate.accounts.actors import Actor
 from releasegate.accounts.models import ApiToken
-from releasegate.accounts.tokens import TokenRejected
+from releasegate.accounts.tokens import TokenRejected, token_verify_parts
 from releasegate.api.authentication import (
     DeferredBearer,
     GateBearerAuthentication,
@@ -137,9 +138,27 @@ class ScopedAPIView(APIView):
             )
         except TokenRejected as error:
             raise rejected(error) from None
+        self._authenticated(token)
+        if decision is None:
+            raise NotFound("No such release.")
+        return decision
+
+    def _authenticated(self, token: ApiToken) -> None:
         self.request.user = principal_for(token)
         self.request.auth = token
-        return decision
+
+    def handle_exception(self, exc: Exception) -> Any:
+        # A request refused before its deferred token was verified (a bad query, say) is answered
+        # as on every other endpoint: a refused token's 401 first.
+        # `_auth`, not `auth`: reading `auth` would authenticate the request now, if it was
+        # refused before it came to that (too large a body).
+        bearer = getattr(getattr(self, "request", None), "_auth", None)
+        if isinstance(bearer, DeferredBearer) and not isinstance(exc, AuthenticationFailed):
+            try:
+                self._authenticated(token_verify_parts(bearer.prefix, bearer.key_id, bearer.secret))
+            except TokenRejected as error:
+                exc = rejected(error)
+        return super().handle_exception(exc)
 
     def body_object(self) -> dict[str, Any]:
         data = self.request.data

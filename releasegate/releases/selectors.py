@@ -846,9 +846,10 @@ def bearer_gate_decision(
     version: str | None = None,
     artifact_digest: str | None = None,
     environment: str | None = None,
-) -> tuple[ApiToken, GateDecision]:
+) -> tuple[ApiToken, GateDecision | None]:
     """The verified token and the gate's answer for the release it names, in one round trip (see
-    `load_bearer_gate_facts`); TokenRejected or a 404 as `visible_gate_decision` would."""
+    `load_bearer_gate_facts`), None when it names none it may see (a 404 for the caller);
+    TokenRejected as `token_verify` would."""
     token, facts = load_bearer_gate_facts(
         prefix,
         key_id,
@@ -859,9 +860,7 @@ def bearer_gate_decision(
         artifact_digest=artifact_digest,
         environment=environment,
     )
-    if facts is None:
-        raise NotFound("No such release.")
-    return token, _decided(facts, environment)
+    return token, None if facts is None else _decided(facts, environment)
 
 
 def gate_release_queryset() -> QuerySet[Release]:

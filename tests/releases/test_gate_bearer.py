@@ -212,6 +212,8 @@ def test_a_refused_token_is_answered_401_with_its_code_by_both_gate_endpoints(wo
         f"/api/v1/releases/{release.pk}/gate",
         f"/api/v1/gate?project={release.project.slug}&version={release.version}",
         "/api/v1/releases/999999999/gate",
+        "/api/v1/gate?project=NOT%20A%20SLUG",
+        f"/api/v1/releases/{release.pk}/gate?environment=%00",
     ):
         response = client.get(path, HTTP_AUTHORIZATION=f"Bearer {raw}")
         assert response.status_code == 401
