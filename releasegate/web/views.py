@@ -119,6 +119,18 @@ class SignInView(LoginView):
     template_name = "web/login.html"
     redirect_authenticated_user = True
 
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        from releasegate.identity.backends import local_login_enabled
+
+        if not local_login_enabled():
+            return HttpResponse("Password sign-in is turned off.", status=403)
+        return super().post(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        from releasegate.identity.views import sign_in_options
+
+        return {**super().get_context_data(**kwargs), **sign_in_options(self.request)}
+
 
 # Home and lists
 
