@@ -251,28 +251,55 @@ def _token_lookup() -> tuple[str, _Columns, _Columns]:
     return sql, _Columns.of(ApiToken, "t"), _Columns.of(user_model, "u")
 
 
-def _token_with_user(key_id: str) -> ApiToken | None:
-    sql, token_columns, user_columns = _token_lookup()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [key_id])
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    split = len(token_columns.attnames)
-    token: ApiToken = token_columns.instance(ApiToken, row[:split])
-    if token.user_id is not None:
-        token.user = user_columns.instance(get_user_model(), row[split:])
-    return token
-
-
-def token_verify(raw: str) -> ApiToken:
-    """The active token `raw` names, or TokenRejected with a code saying why (one query, plus a
-    write at most once a minute to record its last use)."""
+def token_parts(raw: str) -> tuple[str, str, str]:
+    """The prefix, key id and secret of a well-formed token; TokenRejected otherwise (no query)."""
     match = _TOKEN_RE.match(raw or "")
     if match is None:
         raise TokenRejected("The token is malformed.", code="token_invalid")
     prefix, key_id, secret = match.groups()
-    token = _token_with_user(key_id)
+    return prefix, key_id, secret
+
+
+def token_lookup_sql() -> str:
+    """The token by key id (one bound parameter) with its user's columns, for a caller that reads
+    it inside a larger statement; `token_from_row` reads its columns back."""
+    return _token_lookup()[0]
+
+
+def token_columns() -> int:
+    """How many columns `token_lookup_sql` selects."""
+    _, token_columns, user_columns = _token_lookup()
+    return len(token_columns.attnames) + len(user_columns.attnames)
+
+
+def token_from_row(row: Sequence[Any]) -> ApiToken | None:
+    """The token and its user read from `token_lookup_sql`'s columns; None when there was no row
+    (every column NULL)."""
+    _, token_columns, user_columns = _token_lookup()
+    split = len(token_columns.attnames)
+    if row[0] is None:
+        return None
+    token: ApiToken = token_columns.instance(ApiToken, row[:split])
+    if token.user_id is not None:
+        end = split + len(user_columns.attnames)
+        token.user = user_columns.instance(get_user_model(), row[split:end])
+    return token
+
+
+def _token_with_user(key_id: str) -> ApiToken | None:
+    sql, _, _ = _token_lookup()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [key_id])
+        row = cursor.fetchone()
+    return None if row is None else token_from_row(row)
+
+
+def token_checked(prefix: str, secret: str, token: ApiToken | None) -> ApiToken:
+    """The token, if `secret` is its secret and it is active now; TokenRejected with a code saying
+    why otherwise. Every path that authenticates a token decides here, so none can drift: the
+    secret compared in constant time (against a dummy when the key id is unknown), the prefix
+    matching the kind, then revoked, expired, and the user active. Records the last use at most
+    once a minute (a write)."""
     expected = token.secret_hash if token is not None else _DUMMY_HASH
     if not hmac.compare_digest(_hash(secret), expected) or token is None:
         raise TokenRejected("The token is not valid.", code="token_invalid")
@@ -289,6 +316,17 @@ def token_verify(raw: str) -> ApiToken:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         token.last_used_at = now
     return token
+
+
+def token_verify(raw: str) -> ApiToken:
+    """The active token `raw` names, or TokenRejected with a code saying why (one query, plus a
+    write at most once a minute to record its last use)."""
+    return token_verify_parts(*token_parts(raw))
+
+
+def token_verify_parts(prefix: str, key_id: str, secret: str) -> ApiToken:
+    """As `token_verify`, for a token already split by `token_parts`."""
+    return token_checked(prefix, secret, _token_with_user(key_id))
 
 
 def token_authenticate(raw: str) -> ApiToken | None:

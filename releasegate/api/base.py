@@ -8,16 +8,26 @@ from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db.models import QuerySet
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from releasegate.accounts.actors import Actor
 from releasegate.accounts.models import ApiToken
+from releasegate.accounts.tokens import TokenRejected, token_verify_parts
+from releasegate.api.authentication import (
+    DeferredBearer,
+    GateBearerAuthentication,
+    principal_for,
+    rejected,
+)
 from releasegate.api.errors import RequestTooLarge
 from releasegate.api.parsers import BoundedJSONParser
 from releasegate.errors import FieldError, InvalidInput, NotFound
 from releasegate.releases import selectors
+from releasegate.releases.gate import GateDecision
 from releasegate.releases.models import Project, Release
 
 MAX_ID = 2**63 - 1  # larger ids cannot exist; asking for one is a 404, not a database error
@@ -27,16 +37,23 @@ class HasActor(BasePermission):
     """A signed-in person or a valid token; what they may do is decided by the services."""
 
     def has_permission(self, request: Request, view: Any) -> bool:
-        if isinstance(request.auth, ApiToken):
+        # A deferred token is verified by the gate view before it answers anything.
+        if isinstance(request.auth, ApiToken | DeferredBearer):
             return True
         user = request.user
         return bool(user is not None and user.is_authenticated and user.is_active)
 
 
 def actor_for(request: Request) -> Actor:
+    if isinstance(request.auth, DeferredBearer):
+        raise TypeError("A deferred bearer token is verified by `gate_decision` only.")
     if isinstance(request.auth, ApiToken):
         return Actor.for_token(request.auth)
     return Actor.for_user(request.user)
+
+
+# The gate views' authentication: a bearer token read in the gate's own statement.
+GATE_AUTHENTICATION = [GateBearerAuthentication, SessionAuthentication]
 
 
 class ScopedAPIView(APIView):
@@ -88,6 +105,60 @@ class ScopedAPIView(APIView):
         if len(slug) > 64 or "\x00" in slug:
             raise NotFound("No such project.")
         return selectors.project_for(self.actor, slug)
+
+    def gate_decision(
+        self,
+        *,
+        release_id: int | None = None,
+        project_slug: str | None = None,
+        version: str | None = None,
+        artifact_digest: str | None = None,
+        environment: str | None = None,
+    ) -> GateDecision:
+        """The gate's answer for the release the caller names among those it may see. A bearer
+        token (`GateBearerAuthentication`) is verified in the same round trip as the facts are
+        read; a 401 with the token's code when it is refused, a 404 when the release is not
+        visible, exactly as on the reference path (`visible_gate_decision`)."""
+        query = {
+            "release_id": release_id,
+            "project_slug": project_slug,
+            "version": version,
+            "artifact_digest": artifact_digest,
+            "environment": environment,
+        }
+        bearer = self.request.auth
+        if not isinstance(bearer, DeferredBearer):
+            return selectors.visible_gate_decision(self.actor, **query)  # type: ignore[arg-type]
+        try:
+            token, decision = selectors.bearer_gate_decision(
+                bearer.prefix,
+                bearer.key_id,
+                bearer.secret,
+                **query,  # type: ignore[arg-type]
+            )
+        except TokenRejected as error:
+            raise rejected(error) from None
+        self._authenticated(token)
+        if decision is None:
+            raise NotFound("No such release.")
+        return decision
+
+    def _authenticated(self, token: ApiToken) -> None:
+        self.request.user = principal_for(token)
+        self.request.auth = token
+
+    def handle_exception(self, exc: Exception) -> Any:
+        # A request refused before its deferred token was verified (a bad query, say) is answered
+        # as on every other endpoint: a refused token's 401 first.
+        # `_auth`, not `auth`: reading `auth` would authenticate the request now, if it was
+        # refused before it came to that (too large a body).
+        bearer = getattr(getattr(self, "request", None), "_auth", None)
+        if isinstance(bearer, DeferredBearer) and not isinstance(exc, AuthenticationFailed):
+            try:
+                self._authenticated(token_verify_parts(bearer.prefix, bearer.key_id, bearer.secret))
+            except TokenRejected as error:
+                exc = rejected(error)
+        return super().handle_exception(exc)
 
     def body_object(self) -> dict[str, Any]:
         data = self.request.data

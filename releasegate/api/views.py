@@ -20,7 +20,7 @@ from rest_framework.response import Response
 
 from releasegate.api import present
 from releasegate.api import serializers as s
-from releasegate.api.base import MAX_ID, ScopedAPIView
+from releasegate.api.base import GATE_AUTHENTICATION, MAX_ID, ScopedAPIView
 from releasegate.api.errors import error_body
 from releasegate.audit import selectors as audit_selectors
 from releasegate.audit.selectors import may_read_project_trail
@@ -86,6 +86,8 @@ def _plain_gate_query(query: Any) -> dict[str, str] | None:
 
 
 class GateView(ScopedAPIView):
+    authentication_classes = GATE_AUTHENTICATION
+
     @extend_schema(
         operation_id="gate",
         summary="Is this release cleared?",
@@ -104,8 +106,7 @@ class GateView(ScopedAPIView):
             query = s.GateQuerySerializer(data=request.query_params)
             query.is_valid(raise_exception=True)
             params = query.validated_data
-        decision = selectors.visible_gate_decision(
-            self.actor,
+        decision = self.gate_decision(
             project_slug=params.get("project"),
             version=None if "digest" in params else params["version"],
             artifact_digest=params.get("digest"),
@@ -115,6 +116,8 @@ class GateView(ScopedAPIView):
 
 
 class ReleaseGateView(ScopedAPIView):
+    authentication_classes = GATE_AUTHENTICATION
+
     @extend_schema(
         operation_id="release_gate",
         summary="Is this release cleared? (by id)",
@@ -129,9 +132,7 @@ class ReleaseGateView(ScopedAPIView):
             query.is_valid(raise_exception=True)
         if release_id > MAX_ID:
             raise NotFound("No such release.")
-        decision = selectors.visible_gate_decision(
-            self.actor, release_id=release_id, environment=environment
-        )
+        decision = self.gate_decision(release_id=release_id, environment=environment)
         return Response(decision.as_dict())
 
 

@@ -1,6 +1,7 @@
 """Reads. The gate's facts load in a fixed number of queries whatever their number."""
 
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache
 from typing import Any
@@ -18,7 +19,14 @@ from django.utils import timezone
 from guardian.models import UserObjectPermission
 
 from releasegate.accounts.actors import Actor, Capability
+from releasegate.accounts.models import ApiToken
 from releasegate.accounts.roles import ROLE_PERMISSION_PREFIX, project_ids_with_role
+from releasegate.accounts.tokens import (
+    token_checked,
+    token_columns,
+    token_from_row,
+    token_lookup_sql,
+)
 from releasegate.checks.models import AdvisoryGeneration, CheckResult, WaiverGeneration
 from releasegate.errors import NotFound
 from releasegate.incidents.models import BreakGlass, Hold
@@ -421,7 +429,7 @@ FROM (
         {r_artifact} AS artifact_digest, {r_env} AS environment, {r_state} AS state,
         {r_requester} AS requester_id, {r_manifest} AS manifest_digest, {p_policy} AS policy_id
     FROM {table["release"]} r0 JOIN {table["project"]} p0 ON {p_id} = {r_project}
-    WHERE {r_project} = ANY(%s) AND """  # noqa: S608
+    WHERE """  # noqa: S608
     tail = f"""
     ORDER BY {r_env} = %s DESC, {r_created} DESC, {r_id} DESC
     LIMIT 1
@@ -429,6 +437,8 @@ FROM (
 LEFT JOIN {table["policy"]} gp ON {gp[0]} = r.policy_id
 LEFT JOIN {table["promotion"]} pm ON {pm_release} = r.id"""
     where = {
+        "projects": f"{r_project} = ANY(%s)",
+        "visible": f"{r_project} IN (SELECT id FROM vis)",  # noqa: S608
         "id": f"{r_id} = %s",
         "slug": f"{p_slug} = %s",
         "version": f"{r_version} = %s",
@@ -591,14 +601,38 @@ def load_visible_gate_facts(
     one of `environment` first), among `project_ids` only; None when there is none."""
     if not project_ids:
         return None
+    sql, params = _gate_statement(
+        "projects",
+        [list(project_ids)],
+        release_id=release_id,
+        project_slug=project_slug,
+        version=version,
+        artifact_digest=artifact_digest,
+        environment=environment,
+    )
+    row = _fetch_prepared(sql, params)
+    return None if row is None else _facts_from_row(row)
+
+
+def _gate_statement(
+    scope: str,
+    scope_params: list[Any],
+    *,
+    release_id: int | None,
+    project_slug: str | None,
+    version: str | None,
+    artifact_digest: str | None,
+    environment: str | None,
+) -> tuple[str, list[Any]]:
+    """The gate read's SQL and parameters, its releases limited by the `scope` condition."""
     head, tail, where_sql = _gate_facts_sql()
-    conditions: list[str] = []
+    conditions = [where_sql[scope]]
     params: list[Any] = [
         ContentType.objects.get_for_model(Project).pk,
         ROLE_PERMISSION_PREFIX,
         Veto.Scope.CARRY_FORWARD.value,
         Release.State.PROMOTED.value,
-        list(project_ids),
+        *scope_params,
     ]
     for key, value in (
         ("id", release_id),
@@ -609,12 +643,13 @@ def load_visible_gate_facts(
         if value is not None:
             conditions.append(where_sql[key])
             params.append(value)
-    if not conditions:
+    if len(conditions) == 1:
         raise ValueError("Name the release: its id, its version or its artifact digest.")
     params.append(environment)
-    row = _fetch_prepared(head + " AND ".join(conditions) + tail, params)
-    if row is None:
-        return None
+    return head + " AND ".join(conditions) + tail, params
+
+
+def _facts_from_row(row: Sequence[Any]) -> GateFacts:
     (
         rid,
         project_id,
@@ -720,6 +755,112 @@ def load_visible_gate_facts(
         advisory_generation=advisory_generation or 0,
         waiver_generation=waiver_generation or 0,
     )
+
+
+@cache
+def _bearer_sql() -> tuple[str, str]:
+    """The SQL around the gate read for a bearer token: the token with its user (`tok`) and the
+    projects it would see (`vis`: a service token's project; the projects where a personal
+    token's user holds a role, as `project_ids_with_role` reads them), then the token's columns
+    beside the gate read's, NULL when no release is found among `vis`."""
+    quote = connection.ops.quote_name
+    token_table = quote(ApiToken._meta.db_table)
+    t_key, t_kind, t_project, t_user = _quoted_names(
+        ApiToken, "t", "key_id", "kind", "project", "user"
+    )
+    g_user, g_ct, g_object, g_permission = _quoted_names(
+        UserObjectPermission, "g", "user", "content_type", "object_pk", "permission"
+    )
+    perm_id, perm_codename = _quoted_names(Permission, "perm", "id", "codename")
+    before = f"""
+WITH tok AS ({token_lookup_sql()}),
+vis AS (
+    SELECT {t_project} AS id FROM {token_table} t
+    WHERE {t_key} = %s AND {t_kind} = %s AND {t_project} IS NOT NULL
+    UNION
+    SELECT {g_object}::bigint FROM {token_table} t
+    JOIN {quote(UserObjectPermission._meta.db_table)} g ON {g_user} = {t_user}
+    JOIN {quote(Permission._meta.db_table)} perm ON {perm_id} = {g_permission}
+    WHERE {t_key} = %s AND {t_kind} = %s AND {g_ct} = %s AND starts_with({perm_codename}, %s)
+)
+SELECT tok.*, gate.* FROM tok LEFT JOIN ("""  # noqa: S608
+    return before, ") gate ON TRUE"
+
+
+def load_bearer_gate_facts(
+    prefix: str,
+    key_id: str,
+    secret: str,
+    *,
+    release_id: int | None = None,
+    project_slug: str | None = None,
+    version: str | None = None,
+    artifact_digest: str | None = None,
+    environment: str | None = None,
+) -> tuple[ApiToken, GateFacts | None]:
+    """PostgreSQL only: the bearer token (`token_parts` of it) and the gate facts of the release
+    it names among the projects the token may read, in one round trip: the same token as
+    `token_verify` and the same facts as `load_visible_gate_facts(visible_project_ids(...))`
+    (its reference). The token is verified by `token_checked` before any fact is looked at:
+    TokenRejected when it is not valid, whatever the facts say."""
+    before, after = _bearer_sql()
+    gate_sql, gate_params = _gate_statement(
+        "visible",
+        [],
+        release_id=release_id,
+        project_slug=project_slug,
+        version=version,
+        artifact_digest=artifact_digest,
+        environment=environment,
+    )
+    params: list[Any] = [
+        key_id,
+        key_id,
+        ApiToken.Kind.SERVICE.value,
+        key_id,
+        ApiToken.Kind.PERSONAL.value,
+        ContentType.objects.get_for_model(Project).pk,
+        ROLE_PERMISSION_PREFIX,
+        *gate_params,
+    ]
+    row = _fetch_prepared(before + gate_sql + after, params)
+    width = token_columns()
+    token = token_checked(prefix, secret, None if row is None else token_from_row(row[:width]))
+    if row is None or row[width] is None:
+        return token, None
+    actor = Actor.for_token(token)
+    # A service token's scopes decide whether it reads its project (a narrow one reads none);
+    # decided before the facts are read, so such a token learns nothing of them.
+    if actor.is_service and row[width + 1] not in visible_project_ids(actor):
+        return token, None
+    return token, _facts_from_row(row[width:])
+
+
+def bearer_gate_decision(
+    prefix: str,
+    key_id: str,
+    secret: str,
+    *,
+    release_id: int | None = None,
+    project_slug: str | None = None,
+    version: str | None = None,
+    artifact_digest: str | None = None,
+    environment: str | None = None,
+) -> tuple[ApiToken, GateDecision | None]:
+    """The verified token and the gate's answer for the release it names, in one round trip (see
+    `load_bearer_gate_facts`), None when it names none it may see (a 404 for the caller);
+    TokenRejected as `token_verify` would."""
+    token, facts = load_bearer_gate_facts(
+        prefix,
+        key_id,
+        secret,
+        release_id=release_id,
+        project_slug=project_slug,
+        version=version,
+        artifact_digest=artifact_digest,
+        environment=environment,
+    )
+    return token, None if facts is None else _decided(facts, environment)
 
 
 def gate_release_queryset() -> QuerySet[Release]:

@@ -4,8 +4,12 @@ from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.test import Client
 from django.utils import timezone
 
+from releasegate.accounts.actors import Actor
+from releasegate.accounts.models import ApiToken
+from releasegate.accounts.tokens import token_create
 from releasegate.checks.models import CheckResult
 from releasegate.incidents.models import BreakGlass, Hold
 from releasegate.releases.models import Approval, Evidence, Release, Veto
@@ -176,6 +180,48 @@ def test_the_api_gate_reads_a_release_and_all_its_facts_in_one_query(
     assert len(facts.evidence) == 5
     assert len(facts.holds) == _active_holds(n)
     assert len(facts.reviews_due) == _reviews_due(n)
+
+
+def _token(p, kind: str) -> str:
+    if kind == "service":
+        token, raw = token_create(
+            actor=Actor.system_actor(),
+            kind="service",
+            name="ci",
+            project=p.project,
+            scopes=["gate:read"],
+        )
+    else:
+        token, raw = token_create(
+            actor=p.actor("auditor"), kind="personal", name="t", user=p.auditor
+        )
+    # Used a moment ago, so this request does not record its use (a write once a minute).
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    return raw
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("kind", ["service", "personal"])
+@pytest.mark.parametrize("n", [1, 50])
+def test_a_gate_request_with_a_token_is_answered_in_one_round_trip(
+    personas, django_assert_num_queries, kind, n
+):
+    release = _release_with(personas, n)
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {_token(personas, kind)}")
+    by_version = f"/api/v1/gate?project={personas.project.slug}&version={release.version}"
+    for path in (
+        f"/api/v1/releases/{release.pk}/gate",
+        by_version,
+        by_version + "&environment=staging",
+    ):
+        with django_assert_num_queries(1):
+            response = client.get(path)
+        assert response.status_code == 200
+        body = response.json()
+        assert body["release"]["id"] == release.pk
+        codes = [b["code"] for b in body["blockers"]]
+        assert codes.count("veto") == _blocking_vetoes(n)
+        assert codes.count("hold") == _active_holds(n)
 
 
 def test_gate_query_count_is_the_same_for_a_promoted_release(personas, django_assert_num_queries):
