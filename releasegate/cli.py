@@ -2,8 +2,9 @@
 fetch a signed attestation and verify one offline.
 
 Exit codes: 0 cleared (or done, or valid), 1 blocked (or invalid, expired, revoked), 2 usage,
-authentication or not found, 3 server unreachable. The token comes from RELEASEGATE_TOKEN and is
-never printed; `verify` needs no token and no network.
+authentication or not found, 3 server unreachable. The token comes from RELEASEGATE_TOKEN, or with
+`--oidc` from exchanging the CI system's OIDC ID token (see `_token_by_oidc`); no token is ever
+printed; `verify` needs no token and no network.
 """
 
 import argparse
@@ -13,6 +14,7 @@ import random
 import re
 import sys
 import time
+import urllib.parse
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -69,6 +71,7 @@ def _parser() -> argparse.ArgumentParser:
         prog="releasegate",
         description="Ask releasegate whether a release is cleared. Token: RELEASEGATE_TOKEN.",
     )
+    _oidc_arguments(parser)
     commands = parser.add_subparsers(dest="command", required=True)
 
     def common(sub: argparse.ArgumentParser) -> None:
@@ -253,6 +256,86 @@ def _report(api: Api, args: argparse.Namespace) -> int:
     raise _refusal(status, body)
 
 
+def _oidc_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--oidc",
+        action="store_true",
+        help="get a short-lived token by exchanging this CI job's OIDC ID token (GitHub Actions, "
+        "or RELEASEGATE_ID_TOKEN from GitLab id_tokens) instead of RELEASEGATE_TOKEN",
+    )
+    parser.add_argument(
+        "--audience",
+        default=os.environ.get("RELEASEGATE_OIDC_AUDIENCE", "releasegate"),
+        help="the audience the ID token is asked for (the trust policy's; default releasegate)",
+    )
+
+
+def _id_token(audience: str) -> str:
+    """The job's ID token: asked from GitHub Actions' token service when the job may ask
+    (`permissions: id-token: write`), else RELEASEGATE_ID_TOKEN (GitLab CI's `id_tokens:`)."""
+    request_url = os.environ.get("ACTIONS_ID_TOKEN_REQUEST_URL", "")
+    request_token = os.environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "")
+    if request_url and request_token:
+        separator = "&" if urllib.parse.urlsplit(request_url).query else "?"
+        url = f"{request_url}{separator}audience={urllib.parse.quote(audience, safe='')}"
+        try:
+            response = httpx.get(
+                url,
+                headers={"Authorization": f"Bearer {request_token}"},
+                timeout=REQUEST_TIMEOUT,
+            )
+        except httpx.HTTPError as error:
+            name = error.__class__.__name__
+            raise Unreachable(f"cannot reach the CI's ID token service: {name}") from None
+        if response.status_code != 200:
+            raise Failed(f"the CI's ID token service answered {response.status_code}")
+        try:
+            value = response.json().get("value")
+        except (ValueError, AttributeError):
+            value = None
+        if not isinstance(value, str) or not value:
+            raise Failed("the CI's ID token service sent no token")
+        return value
+    value = os.environ.get("RELEASEGATE_ID_TOKEN", "").strip()
+    if not value:
+        raise Failed(
+            "--oidc needs an ID token: in GitHub Actions grant `permissions: id-token: write`; "
+            "in GitLab CI set RELEASEGATE_ID_TOKEN from `id_tokens:`"
+        )
+    return value
+
+
+def _token_by_oidc(url: str, audience: str, project: str | None) -> str:
+    """Exchange the job's ID token at releasegate for a service token of a few minutes."""
+    body: dict[str, Any] = {"token": _id_token(audience)}
+    if project:
+        body["project"] = project
+    try:
+        response = httpx.post(
+            url.rstrip("/") + "/api/v1/oidc/exchange",
+            json=body,
+            headers={"User-Agent": "releasegate-cli"},
+            timeout=REQUEST_TIMEOUT,
+        )
+    except httpx.HTTPError as error:
+        raise Unreachable(f"cannot reach releasegate: {error.__class__.__name__}") from None
+    if response.status_code >= 500:
+        raise Unreachable(f"releasegate answered {response.status_code} to the OIDC exchange")
+    try:
+        answer = response.json()
+    except ValueError:
+        raise Unreachable(f"releasegate answered {response.status_code} without JSON") from None
+    if response.status_code != 201 or not isinstance(answer.get("token"), str):
+        raise _refusal(response.status_code, answer if isinstance(answer, dict) else {})
+    print(
+        f"exchanged the CI's ID token for a token of {answer.get('project')} "
+        f"({', '.join(answer.get('scopes') or [])}) until {answer.get('expires_at')}",
+        file=sys.stderr,
+    )
+    token: str = answer["token"]
+    return token
+
+
 def _attest(api: Api, args: argparse.Namespace) -> int:
     release_id = args.release
     if release_id is None:
@@ -346,7 +429,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("gate takes --version or --digest, not both")
     if not re.match(r"^https?://", args.url or ""):
         parser.error("--url must be an http(s) URL")
-    token = os.environ.get("RELEASEGATE_TOKEN", "").strip()
+    if args.oidc:
+        try:
+            token = _token_by_oidc(args.url, args.audience, getattr(args, "project", None))
+        except Failed as error:
+            print(str(error), file=sys.stderr)
+            return USAGE
+        except Unreachable as error:
+            print(str(error), file=sys.stderr)
+            return UNREACHABLE
+    else:
+        token = os.environ.get("RELEASEGATE_TOKEN", "").strip()
     if not token:
         print("RELEASEGATE_TOKEN is not set.", file=sys.stderr)
         return USAGE

@@ -116,7 +116,7 @@ DATABASES = {
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTHENTICATION_BACKENDS = [
-    "django.contrib.auth.backends.ModelBackend",
+    "releasegate.identity.backends.LocalPasswordBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 ANONYMOUS_USER_NAME = None  # guardian: no anonymous user object; anonymous callers see nothing
@@ -358,3 +358,29 @@ RELEASEGATE_WEBHOOK_TIMEOUT = env_int("RELEASEGATE_WEBHOOK_TIMEOUT", 10, minimum
 RELEASEGATE_WEBHOOK_ALLOW_HTTP = env_bool("RELEASEGATE_WEBHOOK_ALLOW_HTTP", DEBUG)
 # Webhooks to loopback, private and link-local addresses are refused unless this is on.
 RELEASEGATE_WEBHOOK_ALLOW_PRIVATE = env_bool("RELEASEGATE_WEBHOOK_ALLOW_PRIVATE", DEBUG)
+
+# Identities without stored secrets (docs/identity.md). CI: OIDC ID tokens of these issuers only
+# are exchanged for short-lived service tokens. A plain-http issuer is accepted on loopback only,
+# and only with DEBUG on (tests turn this on explicitly; no variable turns it on in production).
+RELEASEGATE_OIDC_ISSUERS = env_list(
+    "RELEASEGATE_OIDC_ISSUERS",
+    ["https://token.actions.githubusercontent.com", "https://gitlab.com"],
+)
+RELEASEGATE_OIDC_ALLOW_LOOPBACK_HTTP = DEBUG
+RELEASEGATE_OIDC_TIMEOUT_SECONDS = env_int("RELEASEGATE_OIDC_TIMEOUT_SECONDS", 5, minimum=1)
+RELEASEGATE_OIDC_JWKS_CACHE_SECONDS = env_int(
+    "RELEASEGATE_OIDC_JWKS_CACHE_SECONDS", 900, minimum=60
+)
+# People: OpenID Connect sign-in, on when OIDC_ISSUER is set; password sign-in can be turned off.
+OIDC_ISSUER = env_str("OIDC_ISSUER", "").rstrip("/")
+OIDC_CLIENT_ID = env_str("OIDC_CLIENT_ID", "")
+OIDC_CLIENT_SECRET = env_str("OIDC_CLIENT_SECRET", "")
+OIDC_SCOPES = env_str("OIDC_SCOPES", "openid email profile groups")
+OIDC_GROUPS_CLAIM = env_str("OIDC_GROUPS_CLAIM", "groups")
+RELEASEGATE_LOCAL_LOGIN = env_bool("RELEASEGATE_LOCAL_LOGIN", True)
+if OIDC_ISSUER and not (OIDC_CLIENT_ID and OIDC_CLIENT_SECRET):
+    raise ImproperlyConfigured("OIDC_ISSUER needs OIDC_CLIENT_ID and OIDC_CLIENT_SECRET")
+if not RELEASEGATE_LOCAL_LOGIN and not OIDC_ISSUER:
+    raise ImproperlyConfigured(
+        "RELEASEGATE_LOCAL_LOGIN=false needs OIDC_ISSUER: otherwise nobody could sign in"
+    )

@@ -41,7 +41,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from enum import IntEnum
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, overload
 
 from django.db import DatabaseError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Model, QuerySet
@@ -141,17 +141,37 @@ def _recover() -> None:
         connection.close()
 
 
-def service(fn: Callable[P, R]) -> Callable[P, R]:
+@overload
+def service(fn: Callable[P, R], /) -> Callable[P, R]: ...
+
+
+@overload
+def service(*, savepoint: bool) -> Callable[[Callable[P, R]], Callable[P, R]]: ...
+
+
+def service(
+    fn: Callable[P, R] | None = None, /, *, savepoint: bool = True
+) -> Callable[P, R] | Callable[[Callable[P, R]], Callable[P, R]]:
     """A write: one transaction, its locks in the one order, transient errors retried.
 
     Retries happen only where the service is the outermost transaction: inside a caller's
     transaction the error propagates, so the outermost service retries the whole act.
-    """
 
+    Called inside a caller's transaction, a service runs in a savepoint, so a caller may catch
+    its error and go on. `@service(savepoint=False)` is for a step that no caller may survive
+    (an audit append: an act whose event failed must not commit): it runs in the caller's
+    transaction as is, two statements fewer, and its error dooms that whole transaction.
+    """
+    if fn is None:
+        return functools.partial(_service, savepoint=savepoint)
+    return _service(fn, savepoint=savepoint)
+
+
+def _service(fn: Callable[P, R], *, savepoint: bool) -> Callable[P, R]:
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         if connection.in_atomic_block:
-            with _lock_scope(), transaction.atomic():
+            with _lock_scope(), transaction.atomic(savepoint=savepoint):
                 return fn(*args, **kwargs)
         attempt = 1
         while True:

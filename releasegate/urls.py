@@ -7,5 +7,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include("releasegate.api.urls")),
     path("", include("releasegate.ops.urls")),
+    path("", include("releasegate.identity.urls")),
     path("", include("releasegate.web.urls")),
 ]

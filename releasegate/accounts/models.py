@@ -45,6 +45,14 @@ class ApiToken(models.Model):
     expires_at = models.DateTimeField()
     revoked_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
+    oidc_policy = models.ForeignKey(
+        "identity.TrustPolicy",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="minted_tokens",
+        help_text="Minted in exchange for an OIDC ID token that matched this trust policy.",
+    )
 
     class Meta:
         constraints = [

@@ -96,11 +96,15 @@ def token_create(
     scopes: Sequence[str] = (),
     expires_in: timedelta = DEFAULT_EXPIRY,
     owner: Any = None,
+    oidc_policy: Any = None,
+    oidc_claims: dict[str, Any] | None = None,
 ) -> tuple[ApiToken, str]:
     """Issue a token; returns the row and the plaintext token, which is never shown again.
 
     `owner` (service tokens only, default: the issuing person) is the person releases created
     through the token are requested in the name of, so that person can never approve them.
+    `oidc_policy` marks a service token minted for an OIDC ID token; its audit event is then
+    `token_minted_oidc` and names the policy and `oidc_claims`.
     """
     if kind not in ApiToken.Kind.values:
         raise InvalidInput(
@@ -117,6 +121,11 @@ def token_create(
         errors.append(FieldError("user", "a personal token names its user and no project"))
     if kind == ApiToken.Kind.SERVICE and (project is None or user is not None):
         errors.append(FieldError("project", "a service token names its project and no user"))
+    if oidc_policy is not None and (
+        kind != ApiToken.Kind.SERVICE
+        or oidc_policy.project_id != (project.pk if project is not None else None)
+    ):
+        errors.append(FieldError("oidc_policy", "a trust policy mints its own project's tokens"))
     if kind == ApiToken.Kind.PERSONAL and user is not None and not user.is_active:
         errors.append(FieldError("user", "the user is not active"))
     if errors:
@@ -141,12 +150,15 @@ def token_create(
         created_by=created_by,
         created_at=now,
         expires_at=now + expires_in,
+        oidc_policy=oidc_policy,
     )
+    oidc = {"policy": oidc_policy.pk, "claims": oidc_claims or {}} if oidc_policy else {}
     audit_record(
-        action="token_created",
+        action="token_minted_oidc" if oidc_policy is not None else "token_created",
         actor=actor,
         project_id=token.project_id,
         data={
+            **oidc,
             "kind": kind,
             "name": token.name,
             "key_id": key_id,

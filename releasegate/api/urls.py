@@ -7,6 +7,7 @@ from releasegate.api import (
     views,
 )
 from releasegate.attestations import views as attestation_views
+from releasegate.identity import api as identity_api
 from releasegate.incidents import api as incidents
 
 urlpatterns: list[URLPattern | URLResolver] = [
@@ -33,6 +34,17 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("releases/<int:release_id>/audit", views.AuditView.as_view(), name="api-audit"),
     path("releases/<int:release_id>/withdraw", views.WithdrawView.as_view(), name="api-withdraw"),
     path("projects/<str:slug>/waivers", views.WaiversView.as_view(), name="api-waivers"),
+    path("oidc/exchange", identity_api.ExchangeView.as_view(), name="api-oidc-exchange"),
+    path(
+        "projects/<str:slug>/trust-policies",
+        identity_api.TrustPoliciesView.as_view(),
+        name="api-trust-policies",
+    ),
+    path(
+        "projects/<str:slug>/trust-policies/<str:policy_id>",
+        identity_api.TrustPolicyView.as_view(),
+        name="api-trust-policy",
+    ),
     path("projects/<str:slug>/alerts", incidents.AlertsView.as_view(), name="api-alerts"),
     path(
         "releases/<int:release_id>/holds/<int:hold_id>/lift",

@@ -94,7 +94,8 @@ def _locked_chain(project_id: int | None) -> AuditChain:
     return lock_audit_head(AuditChain.objects.all(), **lookup)
 
 
-@service
+# Savepoint-free: a failed append must take the act down with it, never be caught and skipped.
+@service(savepoint=False)
 def audit_record(
     *,
     action: str,

@@ -66,11 +66,18 @@ def _vulnerabilities(release: Release, policy: GatePolicy, sbom: dict[str, Any] 
     )
 
 
-def compute_check(*, release_id: int, check: str, manifest: str) -> tuple[Outcome, str]:
-    """The check's outcome on `manifest`, and the digest of the inputs it was computed from."""
+def compute_check(
+    *, release_id: int, check: str, manifest: str, release: Release | None = None
+) -> tuple[Outcome, str]:
+    """The check's outcome on `manifest`, and the digest of the inputs it was computed from.
+
+    `release`, when given, is the release as `release_for_checks` loaded it (a task loads it once
+    for its claim and its computation): the outcome and the digest both come from that one read.
+    """
     # The generations are read before the advisories and waivers: a change committed in between
     # leaves the result under the older generation, which the gate then does not count.
-    release = release_for_checks(release_id)
+    if release is None:
+        release = release_for_checks(release_id)
     # Every current item's digest (for the manifest), and the document of the one item this check
     # reads only: the others' JSON is neither sent nor decoded.
     needed = CHECK_EVIDENCE.get(check)

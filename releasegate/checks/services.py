@@ -4,8 +4,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import F, Q
+from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 
 from releasegate.accounts.actors import Actor, Capability
@@ -119,6 +119,42 @@ def check_result_record(
         )
     ):
         return result, False  # a repeated message changes nothing
+    _store(
+        result,
+        release=locked,
+        actor=actor,
+        status=status,
+        manifest=manifest,
+        inputs_digest=inputs_digest,
+        external_id=external_id,
+        summary=summary,
+        details=details,
+        details_url=details_url,
+        valid_until=valid_until,
+        attempts=attempts,
+        now=now,
+    )
+    return result, created
+
+
+def _store(
+    result: CheckResult,
+    *,
+    release: Release,
+    actor: Actor,
+    status: str,
+    manifest: str,
+    inputs_digest: str,
+    external_id: str,
+    summary: str,
+    details: dict[str, Any],
+    details_url: str,
+    valid_until: datetime | None,
+    attempts: int | None,
+    now: datetime,
+) -> None:
+    """Write a result, validated, into its row (new or existing) under the locked `release`; a
+    final one is audited and announced after commit."""
     result.manifest_digest = manifest
     result.inputs_digest = inputs_digest
     result.status = status
@@ -135,11 +171,12 @@ def check_result_record(
         result.attempts = attempts
     result.save()
     if status in FINAL_STATUSES:
+        check = result.check_name
         audit_record(
             action="check_recorded",
             actor=actor,
-            project_id=locked.project_id,
-            release_id=locked.pk,
+            project_id=release.project_id,
+            release_id=release.pk,
             data={
                 "check": check,
                 "status": status,
@@ -148,14 +185,40 @@ def check_result_record(
                 "summary": summary,
             },
         )
-        send_after_commit("check_recorded", release_id=locked.pk, check=check, status=status)
-    return result, created
+        send_after_commit("check_recorded", release_id=release.pk, check=check, status=status)
 
 
 @dataclass(frozen=True)
 class Claim:
     attempt: int
     taken_over: bool
+
+
+# The claim as one upsert on the partial unique index of worker rows (PostgreSQL and SQLite both
+# have ON CONFLICT ... WHERE and RETURNING); the ORM's upsert can neither target a partial index
+# nor make the update conditional. A fresh run after a final result starts counting attempts again.
+_CLAIM_SQL = """
+    INSERT INTO checks_checkresult (release_id, check_name, manifest_digest, source, status,
+        attempts, claimed_until, inputs_digest, external_id, summary, details, details_url,
+        valid_until, reported_by_label, created_at, updated_at)
+    VALUES (%s, %s, %s, %s, %s, 1, %s, '', '', '', '{}', '', NULL, 'system', %s, %s)
+    ON CONFLICT (release_id, check_name, manifest_digest) WHERE source = %s
+    DO UPDATE SET status = excluded.status, claimed_until = excluded.claimed_until,
+        updated_at = excluded.updated_at,
+        attempts = CASE WHEN checks_checkresult.status = %s
+            THEN checks_checkresult.attempts + 1 ELSE 1 END
+    WHERE checks_checkresult.status IN (%s, %s)
+        OR (checks_checkresult.status IN (%s, %s)
+            AND (checks_checkresult.valid_until < %s OR checks_checkresult.inputs_digest <> %s))
+    RETURNING attempts
+"""
+_TAKEOVER_SQL = """
+    UPDATE checks_checkresult SET status = %s, claimed_until = %s, updated_at = %s,
+        attempts = attempts + 1
+    WHERE release_id = %s AND check_name = %s AND manifest_digest = %s AND source = %s
+        AND status = %s AND claimed_until < %s
+    RETURNING attempts
+"""
 
 
 def check_claim(
@@ -165,49 +228,37 @@ def check_claim(
     do (a final result for `inputs_digest`, the current inputs, stands, or another worker holds a
     live claim).
 
-    Idempotent and race-free: the row is created if missing (the unique constraint settles a race)
-    and taken with a conditional UPDATE, as healthchecks' `sendalerts` claims work. A row may be
-    taken when it is pending, errored (fail closed, but worth another try), computed on other
-    inputs, relying on a waiver that has ended, or claimed by a worker whose lease ran out (it
-    died: `taken_over`).
+    Idempotent and race-free, in one statement in the usual case: an upsert on the worker row's
+    natural key that inserts it already claimed, or takes the existing row only if it may be taken
+    (the database evaluates that condition on the row's latest version, under its lock, so of
+    two workers exactly one claims; healthchecks' `sendalerts` claims work the same way). A row
+    may be taken when it is pending, errored (fail closed, but worth another try), computed on
+    other inputs, or relying on a waiver that has ended; a second statement then tries a row
+    claimed by a worker whose lease ran out (it died: `taken_over`).
     """
     now = timezone.now()
-    worker_row = CheckResult.objects.filter(
-        release_id=release_id,
-        check_name=check,
-        manifest_digest=manifest_digest,
-        source=CheckResult.Source.WORKER,
-    )
-    if not worker_row.exists():
-        try:
-            with transaction.atomic():
-                CheckResult.objects.create(
-                    release_id=release_id,
-                    check_name=check,
-                    manifest_digest=manifest_digest,
-                    source=CheckResult.Source.WORKER,
-                    status=CheckStatus.PENDING,
-                    reported_by_label="system",
-                    created_at=now,
-                    updated_at=now,
-                )
-        except IntegrityError:
-            pass  # another worker created it first; the UPDATE below decides who runs
-    claim = {"status": CheckStatus.RUNNING, "claimed_until": now + lease, "updated_at": now}
-    # A fresh run after a final result starts counting attempts again.
-    if worker_row.filter(
-        Q(status=CheckStatus.ERROR)
-        | Q(status__in=FINAL_STATUSES, valid_until__lt=now)
-        | (Q(status__in=FINAL_STATUSES) & ~Q(inputs_digest=inputs_digest))
-    ).update(**claim, attempts=1):
-        return Claim(attempt=1, taken_over=False)
-    if worker_row.filter(status=CheckStatus.PENDING).update(**claim, attempts=F("attempts") + 1):
-        return Claim(attempt=worker_row.values_list("attempts", flat=True).get(), taken_over=False)
-    if worker_row.filter(status=CheckStatus.RUNNING, claimed_until__lt=now).update(
-        **claim, attempts=F("attempts") + 1
-    ):
-        return Claim(attempt=worker_row.values_list("attempts", flat=True).get(), taken_over=True)
-    return None
+    at = connection.ops.adapt_datetimefield_value(now)
+    until = connection.ops.adapt_datetimefield_value(now + lease)
+    running, pending, error = CheckStatus.RUNNING, CheckStatus.PENDING, CheckStatus.ERROR
+    worker = CheckResult.Source.WORKER
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM_SQL,
+            [
+                *(release_id, check, manifest_digest, worker, running, until, at, at, worker),
+                *(pending, pending, error, CheckStatus.PASSED, CheckStatus.FAILED),
+                *(at, inputs_digest),
+            ],
+        )
+        row = cursor.fetchone()
+        if row is not None:
+            return Claim(attempt=row[0], taken_over=False)
+        cursor.execute(
+            _TAKEOVER_SQL,
+            [running, until, at, release_id, check, manifest_digest, worker, running, at],
+        )
+        row = cursor.fetchone()
+    return Claim(attempt=row[0], taken_over=True) if row is not None else None
 
 
 @service
@@ -225,29 +276,39 @@ def check_complete(
 ) -> CheckResult | None:
     """Record a worker's result if its claim numbered `attempt` still holds; None if it was taken
     over or invalidated meanwhile (what this worker computed no longer counts)."""
-    release = lock_one(Release.objects.select_related("project"), LockRank.RELEASE, pk=release_id)
-    holds = CheckResult.objects.filter(
-        release_id=release_id,
-        check_name=check,
-        manifest_digest=manifest_digest,
-        source=CheckResult.Source.WORKER,
-        status=CheckStatus.RUNNING,
-        attempts=attempt,
-    ).exists()
-    if not holds:
+    summary = summary[:1000]
+    _validate(check, status, "", summary, "", details)
+    # The release first, then its result row (the lock order), then the audit chain: the row is
+    # locked only while this worker's claim on it still holds.
+    release = lock_one(Release.objects.only("id", "project_id"), LockRank.RELEASE, pk=release_id)
+    try:
+        result = lock_one(
+            CheckResult.objects.all(),
+            LockRank.RELEASE_ROWS,
+            release_id=release_id,
+            check_name=check,
+            manifest_digest=manifest_digest,
+            source=CheckResult.Source.WORKER,
+            status=CheckStatus.RUNNING,
+            attempts=attempt,
+        )
+    except CheckResult.DoesNotExist:
         return None
-    result, _ = check_result_record(
+    _store(
+        result,
         release=release,
         actor=Actor.system_actor(),
-        check=check,
         status=status,
-        manifest_digest=manifest_digest,
-        summary=summary[:1000],
-        details=details,
-        valid_until=valid_until,
+        manifest=manifest_digest,
         inputs_digest=inputs_digest,
+        external_id="",
+        summary=summary,
+        details=details,
+        details_url="",
+        valid_until=valid_until,
         # Waiting on CI is not a failed attempt: the next pull starts counting afresh.
         attempts=0 if status == CheckStatus.PENDING else None,
+        now=timezone.now(),
     )
     return result
 

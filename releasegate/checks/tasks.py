@@ -22,7 +22,7 @@ from releasegate.checks.enqueue import enqueue_checks
 from releasegate.checks.external_ci import TransientCheckError
 from releasegate.checks.outcome import Outcome
 from releasegate.checks.runner import StaleManifest, compute_check
-from releasegate.checks.selectors import checks_due, current_inputs_digest
+from releasegate.checks.selectors import checks_due, inputs_digest_of, release_for_checks
 from releasegate.checks.services import Claim, check_claim, check_claim_release, check_complete
 from releasegate.transactions import database_failed
 
@@ -64,7 +64,8 @@ def run_check(self: Task, release_id: int, check: str, manifest_digest: str) -> 
 
 def _run_claimed(self: Task, key: dict[str, Any], claimed: list[Claim]) -> str:
     release_id, check, manifest_digest = key["release_id"], key["check"], key["manifest_digest"]
-    inputs = current_inputs_digest(release_id=release_id, check=check, manifest=manifest_digest)
+    release = release_for_checks(release_id)
+    inputs = inputs_digest_of(release, check, manifest_digest)
     claim = check_claim(**key, inputs_digest=inputs, lease=LEASE)
     if claim is None:
         return "nothing to do"
@@ -78,7 +79,7 @@ def _run_claimed(self: Task, key: dict[str, Any], claimed: list[Claim]) -> str:
     else:
         try:
             outcome, inputs = compute_check(
-                release_id=release_id, check=check, manifest=manifest_digest
+                release_id=release_id, check=check, manifest=manifest_digest, release=release
             )
         except StaleManifest:
             check_claim_release(**key, attempt=claim.attempt)

@@ -429,13 +429,24 @@ def _support_assistant(story: Story) -> None:
     s.submit(r140, by="alice", at=requested)
     s.approve(r140, by="erin", role="sme", at=requested + timedelta(days=1, hours=3))
 
-    # Vetoed by sam; the veto carries forward to 1.4.2, the attempted fix.
-    r141 = s.release("1.4.1", by="alice", days_ago=4, summary="Ticket search tool for the agent.")
+    # Vetoed by sam on the canary; the veto carries forward to 1.4.2, the attempted fix, and to
+    # every release of the canary not promoted when it was cast.
+    r141 = s.release(
+        "1.4.1",
+        by="alice",
+        days_ago=4,
+        environment="canary",
+        summary="Ticket search tool for the agent.",
+    )
     requested = s.ago(4) + timedelta(hours=2)
     s.submit(r141, by="alice", at=requested)
     s.veto(r141, by="sam", role="security", reason=VETO_REASON, at=requested + timedelta(hours=20))
     r142 = s.release(
-        "1.4.2", by="alice", days_ago=2, summary="Ticket search tool, with a narrower prompt."
+        "1.4.2",
+        by="alice",
+        days_ago=2,
+        environment="canary",
+        summary="Ticket search tool, with a narrower prompt.",
     )
     s.submit(r142, by="alice", at=s.ago(2) + timedelta(hours=2))
 
@@ -492,7 +503,15 @@ def _project(slug: str, name: str, people: dict[str, User]) -> tuple[Project, bo
     project = Project.objects.filter(slug=slug).first()
     created = project is None
     if project is None:
-        project = project_create(slug=slug, name=name, actor=system)
+        # support-assistant also deploys to a canary: where sam's veto of 1.4.1 lands, so that
+        # it carries forward to 1.4.2 there without reaching the releases bound for production.
+        environments = ["production", "staging", "canary"] if slug == DEMO_PROJECT else None
+        project = project_create(
+            slug=slug,
+            name=name,
+            actor=system,
+            policy={"environments": environments} if environments else None,
+        )
     for person in DEMO_PEOPLE:
         if person.project == slug and person.role is not None:
             role_grant(

@@ -6,14 +6,13 @@ writes, runs in one transaction, records an audit event, and announces what happ
 
 import hashlib
 import re
-from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import IntegrityError, transaction
-from django.db.models import Q
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
@@ -29,7 +28,14 @@ from releasegate.accounts.roles import (
 from releasegate.attestations.selectors import releases_a_veto_revokes
 from releasegate.attestations.services import attestations_revoke
 from releasegate.audit.services import audit_record
-from releasegate.errors import Conflict, FieldError, InvalidInput, NotFound, NotPermitted
+from releasegate.errors import (
+    Conflict,
+    FieldError,
+    InvalidInput,
+    NotFound,
+    NotPermitted,
+    ReleasegateError,
+)
 from releasegate.releases.evidence import evidence_digest, manifest_digest, validate_document
 from releasegate.releases.gate import GateDecision, evaluate_gate
 from releasegate.releases.governance import policy_weakenings
@@ -56,11 +62,17 @@ from releasegate.releases.models import (
     Veto,
 )
 from releasegate.releases.permissions import (
+    approve_refusal,
+    edit_refusal,
     guarded_roles,
+    lift_refusal,
     may_cancel_change,
     may_confirm_change,
     may_manage_role,
-    may_withdraw,
+    promote_refusal,
+    submit_refusal,
+    veto_refusal,
+    withdraw_refusal,
 )
 from releasegate.releases.policy import PolicySpec, policy_spec_from
 from releasegate.releases.selectors import gate_release_queryset, load_gate_facts
@@ -73,6 +85,11 @@ MAX_REASON = 5000
 def _require(actor: Actor, project: Project, capability: Capability, message: str) -> None:
     if not actor.can(project, capability):
         raise NotPermitted(message)
+
+
+def _refuse(refusal: ReleasegateError | None) -> None:
+    if refusal is not None:
+        raise refusal
 
 
 def _reason(value: Any, field: str = "reason") -> str:
@@ -198,6 +215,24 @@ def _policy_apply(
     return new
 
 
+def _origin(url: Any) -> tuple[str, str] | None:
+    if not isinstance(url, str):
+        return None
+    parts = urlsplit(url)
+    return parts.scheme.lower(), parts.netloc.lower()
+
+
+def _without_moved_ci_token(changes: dict[str, Any], current: GatePolicy) -> dict[str, Any]:
+    """The worker's bearer token (`token_env`) was configured for the current CI origin: sending
+    it to another one a project admin names would hand them the operator's credential. Moving
+    the URL to another origin drops it, whoever asks and through whichever door."""
+    moved = changes.get("external_ci")
+    old_url = (current.external_ci or {}).get("url")
+    if not isinstance(moved, dict) or not old_url or _origin(moved.get("url")) == _origin(old_url):
+        return changes
+    return {**changes, "external_ci": {k: v for k, v in moved.items() if k != "token_env"}}
+
+
 def _spec_of(policy: GatePolicy) -> PolicySpec:
     return PolicySpec(**{k: getattr(policy, k) for k in PolicySpec().as_fields()})
 
@@ -230,7 +265,7 @@ def policy_change(
     current = locked.current_policy
     assert current is not None
     base = _spec_of(current)
-    spec = policy_spec_from(changes, base)
+    spec = policy_spec_from(_without_moved_ci_token(changes, current), base)
     weakenings = policy_weakenings(base, spec)
     person = actor.person
     if not weakenings:
@@ -593,13 +628,6 @@ def _environments_of(project: Project) -> list[str]:
     return list(policy.environments) if policy is not None else []
 
 
-def _editable(release: Release) -> None:
-    if release.state == Release.State.PROMOTED:
-        raise Conflict("The release is promoted; its evidence is frozen.", code="not_editable")
-    if release.state == Release.State.WITHDRAWN:
-        raise Conflict("The release was withdrawn.", code="not_editable")
-
-
 def _file_digest(upload: UploadedFile) -> str:
     h = hashlib.sha256()
     for chunk in upload.chunks():
@@ -623,7 +651,8 @@ def evidence_attach(
     Any change gives the release a new manifest digest, so earlier approvals and check results
     stop counting.
     """
-    _require(actor, release.project, Capability.EDIT_RELEASE, "You may not edit this release.")
+    locked = _lock_for_gate(release)
+    _refuse(edit_refusal(actor, locked))
     if kind not in EvidenceKind.values:
         raise InvalidInput(
             f"Unknown evidence kind {kind!r}.",
@@ -639,8 +668,6 @@ def evidence_attach(
         not isinstance(link, str) or not re.fullmatch(r"https?://\S+", link) or len(link) > 500
     ):
         raise InvalidInput("Invalid link.", errors=[FieldError("link", "an http(s) URL")])
-    locked = _lock_for_gate(release)
-    _editable(locked)
     attachment_digest = _file_digest(attachment) if attachment is not None else ""
     digest = evidence_digest(
         document=document, attachment_digest=attachment_digest, link=link or ""
@@ -689,12 +716,8 @@ def evidence_attach(
 @service
 def release_submit(*, release: Release, actor: Actor) -> Release:
     """Ask for review: draft to in_review."""
-    _require(actor, release.project, Capability.EDIT_RELEASE, "You may not submit this release.")
     locked = _lock_for_gate(release)
-    if locked.state != Release.State.DRAFT:
-        raise Conflict(
-            f"Only a draft can be submitted; this release is {locked.state}.", code="invalid_state"
-        )
+    _refuse(submit_refusal(actor, locked))
     locked.state = Release.State.IN_REVIEW
     locked.submitted_at = timezone.now()
     locked.save(update_fields=["state", "submitted_at"])
@@ -713,15 +736,9 @@ def release_submit(*, release: Release, actor: Actor) -> Release:
 def release_withdraw(*, release: Release, actor: Actor, reason: Any) -> Release:
     """Take a draft or a release in review out of the running, with a reason: its requester or a
     project admin (`may_withdraw`). A withdrawn release is never cleared and cannot be edited."""
-    if not may_withdraw(actor, release):
-        raise NotPermitted(
-            "Only the requester of this release or a project admin may withdraw it.",
-            code="may_not_withdraw",
-        )
-    text = _reason(reason)
     locked = _lock_for_gate(release)
-    if locked.state not in {Release.State.DRAFT, Release.State.IN_REVIEW}:
-        raise Conflict(f"A {locked.state} release cannot be withdrawn.", code="invalid_state")
+    _refuse(withdraw_refusal(actor, locked))
+    text = _reason(reason)
     locked.state = Release.State.WITHDRAWN
     locked.withdrawn_at = timezone.now()
     locked.save(update_fields=["state", "withdrawn_at"])
@@ -739,61 +756,34 @@ def release_withdraw(*, release: Release, actor: Actor, reason: Any) -> Release:
 # Sign-offs ----------------------------------------------------------------------------------------
 
 
-def _reviewer(actor: Actor, release: Release, role: Any, act: str) -> Role:
-    person = actor.person
-    if person is None:
+def _reviewer_role(actor: Actor, role: Any) -> Role:
+    if actor.person is None:
+        # A token is refused before its input is looked at.
         raise NotPermitted(
-            f"Only a person may {act}; a service token never signs off.", code="not_a_person"
+            "Only a person may sign off; a service token never signs off.", code="not_a_person"
         )
     try:
-        held = Role(role)
+        return Role(role)
     except ValueError:
         raise InvalidInput(
             "Unknown role.",
             errors=[FieldError("role", f"must be one of {', '.join(sorted(REVIEWER_ROLES))}")],
         ) from None
-    if held not in REVIEWER_ROLES or held not in actor.roles(release.project):
-        raise NotPermitted(
-            f"You do not hold the {held.value} role on this project.", code="not_a_holder"
-        )
-    return held
 
 
 @service
 def approval_give(*, release: Release, actor: Actor, role: Any, comment: Any = "") -> Approval:
     """Approve in one role, bound to the release's current evidence manifest."""
-    held = _reviewer(actor, release, role, "approve")
+    held = _reviewer_role(actor, role)
     person = actor.person
     assert person is not None
-    if person.pk == release.requester_id:
-        raise NotPermitted(
-            "The requester may not approve their own release.", code="requester_cannot_approve"
-        )
+    locked = _lock_for_gate(release)
+    mine = list(Approval.objects.filter(release=locked, user_id=person.pk))
+    _refuse(approve_refusal(actor, locked, held, mine, timezone.now()))
     if not isinstance(comment, str) or len(comment) > MAX_REASON:
         raise InvalidInput(
             "Invalid comment.", errors=[FieldError("reason", f"at most {MAX_REASON} characters")]
         )
-    locked = _lock_for_gate(release)
-    if locked.state != Release.State.IN_REVIEW:
-        raise Conflict(
-            f"Only a release in review can be approved; this one is {locked.state}.",
-            code="invalid_state",
-        )
-    mine = list(Approval.objects.filter(release=locked, user_id=person.pk))
-    other_role = next((a.role for a in mine if a.role != held.value), None)
-    if other_role is not None:
-        raise Conflict(
-            f"You approved this release as {other_role}; one person approves in one role only.",
-            code="one_role_per_person",
-        )
-    policy = locked.project.current_policy
-    assert policy is not None
-    # An expired approval must be renewable on the same evidence, or the release is stuck.
-    fresh_since = timezone.now() - timedelta(days=policy.max_approval_age_days)
-    if any(
-        a.manifest_digest == locked.manifest_digest and a.created_at >= fresh_since for a in mine
-    ):
-        raise Conflict("You already approved this evidence.", code="already_approved")
     approval = Approval.objects.create(
         release=locked,
         role=held.value,
@@ -821,22 +811,15 @@ def veto_cast(
     *, release: Release, actor: Actor, role: Any, reason: Any, scope: Any = Veto.Scope.CARRY_FORWARD
 ) -> Veto:
     """Veto in a veto role; by default it carries forward to later releases and the artifact."""
-    held = _reviewer(actor, release, role, "veto")
+    held = _reviewer_role(actor, role)
+    locked = _lock_for_gate(release)
+    _refuse(veto_refusal(actor, locked, held))
     text = _reason(reason)
     if scope not in Veto.Scope.values:
         raise InvalidInput(
             "Unknown veto scope.",
             errors=[FieldError("scope", f"must be one of {', '.join(Veto.Scope.values)}")],
         )
-    policy = release.project.current_policy
-    assert policy is not None
-    if held.value not in policy.veto_roles:
-        raise NotPermitted(
-            f"The {held.value} role may not veto in this project.", code="not_a_veto_role"
-        )
-    locked = _lock_for_gate(release)
-    if locked.state == Release.State.WITHDRAWN:
-        raise Conflict("The release was withdrawn.", code="invalid_state")
     person = actor.person
     assert person is not None
     veto = Veto.objects.create(
@@ -865,45 +848,14 @@ def veto_cast(
     return veto
 
 
-def _requests_a_release_blocked_by(person: User, veto: Veto) -> bool:
-    """Whether the person requested the vetoed release, or a release the veto carries forward
-    to and blocks (open, or promoted and rolling out): either way they want past it, so they
-    may not be the one to lift it."""
-    reach = Q(pk=veto.release_id)
-    if veto.scope == Veto.Scope.CARRY_FORWARD:
-        blocked_states = [Release.State.DRAFT, Release.State.IN_REVIEW, Release.State.PROMOTED]
-        # As `selectors.active_vetoes_for` reaches: its project and environment unless promoted
-        # before the veto was cast (whatever the id), and the same artifact.
-        not_promoted_before = Q(promotion__isnull=True) | Q(
-            promotion__promoted_at__gt=veto.created_at
-        )
-        reach |= Q(state__in=blocked_states) & (
-            (Q(project_id=veto.project_id, environment=veto.environment) & not_promoted_before)
-            | Q(artifact_digest=veto.artifact_digest)
-        )
-    return Release.objects.filter(reach, requester_id=person.pk).exists()
-
-
 @service
 def veto_lift(*, veto: Veto, actor: Actor, reason: Any) -> Veto:
     """Lift a veto. Only a holder of the vetoing role on that project, never the requester."""
-    person = actor.person
-    if person is None:
-        raise NotPermitted("Only a person may lift a veto.", code="not_a_person")
-    project = Project.objects.get(pk=veto.project_id)
-    if Role(veto.role) not in actor.roles(project):
-        raise NotPermitted(
-            f"Only a holder of the {veto.role} role may lift this veto.", code="not_a_holder"
-        )
-    if _requests_a_release_blocked_by(person, veto):
-        raise NotPermitted(
-            "The requester may not lift a veto that blocks their own release.",
-            code="requester_cannot_lift",
-        )
-    text = _reason(reason)
     locked = lock_one(Veto.objects.all(), LockRank.RELEASE_ROWS, pk=veto.pk)
-    if locked.lifted_at is not None:
-        raise Conflict("The veto was lifted already.", code="already_lifted")
+    _refuse(lift_refusal(actor, locked))
+    person = actor.person
+    assert person is not None
+    text = _reason(reason)
     locked.lifted_at = timezone.now()
     locked.lifted_by = person
     locked.lift_reason = text
@@ -929,15 +881,8 @@ def release_promote(*, release: Release, actor: Actor) -> tuple[Release, GateDec
         actor, release.project, Capability.PROMOTE, "You may not promote releases in this project."
     )
     locked = _lock_for_gate(release)
-    if locked.state == Release.State.PROMOTED:
-        raise Conflict("The release is promoted already.", code="already_promoted")
     decision = evaluate_gate(load_gate_facts(locked), timezone.now())
-    if not decision.cleared:
-        raise Conflict(
-            "The release is not cleared.",
-            code="blocked",
-            extra={"blockers": [b.as_dict() for b in decision.blockers]},
-        )
+    _refuse(promote_refusal(actor, locked, decision))
     now = timezone.now()
     locked.state = Release.State.PROMOTED
     locked.save(update_fields=["state"])

@@ -4,7 +4,6 @@ services validate. `apply_errors` puts a service's field errors back onto the fo
 import re
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from django import forms
 from django.conf import settings
@@ -121,13 +120,6 @@ def _within_upload_limit(upload: Any) -> None:
     limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
     if upload is not None and upload.size > limit:
         raise forms.ValidationError(f"The file is larger than {limit // (1024 * 1024)} MB.")
-
-
-def _origin(url: Any) -> tuple[str, str] | None:
-    if not isinstance(url, str):
-        return None
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
 
 
 class AttachmentForm(forms.Form):
@@ -515,10 +507,7 @@ class PolicyForm(forms.Form):
             external_ci["url"] = d["external_ci_url"]
         else:
             external_ci.pop("url", None)
-        if _origin(external_ci.get("url")) != _origin((current_external_ci or {}).get("url")):
-            # The worker's bearer token was configured for the old CI host: sending it to a
-            # host a project admin typed here would hand them the operator's credential.
-            external_ci.pop("token_env", None)
+        # `policy_change` drops the CI token should the URL move to another origin.
         return {
             "required_items": d["required_items"],
             "required_checks": d["required_checks"],

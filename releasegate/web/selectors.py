@@ -2,10 +2,21 @@
 only load what a page shows, in a fixed number of queries."""
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.contenttypes.models import ContentType
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import (
+    DateTimeField,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    OuterRef,
+    Q,
+    QuerySet,
+)
+from django.db.models.functions import Now
+from django.utils import timezone
 from guardian.models import UserObjectPermission
 
 from releasegate.accounts.actors import Actor, Capability
@@ -30,8 +41,19 @@ from releasegate.releases.models import (
     Release,
     Veto,
 )
-from releasegate.releases.permissions import may_cancel_change, may_confirm_change, may_withdraw
+from releasegate.releases.permissions import (
+    may_approve,
+    may_cancel_change,
+    may_confirm_change,
+    may_edit,
+    may_lift,
+    may_promote,
+    may_submit,
+    may_veto,
+    may_withdraw,
+)
 from releasegate.releases.selectors import (
+    active_vetoes_for,
     gate_decision,
     gate_release_queryset,
     releases_visible_to,
@@ -102,13 +124,26 @@ class Waiting:
 
 def waiting_on_reviewer(user: Any) -> list[Waiting] | None:
     """Releases in review that need a decision in a role the user holds and the project's policy
-    requires: not their own, and not yet approved or vetoed by them on the current evidence.
+    requires: not their own, and not approved by them on the current evidence while that approval
+    is fresh (an expired one waits on them to renew it), nor vetoed by them.
     None when the user reviews nowhere."""
     held = _reviewer_projects(user)
     if not held:
         return None
+    # As `may_approve` counts an approval: on the current evidence and within the policy's age.
+    fresh_since = ExpressionWrapper(
+        Now()
+        - ExpressionWrapper(
+            OuterRef("project__current_policy__max_approval_age_days") * timedelta(days=1),
+            output_field=DurationField(),
+        ),
+        output_field=DateTimeField(),
+    )
     mine_on_current = Approval.objects.filter(
-        release_id=OuterRef("pk"), user_id=user.pk, manifest_digest=OuterRef("manifest_digest")
+        release_id=OuterRef("pk"),
+        user_id=user.pk,
+        manifest_digest=OuterRef("manifest_digest"),
+        created_at__gte=fresh_since,
     )
     my_active_veto = Veto.objects.filter(
         release_id=OuterRef("pk"), user_id=user.pk, lifted_at__isnull=True
@@ -248,31 +283,31 @@ def _actions(
     approvals: list[Approval],
     vetoes: list[Veto],
 ) -> Actions:
-    """What to offer this person; the services decide again when they act."""
-    project = release.project
-    policy = project.current_policy
-    assert policy is not None
-    person = actor.person
-    roles = {r.value for r in actor.roles(project)}
-    is_requester = person is not None and person.pk == release.requester_id
-    in_review = release.state == Release.State.IN_REVIEW
-    actions = Actions()
-    actions.can_edit = release.is_editable and actor.can(project, Capability.EDIT_RELEASE)
-    actions.can_submit = release.state == Release.State.DRAFT and actions.can_edit
-    if person is not None and in_review and not is_requester:
-        mine = [a for a in approvals if a.user_id == person.pk]
-        if not any(a.manifest_digest == release.manifest_digest for a in mine):
-            earlier = {a.role for a in mine}
-            actions.approve_roles = sorted(
-                r for r in roles & set(policy.required_approvals) if not earlier or r in earlier
-            )
-    if person is not None and release.state != Release.State.WITHDRAWN:
-        actions.veto_roles = sorted(roles & set(policy.veto_roles))
-    if person is not None and not is_requester:
-        actions.lift_veto_ids = {v.pk for v in vetoes if v.is_active and v.role in roles}
-    actions.can_promote = in_review and decision.cleared and actor.can(project, Capability.PROMOTE)
-    actions.can_withdraw = release.is_editable and may_withdraw(actor, release)
-    return actions
+    """What to offer this person: exactly what `releases.permissions` lets them do, which the
+    services ask again when they act."""
+    held = sorted(actor.roles(release.project) & REVIEWER_ROLES, key=lambda r: r.value)
+    now = timezone.now()
+    return Actions(
+        can_edit=may_edit(actor, release),
+        can_submit=may_submit(actor, release),
+        approve_roles=[r.value for r in held if may_approve(actor, release, r, approvals, now)],
+        veto_roles=[r.value for r in held if may_veto(actor, release, r)],
+        lift_veto_ids={v.pk for v in vetoes if v.is_active and may_lift(actor, v)},
+        can_promote=may_promote(actor, release, decision),
+        can_withdraw=may_withdraw(actor, release),
+    )
+
+
+def vetoes_through(release: Release) -> QuerySet[Veto]:
+    """The release's own vetoes, and the active ones carried forward to it in its project: each
+    may be lifted through this release. One carried from another project (same artifact) is
+    lifted on its own release's page: here its blocker tells nothing of it."""
+    carried = active_vetoes_for(release).filter(project_id=release.project_id)
+    return (
+        Veto.objects.filter(Q(release_id=release.pk) | Q(pk__in=carried.values("pk")))
+        .select_related("user", "lifted_by", "release")
+        .order_by("created_at", "id")
+    )
 
 
 def _current_evidence(release_ids: list[int]) -> dict[tuple[int, str], Evidence]:
@@ -338,7 +373,7 @@ def release_detail(actor: Actor, release: Release) -> ReleaseDetail:
         vulnerability_summary(vulnerability_check.details) if vulnerability_check else None
     )
     approvals = list(Approval.objects.filter(release_id=release.pk).select_related("user"))
-    vetoes = list(Veto.objects.filter(release_id=release.pk).select_related("user", "lifted_by"))
+    vetoes = list(vetoes_through(release))
     return ReleaseDetail(
         release=release,
         decision=decision,

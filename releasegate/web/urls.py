@@ -1,13 +1,13 @@
-from django.contrib.auth.views import LogoutView
 from django.urls import URLPattern, URLResolver, path
 
+from releasegate.identity.views import sign_out
 from releasegate.web import dashboard_views, incidents, views
 
 app_name = "web"
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("login/", views.SignInView.as_view(), name="login"),
-    path("logout/", LogoutView.as_view(), name="logout"),
+    path("logout/", sign_out, name="logout"),
     path("", views.home, name="home"),
     path("releases/", views.release_list, name="releases"),
     path("releases/new/", views.release_new, name="release_new"),

@@ -24,7 +24,7 @@ from releasegate.accounts.tokens import token_create, token_revoke
 from releasegate.api import present
 from releasegate.checks.models import CheckStatus
 from releasegate.errors import Conflict, InvalidInput, NotFound, NotPermitted, ReleasegateError
-from releasegate.releases.models import EvidenceKind, GovernanceChange, Project, Release, Veto
+from releasegate.releases.models import EvidenceKind, GovernanceChange, Project, Release
 from releasegate.releases.selectors import project_for, release_for, visible_project_ids
 from releasegate.releases.services import (
     approval_give,
@@ -118,6 +118,18 @@ class SignInView(LoginView):
     form_class = SignInForm
     template_name = "web/login.html"
     redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        from releasegate.identity.backends import local_login_enabled
+
+        if not local_login_enabled():
+            return HttpResponse("Password sign-in is turned off.", status=403)
+        return super().post(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        from releasegate.identity.views import sign_in_options
+
+        return {**super().get_context_data(**kwargs), **sign_in_options(self.request)}
 
 
 # Home and lists
@@ -413,7 +425,7 @@ def veto(request: HttpRequest, release: Release) -> HttpResponse:
 def lift(request: HttpRequest, release: Release, veto_id: int) -> HttpResponse:
     actor = actor_of(request)
     back = reverse("web:release", args=[release.pk])
-    veto_obj = Veto.objects.select_related("user").filter(pk=veto_id, release_id=release.pk).first()
+    veto_obj = selectors.vetoes_through(release).filter(pk=veto_id).first()
     if veto_obj is None:
         raise Http404("No such veto.")
     form = LiftForm(request.POST or None)

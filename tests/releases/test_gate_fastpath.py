@@ -31,7 +31,14 @@ from releasegate.releases.services import (
     veto_cast,
     veto_lift,
 )
-from tests.builders import digest_of, document, make_release, pass_checks, submitted_release
+from tests.builders import (
+    confirmed,
+    digest_of,
+    document,
+    make_release,
+    pass_checks,
+    submitted_release,
+)
 from tests.conftest import make_personas
 from tests.releases.gatehelpers import cleared_release, load, person_with
 
@@ -433,11 +440,15 @@ def test_break_glasses_and_reviews_due_read_the_same(personas):
 def test_the_inputs_the_checks_read_read_the_same(personas):
     p = personas
     release = cleared_release(p)
-    policy_change(
-        project=p.project,
-        actor=p.actor("admin"),
-        changes={"license_denylist": ["GPL-3.0-only"], "vulnerability_threshold": "medium"},
-        note="stricter",
+    # Dropping AGPL and SSPL from the deny-list loosens it: a security holder confirms.
+    confirmed(
+        policy_change(
+            project=p.project,
+            actor=p.actor("admin"),
+            changes={"license_denylist": ["GPL-3.0-only"], "vulnerability_threshold": "medium"},
+            note="another deny-list",
+        ),
+        p.security,
     )
     check_results_invalidate(project_id=None, check="vulnerabilities")  # an import
     check_results_invalidate(project_id=p.project.pk, check="vulnerabilities")  # a waiver

@@ -70,7 +70,8 @@ WAITING: dict[str, tuple[list[str], list[str], list[str]]] = {
         ["Support assistant"],
     ),
     "erin": (
-        [f"support-assistant {v}" for v in ("1.4.1", "1.5.0", "1.4.2")],
+        # 1.3.1: her approval expired; it waits on her to renew it.
+        [f"support-assistant {v}" for v in ("1.3.1", "1.4.1", "1.5.0", "1.4.2")],
         [],
         ["Support assistant"],
     ),

@@ -62,3 +62,27 @@ def test_the_ci_token_stays_only_with_the_same_origin(client, personas, ci_with_
     external_ci = personas.project.current_policy.external_ci
     assert external_ci["url"] == url
     assert ("token_env" in external_ci) is kept
+
+
+@pytest.mark.parametrize(
+    ("url", "kept"),
+    [
+        ("https://attacker.example.net/collect", False),
+        ("http://ci.example.com/api/v4/projects/1/pipelines/latest", False),
+        ("https://ci.example.com/api/v4/projects/2/pipelines/latest", True),
+    ],
+)
+def test_policy_change_itself_drops_the_ci_token_when_the_url_moves_to_another_origin(
+    personas, ci_with_token, url, kept
+):
+    # The API, the CLI and the admin all reach the service without the page's form.
+    outcome = policy_change(
+        project=personas.project,
+        actor=personas.actor("admin"),
+        changes={
+            "external_ci": {"url": url, "format": "gitlab", "token_env": "RELEASEGATE_CI_TOKEN"}
+        },
+    )
+    external_ci = confirmed(outcome, by=personas.security).external_ci
+    assert external_ci["url"] == url
+    assert ("token_env" in external_ci) is kept

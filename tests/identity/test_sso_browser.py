@@ -1,0 +1,217 @@
+"""Single sign-on in a real Chromium against a real OpenID provider (node-oidc-provider, started
+here on 127.0.0.1): code flow with PKCE and nonce, people created at first sign-in, IdP groups
+granting and revoking roles, password sign-in turned off, forged state and reused codes."""
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+
+from releasegate.accounts.roles import roles_for
+from releasegate.identity.models import ExternalIdentity, IdpRoleGrant
+from releasegate.identity.services import group_mapping_add
+from tests.browser.test_story import CHROMIUM, CHROMIUM_ARGS
+from tests.conftest import make_personas, missing
+
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+pytestmark = [pytest.mark.browser, pytest.mark.postgres]
+
+OP_DIR = Path(__file__).resolve().parent / "op"
+CLIENT_ID = "releasegate-test"
+CLIENT_SECRET = "a-client-secret-for-the-test-provider"
+
+
+class Provider:
+    def __init__(self, accounts_file: Path, process: subprocess.Popen[str], issuer: str):
+        self.accounts_file = accounts_file
+        self.process = process
+        self.issuer = issuer
+
+    def people(self, accounts: dict[str, dict[str, Any]]) -> None:
+        self.accounts_file.write_text(json.dumps(accounts))
+
+
+@pytest.fixture(scope="module")
+def provider(live_server: Any, tmp_path_factory: Any) -> Iterator[Provider]:
+    node = shutil.which("node")
+    if node is None:
+        missing("needs Node.js for the test OpenID provider")
+    if not (OP_DIR / "node_modules" / "oidc-provider").is_dir():
+        missing(f"needs `npm ci` in {OP_DIR}")
+    accounts = tmp_path_factory.mktemp("op") / "accounts.json"
+    accounts.write_text("{}")
+    env = {
+        **os.environ,
+        "RP_REDIRECT_URI": f"{live_server.url}/sso/callback/",
+        "RP_POST_LOGOUT_URI": f"{live_server.url}/login/",
+        "CLIENT_ID": CLIENT_ID,
+        "CLIENT_SECRET": CLIENT_SECRET,
+        "ACCOUNTS_FILE": str(accounts),
+    }
+    process = subprocess.Popen(
+        [str(node), "server.mjs"],
+        cwd=OP_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=(accounts.parent / "op.log").open("w"),
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    if not line:
+        process.kill()
+        pytest.fail("the test OpenID provider did not start")
+    yield Provider(accounts, process, json.loads(line)["issuer"])
+    process.terminate()
+    process.wait(10)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not shutil.which(CHROMIUM):
+        missing(f"needs Chromium at {CHROMIUM}")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def sso(provider: Provider, settings: Any) -> Provider:
+    settings.OIDC_ISSUER = provider.issuer
+    settings.OIDC_CLIENT_ID = CLIENT_ID
+    settings.OIDC_CLIENT_SECRET = CLIENT_SECRET
+    settings.RELEASEGATE_OIDC_ALLOW_LOOPBACK_HTTP = True
+    return provider
+
+
+@pytest.fixture
+def people(transactional_db: Any) -> Any:
+    return make_personas()
+
+
+def new_page(browser: Any) -> Any:
+    context = browser.new_context()
+    context.set_default_timeout(15_000)
+    return context.new_page()
+
+
+def sign_in_at_idp(page: Any, base: str, login: str) -> None:
+    """From releasegate's sign-in page through the provider's login form and back."""
+    page.goto(f"{base}/login/")
+    page.get_by_role("link", name="Sign in with single sign-on").click()
+    page.locator("input[name=login]").fill(login)
+    page.locator("input[name=password]").fill("any-password")
+    page.locator("button[type=submit]").click()
+    page.wait_for_url(f"{base}/")
+
+
+def test_first_sign_in_creates_the_person_and_their_group_grants_sme(
+    browser, live_server, people, sso
+):
+    group_mapping_add(
+        project=people.project, actor=people.actor("admin"), group="ml-experts", role="sme"
+    )
+    sso.people(
+        {
+            "sub-nina": {
+                "email": "nina@example.com",
+                "preferred_username": "nina",
+                "groups": ["ml-experts"],
+            }
+        }
+    )
+    page = new_page(browser)
+    sign_in_at_idp(page, live_server.url, "sub-nina")
+    assert page.locator(".who").inner_text() == "nina"
+    identity = ExternalIdentity.objects.select_related("user").get(subject="sub-nina")
+    assert identity.issuer == sso.issuer and identity.user.username == "nina"
+    assert "sme" in roles_for(identity.user, people.project)
+
+    # The admin sees nina's sme role as coming from the IdP group.
+    admin = new_page(browser)
+    admin.goto(f"{live_server.url}/login/")
+    admin.get_by_label("Username").fill("admin")
+    admin.get_by_label("Password").fill("admin-password-123")
+    admin.get_by_role("button", name="Sign in").click()
+    admin.wait_for_url(f"{live_server.url}/")
+    admin.goto(f"{live_server.url}/projects/support-assistant/identities/")
+    row = admin.locator("#roles-from-idp tbody tr").filter(has_text="nina")
+    assert "ml-experts" in row.inner_text() and "sme" in row.inner_text()
+
+    # Nina leaves the group at the IdP; her next sign-in revokes the role.
+    sso.people(
+        {
+            "sub-nina": {
+                "email": "nina@example.com",
+                "preferred_username": "nina",
+                "groups": [],
+            }
+        }
+    )
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(lambda url: url.startswith(sso.issuer))  # the IdP's end-session page
+    assert page.context.cookies(live_server.url) == [] or all(
+        c["name"] != "sessionid" for c in page.context.cookies(live_server.url)
+    )
+    page.goto(f"{live_server.url}/")
+    assert page.url.startswith(f"{live_server.url}/login/")
+    sign_in_at_idp(new_page(browser), live_server.url, "sub-nina")
+    assert "sme" not in roles_for(identity.user, people.project)
+    assert not IdpRoleGrant.objects.exists()
+
+
+def test_local_login_off_offers_only_single_sign_on(browser, live_server, people, sso, settings):
+    settings.RELEASEGATE_LOCAL_LOGIN = False
+    sso.people({"sub-sam2": {"preferred_username": "sam2", "groups": []}})
+    page = new_page(browser)
+    page.goto(f"{live_server.url}/login/")
+    assert page.locator("input[type=password]").count() == 0
+    sign_in_at_idp(page, live_server.url, "sub-sam2")
+    assert page.locator(".who").inner_text() == "sam2"
+
+
+def test_forged_state_is_refused(browser, live_server, people, sso):
+    page = new_page(browser)
+    page.goto(f"{live_server.url}/sso/login/")  # a real state in this session, then a forged one
+    response = page.goto(f"{live_server.url}/sso/callback/?code=abc&state=forged")
+    assert response.status == 400
+    assert "Sign-in failed" in page.content()
+    page.goto(f"{live_server.url}/")
+    assert page.url.startswith(f"{live_server.url}/login/")
+
+
+def test_reused_code_is_refused(browser, live_server, people, sso):
+    sso.people({"sub-rita": {"preferred_username": "rita", "groups": []}})
+    first = new_page(browser)
+    callbacks: list[str] = []
+    first.on("request", lambda r: callbacks.append(r.url) if "/sso/callback/" in r.url else None)
+    sign_in_at_idp(first, live_server.url, "sub-rita")
+    used = parse_qs(urlsplit(callbacks[0]).query)
+
+    # The same callback again in the same browser: its state was spent.
+    again = first.goto(callbacks[0])
+    assert again.status == 400
+
+    # Another browser starts a sign-in (so its session holds a fresh, unspent state) and is
+    # then sent back with the spent code: the state passes, the provider refuses the code.
+    second = new_page(browser)
+    asked: list[str] = []
+    second.on("request", lambda r: asked.append(r.url) if r.url.startswith(sso.issuer) else None)
+    second.goto(f"{live_server.url}/sso/login/")
+    fresh = parse_qs(urlsplit(asked[0]).query)
+    replay = {"code": used["code"][0], "state": fresh["state"][0], "iss": sso.issuer}
+    answer = second.goto(f"{live_server.url}/sso/callback/?{urlencode(replay)}")
+    assert answer.status == 400
+    assert "Sign-in failed" in second.content()
+    second.goto(f"{live_server.url}/")
+    assert second.url.startswith(f"{live_server.url}/login/")
