@@ -18,6 +18,7 @@ from releasegate.accounts.actors import Actor
 from releasegate.attestations.models import IssuedAttestation, Revocation
 from releasegate.attestations.selectors import may_read_attestations
 from releasegate.attestations.statement import (
+    BREAK_GLASS_LEVEL,
     EXTENSION,
     PASSED,
     STATEMENT_PAYLOAD_TYPE,
@@ -29,7 +30,7 @@ from releasegate.attestations.statement import (
 from releasegate.audit.services import audit_record
 from releasegate.errors import Conflict, NotPermitted
 from releasegate.releases.evidence import canonical_json
-from releasegate.releases.gate import GateFacts, evaluate_gate
+from releasegate.releases.gate import GateDecision, GateFacts, evaluate_gate
 from releasegate.releases.models import GatePolicy, Release
 from releasegate.releases.selectors import gate_release_queryset, load_gate_facts
 from releasegate.releases.signals import send_after_commit
@@ -68,11 +69,20 @@ def _hex(digest: str) -> str:
 
 
 def build_statement(
-    *, facts: GateFacts, policy: GatePolicy, attestation_id: int, issued: IssuedAttestation
+    *,
+    facts: GateFacts,
+    decision: GateDecision,
+    policy: GatePolicy,
+    attestation_id: int,
+    issued: IssuedAttestation,
 ) -> dict[str, Any]:
-    """The in-toto Statement v1 with the SLSA VSA v1 predicate for a cleared release."""
+    """The in-toto Statement v1 with the SLSA VSA v1 predicate for a cleared release; a
+    clearance under a break-glass says so in `verifiedLevels`."""
     base = settings.RELEASEGATE_BASE_URL
     release = facts.release
+    levels = [cleared_level(release.environment)]
+    if decision.break_glass is not None:
+        levels.append(BREAK_GLASS_LEVEL)
     return {
         "_type": STATEMENT_TYPE,
         "subject": [
@@ -99,7 +109,7 @@ def build_statement(
                 for item in facts.evidence
             ],
             "verificationResult": PASSED,
-            "verifiedLevels": [cleared_level(release.environment)],
+            "verifiedLevels": levels,
             EXTENSION: {
                 "attestation_id": attestation_id,
                 "release_id": release.id,
@@ -157,7 +167,9 @@ def attestation_issue(
         issued_by_label=actor.label,
         issued_at=decision.evaluated_at,
     )
-    statement = build_statement(facts=facts, policy=policy, attestation_id=issued.pk, issued=issued)
+    statement = build_statement(
+        facts=facts, decision=decision, policy=policy, attestation_id=issued.pk, issued=issued
+    )
     payload = json.dumps(statement, sort_keys=True, separators=(",", ":")).encode()
     envelope = sign_envelope(STATEMENT_PAYLOAD_TYPE, payload)
     issued.keyid = envelope["signatures"][0]["keyid"]

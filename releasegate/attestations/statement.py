@@ -23,6 +23,9 @@ VSA_PREDICATE_TYPE = "https://slsa.dev/verification_summary/v1"
 REVOCATIONS_PAYLOAD_TYPE = "application/vnd.releasegate.revocations+json"
 PASSED = "PASSED"
 CLEARED_LEVEL_PREFIX = "RELEASEGATE_CLEARED_"
+# Named besides the environment's level when the clearance came from a break-glass: a verifier
+# that wants only clearances by the full policy refuses what carries it.
+BREAK_GLASS_LEVEL = "RELEASEGATE_BREAK_GLASS"
 # The predicate's own extension field (in-toto consumers ignore fields they do not know): the id
 # that a revocation list names.
 EXTENSION = "releasegate"

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from releasegate.accounts.actors import Actor, Capability
 from releasegate.audit.models import AuditChain, AuditEvent
@@ -10,6 +10,20 @@ from releasegate.releases.models import Project, Release
 
 PROJECT_TRAIL_PAGE = 50
 PROJECT_TRAIL_MAX_PAGE = 200
+# Acts on one release that concern the whole project's guard (PRODUCT.md, "The project's audit
+# trail"): a hold or a break-glass is recorded on its release's trail and also exported with the
+# project's own events, so an auditor sees every time the gate was stopped or bypassed.
+PROJECT_TRAIL_RELEASE_ACTIONS = frozenset(
+    {
+        "hold_placed",
+        "hold_alert_resolved",
+        "hold_alert_firing_again",
+        "hold_lifted",
+        "break_glass_requested",
+        "break_glass_confirmed",
+        "break_glass_reviewed",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -58,9 +72,12 @@ def chain_proof(events: list[AuditEvent]) -> ChainProof | None:
 def project_events(
     project: Project, *, action: str | None, before: int | None, limit: int
 ) -> list[AuditEvent]:
-    """The project's events that belong to no release, newest first; `before` is a seq of the
-    project's chain (the cursor of the next page)."""
-    events = AuditEvent.objects.filter(project_id=project.pk, release_id__isnull=True)
+    """The project's events that belong to no release, and its holds and break-glasses, newest
+    first; `before` is a seq of the project's chain (the cursor of the next page)."""
+    events = AuditEvent.objects.filter(
+        Q(release_id__isnull=True) | Q(action__in=PROJECT_TRAIL_RELEASE_ACTIONS),
+        project_id=project.pk,
+    )
     if action is not None:
         events = events.filter(action=action)
     if before is not None:

@@ -1,13 +1,57 @@
-"""What a hold or break-glass notification says (see releasegate.ops.notifications)."""
+"""What a hold or break-glass notification says (see releasegate.ops.notifications), and telling
+the project's role holders of it in person (PRODUCT.md: "the holders of the project's roles are
+told"; "every role holder of the project is told")."""
 
 from typing import Any
 
+from django.conf import settings
+
+from releasegate.accounts.notify import people_tell
+from releasegate.accounts.roles import Role, holder_ids
 from releasegate.incidents.models import BreakGlass, Hold
-from releasegate.incidents.services import NO_SIGNAL
+from releasegate.releases.models import Project, Release
+
+NO_SIGNAL = "no signal of the plan"
+
+_HEADLINES = {
+    "hold_placed": "held by a production alert",
+    "hold_lifted": "a hold was lifted",
+    "break_glass_requested": "break-glass requested",
+    "break_glass_confirmed": "break-glass in force",
+    "break_glass_reviewed": "break-glass reviewed",
+}
 
 
 def _iso(moment: Any) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment is not None else None
+
+
+def hold_text(hold: Hold, event: str) -> str:
+    """The sentence for hold_placed or hold_lifted (reads `lifted_by`: load it with the hold)."""
+    if event == "hold_placed":
+        return (
+            f"held by the production alert {hold.alert_name} ({hold.severity}, signal: "
+            f"{hold.signal or NO_SIGNAL}): {hold.summary}"
+        )
+    lifter = hold.lifted_by.get_username() if hold.lifted_by else "someone"
+    return f"the hold by {hold.alert_name} was lifted by {lifter}: {hold.lift_reason}"
+
+
+def break_glass_text(bg: BreakGlass, event: str) -> str:
+    """The sentence for one break-glass step (reads the people of the step: load them with it)."""
+    if event == "break_glass_requested":
+        return (
+            f"{bg.requested_by.get_username()} asks to break the glass ({bg.incident}): "
+            f"{bg.reason}. A security holder must confirm by {_iso(bg.confirm_by)}."
+        )
+    if event == "break_glass_confirmed":
+        confirmer = bg.confirmed_by.get_username() if bg.confirmed_by else "someone"
+        return (
+            f"break-glass ({bg.incident}) confirmed by {confirmer}, in force until "
+            f"{_iso(bg.until)}; the post-incident review is due {_iso(bg.review_due)}"
+        )
+    reviewer = bg.reviewed_by.get_username() if bg.reviewed_by else "someone"
+    return f"the post-incident review of break-glass ({bg.incident}) was filed by {reviewer}"
 
 
 def incident_text(*, event: str, incident_id: int) -> tuple[str, dict[str, Any], str]:
@@ -23,15 +67,7 @@ def incident_text(*, event: str, incident_id: int) -> tuple[str, dict[str, Any],
                 "since": _iso(hold.since),
             }
         }
-        if event == "hold_placed":
-            text = (
-                f"held by the production alert {hold.alert_name} ({hold.severity}, signal: "
-                f"{hold.signal or NO_SIGNAL}): {hold.summary}"
-            )
-        else:
-            lifter = hold.lifted_by.get_username() if hold.lifted_by else "someone"
-            text = f"the hold by {hold.alert_name} was lifted by {lifter}: {hold.lift_reason}"
-        return text, fields, f"hold:{hold.pk}"
+        return hold_text(hold, event), fields, f"hold:{hold.pk}"
     bg = BreakGlass.objects.select_related("requested_by", "confirmed_by", "reviewed_by").get(
         pk=incident_id
     )
@@ -45,18 +81,22 @@ def incident_text(*, event: str, incident_id: int) -> tuple[str, dict[str, Any],
             "review_due": _iso(bg.review_due),
         }
     }
-    if event == "break_glass_requested":
-        text = (
-            f"{bg.requested_by.get_username()} asks to break the glass ({bg.incident}): "
-            f"{bg.reason}. A security holder must confirm by {_iso(bg.confirm_by)}."
-        )
-    elif event == "break_glass_confirmed":
-        confirmer = bg.confirmed_by.get_username() if bg.confirmed_by else "someone"
-        text = (
-            f"break-glass ({bg.incident}) confirmed by {confirmer}, in force until "
-            f"{_iso(bg.until)}; the post-incident review is due {_iso(bg.review_due)}"
-        )
-    else:
-        reviewer = bg.reviewed_by.get_username() if bg.reviewed_by else "someone"
-        text = f"the post-incident review of break-glass ({bg.incident}) was filed by {reviewer}"
-    return text, fields, f"{event}:{bg.pk}"
+    return break_glass_text(bg, event), fields, f"{event}:{bg.pk}"
+
+
+def holders_tell(*, project: Project, release: Release, event: str, text: str) -> None:
+    """After commit, e-mail everyone holding a role on the project about a hold or break-glass
+    step. Notification targets are told through the outbox as well; a person is told directly,
+    so that nobody who guards the project learns of a bypass only from a channel they may not
+    watch."""
+    people_tell(
+        user_ids=holder_ids(project, set(Role)),
+        subject=(
+            f"[releasegate] {project.slug} {release.version} ({release.environment}): "
+            f"{_HEADLINES[event]}"
+        ),
+        body=(
+            f"{project.slug} {release.version} ({release.environment}): {text}\n\n"
+            f"{settings.RELEASEGATE_BASE_URL}/releases/{release.pk}/"
+        ),
+    )

@@ -18,6 +18,12 @@ from releasegate.audit.services import audit_record
 from releasegate.errors import Conflict, FieldError, InvalidInput, NotPermitted
 from releasegate.incidents.alertmanager import Alert, read_notification
 from releasegate.incidents.models import BreakGlass, Hold
+from releasegate.incidents.notifications import (
+    NO_SIGNAL,
+    break_glass_text,
+    hold_text,
+    holders_tell,
+)
 from releasegate.releases.models import Evidence, EvidenceKind, Project, Release
 from releasegate.releases.signals import send_after_commit
 from releasegate.transactions import LockRank, lock_many, lock_one, lock_project, service
@@ -26,7 +32,6 @@ CONFIRM_WINDOW = timedelta(minutes=30)
 MAX_TEXT = 5000
 MAX_INCIDENT = 200
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-NO_SIGNAL = "no signal of the plan"
 
 
 def _text(value: Any, name: str, limit: int = MAX_TEXT) -> str:
@@ -186,6 +191,7 @@ def _existing_hold(
 
 def _place_or_note(
     *,
+    project: Project,
     release: Release,
     alert: Alert,
     actor: Actor,
@@ -268,6 +274,9 @@ def _place_or_note(
     )
     active[(release.pk, hold.fingerprint)] = hold
     send_after_commit("hold_placed", release_id=release.pk, incident_id=hold.pk)
+    holders_tell(
+        project=project, release=release, event="hold_placed", text=hold_text(hold, "hold_placed")
+    )
     intake.holds.append(_hold_dict(hold, release, "placed"))
 
 
@@ -334,7 +343,12 @@ def alerts_receive(*, project: Project, actor: Actor, body: Any) -> AlertIntake:
     for alert, releases in wanted:
         for release in releases:
             _place_or_note(
-                release=locked[release.pk], alert=alert, actor=actor, intake=intake, active=active
+                project=project,
+                release=locked[release.pk],
+                alert=alert,
+                actor=actor,
+                intake=intake,
+                active=active,
             )
     return intake
 
@@ -362,6 +376,12 @@ def hold_lift(*, hold: Hold, actor: Actor, reason: Any) -> Hold:
         data={"hold_id": locked.pk, "alert": locked.alert_name, "reason": text},
     )
     send_after_commit("hold_lifted", release_id=locked.release_id, incident_id=locked.pk)
+    holders_tell(
+        project=release.project,
+        release=release,
+        event="hold_lifted",
+        text=hold_text(locked, "hold_lifted"),
+    )
     return locked
 
 
@@ -436,6 +456,12 @@ def break_glass_request(
         },
     )
     send_after_commit("break_glass_requested", release_id=locked.pk, incident_id=bg.pk)
+    holders_tell(
+        project=locked.project,
+        release=locked,
+        event="break_glass_requested",
+        text=break_glass_text(bg, "break_glass_requested"),
+    )
     return bg
 
 
@@ -484,6 +510,12 @@ def break_glass_confirm(
         },
     )
     send_after_commit("break_glass_confirmed", release_id=bg.release_id, incident_id=bg.pk)
+    holders_tell(
+        project=locked_release.project,
+        release=locked_release,
+        event="break_glass_confirmed",
+        text=break_glass_text(bg, "break_glass_confirmed"),
+    )
     return bg
 
 
@@ -519,4 +551,10 @@ def break_glass_review(
         },
     )
     send_after_commit("break_glass_reviewed", release_id=bg.release_id, incident_id=bg.pk)
+    holders_tell(
+        project=release.project,
+        release=release,
+        event="break_glass_reviewed",
+        text=break_glass_text(bg, "break_glass_reviewed"),
+    )
     return bg

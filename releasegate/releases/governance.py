@@ -49,6 +49,17 @@ def policy_weakenings(old: PolicySpec, new: PolicySpec) -> list[str]:
     for environment in sorted(set(new.environments) - set(old.environments)):
         # A carried-forward veto follows project and environment: a new name starts clean.
         found.append(f"new environment {environment}")
+    for severity in _removed(old.hold_severities, new.hold_severities):
+        found.append(f"a {severity} production alert no longer holds a release")
+    if new.break_glass_hours > old.break_glass_hours:
+        found.append(
+            f"a break-glass lasts {new.break_glass_hours} hours instead of {old.break_glass_hours}"
+        )
+    if new.break_glass_review_days > old.break_glass_review_days:
+        found.append(
+            f"the post-incident review of a break-glass is due after "
+            f"{new.break_glass_review_days} days instead of {old.break_glass_review_days}"
+        )
     if "external_ci" in old.required_checks and old.external_ci != new.external_ci:
         # Whoever chooses the CI system the check asks chooses its answer.
         found.append("the external CI system the external_ci check asks changes")

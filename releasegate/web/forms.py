@@ -467,6 +467,18 @@ class PolicyForm(forms.Form):
         max_length=2000,
         help_text="comma-separated; a veto carries forward within its environment",
     )
+    hold_severities = forms.CharField(
+        label="Alert severities that hold a release",
+        required=False,
+        max_length=1000,
+        help_text="comma-separated values of the alerts' severity label; empty holds on none",
+    )
+    break_glass_hours = forms.IntegerField(
+        label="A break-glass lasts (hours)", min_value=1, max_value=72
+    )
+    break_glass_review_days = forms.IntegerField(
+        label="Post-incident review due within (days)", min_value=1, max_value=3650
+    )
     note = forms.CharField(label="Why (recorded with the version)", required=False, max_length=500)
 
     @staticmethod
@@ -483,6 +495,9 @@ class PolicyForm(forms.Form):
             "license_denylist": ", ".join(policy.license_denylist),
             "external_ci_url": (policy.external_ci or {}).get("url", ""),
             "environments": ", ".join(policy.environments),
+            "hold_severities": ", ".join(policy.hold_severities),
+            "break_glass_hours": policy.break_glass_hours,
+            "break_glass_review_days": policy.break_glass_review_days,
         }
 
     def changes(self, current_external_ci: dict[str, Any]) -> dict[str, Any]:
@@ -504,6 +519,9 @@ class PolicyForm(forms.Form):
             "license_denylist": _csv(d["license_denylist"]),
             "external_ci": external_ci,
             "environments": _csv(d["environments"]),
+            "hold_severities": _csv(d["hold_severities"]),
+            "break_glass_hours": d["break_glass_hours"],
+            "break_glass_review_days": d["break_glass_review_days"],
         }
 
 

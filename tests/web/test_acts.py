@@ -156,6 +156,9 @@ def test_admin_changes_the_policy_as_a_new_version(client, personas):
         "license_denylist": "AGPL-3.0-only, SSPL-1.0",
         "external_ci_url": "",
         "environments": "production, staging, canary",
+        "hold_severities": "critical",
+        "break_glass_hours": "4",
+        "break_glass_review_days": "7",
         "note": "tighter",
     }
     assert client.post("/projects/support-assistant/policy/", data).status_code == 302
@@ -186,6 +189,9 @@ def test_a_policy_error_is_shown_on_its_field(client, personas):
         "max_review_age_days": "180",
         "vulnerability_threshold": "high",
         "environments": "production",
+        "hold_severities": "critical",
+        "break_glass_hours": "4",
+        "break_glass_review_days": "7",
     }
     response = client.post("/projects/support-assistant/policy/", data)
     assert response.status_code == 400

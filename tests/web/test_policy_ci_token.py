@@ -20,6 +20,9 @@ FORM = {
     "max_review_age_days": "180",
     "vulnerability_threshold": "high",
     "environments": "production, staging",
+    "hold_severities": "critical",
+    "break_glass_hours": "4",
+    "break_glass_review_days": "7",
     "note": "moved CI",
 }
 
