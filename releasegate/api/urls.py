@@ -120,5 +120,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="api-docs",
     ),
     # Anything else under /api/v1/ is a JSON 404 too, never an HTML page.
-    re_path(r"^.*$", views.unknown_path, name="api-unknown"),
+    # [\s\S], not ".": a path with a newline in it is unknown too, and answered in JSON.
+    re_path(r"^[\s\S]*$", views.unknown_path, name="api-unknown"),
 ]

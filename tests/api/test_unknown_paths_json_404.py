@@ -19,3 +19,12 @@ def test_unknown_api_paths_are_a_json_404_for_every_method(personas, method, sig
     assert response.status_code == 404
     assert response["Content-Type"].startswith("application/json")
     assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.django_db
+def test_an_api_path_with_a_newline_is_a_json_404_not_an_html_page(client, personas):
+    client.force_login(personas.security)
+    for path in ("/api/v1/releases/%0A/gate", "/api/v1/nothing%0Ahere"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.json()["code"] == "not_found", path
