@@ -415,11 +415,37 @@ def _groups(claims: Mapping[str, Any], claim_name: str) -> list[str]:
     return sorted({g for g in raw if isinstance(g, str) and g})
 
 
-@service
 def sso_sign_in(*, issuer: str, claims: Mapping[str, Any], groups_claim: str) -> SignInResult:
     """The person the IdP vouched for (issuer + `sub`), created at first sign-in, with their
     IdP-sourced roles granted and revoked to match their groups. An e-mail is never used to
-    find anyone: a changed or shared address takes over nobody."""
+    find anyone: a changed or shared address takes over nobody.
+
+    The person is recorded in one transaction, then each role change runs as its own service
+    (each takes its project's lock before its audit event, releasegate/transactions.py): one
+    transaction over several projects' grants would lock a project after an audit head. A role
+    change that failed is reconciled at the next sign-in."""
+    result, groups = _identity_record(issuer=issuer, claims=claims, groups_claim=groups_claim)
+    _sync_idp_roles(result, groups)
+    audit_record(
+        action="sso_signed_in",
+        actor=Actor.for_user(result.user),
+        data={
+            "user": result.user.get_username(),
+            "issuer": issuer,
+            "sub": claims.get("sub"),
+            "groups": groups,
+            "granted": result.granted,
+            "revoked": result.revoked,
+            "refused": result.refused,
+        },
+    )
+    return result
+
+
+@service
+def _identity_record(
+    *, issuer: str, claims: Mapping[str, Any], groups_claim: str
+) -> tuple[SignInResult, list[str]]:
     subject = claims.get("sub")
     if not isinstance(subject, str) or not subject or len(subject) > 255:
         raise InvalidInput("The IdP sent no subject.", errors=[FieldError("sub", "missing")])
@@ -459,22 +485,7 @@ def sso_sign_in(*, issuer: str, claims: Mapping[str, Any], groups_claim: str) ->
         identity.groups = groups
         identity.last_login_at = timezone.now()
         identity.save(update_fields=["email", "groups", "last_login_at"])
-    result = SignInResult(user=user, created=created)
-    _sync_idp_roles(result, groups)
-    audit_record(
-        action="sso_signed_in",
-        actor=Actor.for_user(user),
-        data={
-            "user": user.get_username(),
-            "issuer": issuer,
-            "sub": subject,
-            "groups": groups,
-            "granted": result.granted,
-            "revoked": result.revoked,
-            "refused": result.refused,
-        },
-    )
-    return result
+    return SignInResult(user=user, created=created), groups
 
 
 def _sync_idp_roles(result: SignInResult, groups: list[str]) -> None:

@@ -24,7 +24,16 @@ CI_VARIABLES = (
 
 def run(live_server: Any, **env: str) -> subprocess.CompletedProcess:
     clean = {k: v for k, v in os.environ.items() if k not in CI_VARIABLES}
-    args = ["--oidc", "gate", "--url", live_server.url, "--project", "support-assistant"]
+    args = [
+        "--oidc",
+        "gate",
+        "--url",
+        live_server.url,
+        "--project",
+        "support-assistant",
+        "--environment",
+        "production",
+    ]
     return subprocess.run(
         [CLI, *args, "--version", "1.0.0"],
         env={**clean, **env},

@@ -119,7 +119,7 @@ def test_first_sign_in_creates_the_person_and_their_group_grants_sme(
     browser, live_server, people, sso
 ):
     group_mapping_add(
-        project=people.project, actor=people.actor("admin"), group="ml-experts", role="sme"
+        project=people.project, actor=people.actor("admin"), group="ml-experts", role="auditor"
     )
     sso.people(
         {
@@ -135,7 +135,7 @@ def test_first_sign_in_creates_the_person_and_their_group_grants_sme(
     assert page.locator(".who").inner_text() == "nina"
     identity = ExternalIdentity.objects.select_related("user").get(subject="sub-nina")
     assert identity.issuer == sso.issuer and identity.user.username == "nina"
-    assert "sme" in roles_for(identity.user, people.project)
+    assert "auditor" in roles_for(identity.user, people.project)
 
     # The admin sees nina's sme role as coming from the IdP group.
     admin = new_page(browser)
@@ -146,7 +146,7 @@ def test_first_sign_in_creates_the_person_and_their_group_grants_sme(
     admin.wait_for_url(f"{live_server.url}/")
     admin.goto(f"{live_server.url}/projects/support-assistant/identities/")
     row = admin.locator("#roles-from-idp tbody tr").filter(has_text="nina")
-    assert "ml-experts" in row.inner_text() and "sme" in row.inner_text()
+    assert "ml-experts" in row.inner_text() and "auditor" in row.inner_text()
 
     # Nina leaves the group at the IdP; her next sign-in revokes the role.
     sso.people(
@@ -166,7 +166,7 @@ def test_first_sign_in_creates_the_person_and_their_group_grants_sme(
     page.goto(f"{live_server.url}/")
     assert page.url.startswith(f"{live_server.url}/login/")
     sign_in_at_idp(new_page(browser), live_server.url, "sub-nina")
-    assert "sme" not in roles_for(identity.user, people.project)
+    assert "auditor" not in roles_for(identity.user, people.project)
     assert not IdpRoleGrant.objects.exists()
 
 
