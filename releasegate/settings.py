@@ -7,10 +7,14 @@ DEBUG=false and must then provide a real SECRET_KEY; see docs/operations.md "Con
 import re
 from pathlib import Path
 
+import django_stubs_ext
 from csp import constants as csp_constants
 from django.core.exceptions import ImproperlyConfigured
 
 from releasegate.env import database_from_url, env_bool, env_int, env_list, env_str
+
+# The generic classes of django-stubs (ModelAdmin[Release], ...) become subscriptable at run time.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("RELEASEGATE_DATA_DIR", str(BASE_DIR / "data")))
