@@ -7,7 +7,7 @@ from typing import Any, cast
 from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
-from django.db.models import Model, QuerySet
+from django.db.models import QuerySet
 from django.forms import ModelForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
@@ -22,7 +22,7 @@ from releasegate.releases.permissions import may_set_password_of
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(ReadOnlyAdmin):
+class ApiTokenAdmin(ReadOnlyAdmin[ApiToken]):
     """Tokens are issued with `create_token` (the secret is shown once); here they are seen and
     revoked, never edited."""
 
@@ -73,7 +73,7 @@ admin.site.unregister(User)
 
 
 @admin.register(User)
-class AuditedUserAdmin(UserAdmin):
+class AuditedUserAdmin(UserAdmin[User]):
     def save_related(
         self, request: HttpRequest, form: "ModelForm[User]", formsets: Any, change: bool
     ) -> None:
@@ -120,7 +120,7 @@ class AuditedUserAdmin(UserAdmin):
                 )
         return response
 
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
         # Deleting an account would drop its roles with no revocation to confirm.
         if obj is not None and roles_by_project(obj.pk):
             return False

@@ -8,13 +8,13 @@ from releasegate.readonly_admin import ReadOnlyAdmin
 
 
 @admin.register(IssuedAttestation)
-class IssuedAttestationAdmin(ReadOnlyAdmin):
+class IssuedAttestationAdmin(ReadOnlyAdmin[IssuedAttestation]):
     list_display = ("id", "release", "environment", "subject_digest", "keyid", "issued_at")
     list_filter = ("environment",)
     search_fields = ("subject_digest",)
 
 
 @admin.register(Revocation)
-class RevocationAdmin(ReadOnlyAdmin):
+class RevocationAdmin(ReadOnlyAdmin[Revocation]):
     list_display = ("attestation", "cause", "revoked_by_label", "revoked_at")
     search_fields = ("cause", "reason")

@@ -2,14 +2,13 @@
 UPDATE and DELETE on PostgreSQL)."""
 
 from django.contrib import admin
-from django.db.models import Model
 from django.http import HttpRequest
 
 from releasegate.audit.models import AuditEvent
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(admin.ModelAdmin[AuditEvent]):
     list_display = ("chain", "seq", "created_at", "action", "actor", "project_id", "release_id")
     list_select_related = ("chain",)
     list_filter = ("action", "chain")
@@ -18,8 +17,8 @@ class AuditEventAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: AuditEvent | None = None) -> bool:
         return False

@@ -5,7 +5,7 @@ from releasegate.readonly_admin import ReadOnlyAdmin
 
 
 @admin.register(CheckResult)
-class CheckResultAdmin(ReadOnlyAdmin):
+class CheckResultAdmin(ReadOnlyAdmin[CheckResult]):
     list_display = ("release", "check_name", "status", "source", "updated_at", "summary")
     list_filter = ("status", "check_name", "source")
     search_fields = ("release__version", "external_id")
@@ -13,14 +13,14 @@ class CheckResultAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Advisory)
-class AdvisoryAdmin(ReadOnlyAdmin):
+class AdvisoryAdmin(ReadOnlyAdmin[Advisory]):
     list_display = ("osv_id", "severity", "summary", "modified", "imported_at")
     list_filter = ("severity",)
     search_fields = ("osv_id", "summary")
 
 
 @admin.register(Waiver)
-class WaiverAdmin(ReadOnlyAdmin):
+class WaiverAdmin(ReadOnlyAdmin[Waiver]):
     """Waivers are granted and revoked by security holders through the API (audited), not here."""
 
     list_display = ("advisory_id", "project", "expires_at", "revoked_at", "created_by")

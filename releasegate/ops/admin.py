@@ -5,7 +5,7 @@ from releasegate.readonly_admin import ReadOnlyAdmin
 
 
 @admin.register(NotificationTarget)
-class NotificationTargetAdmin(ReadOnlyAdmin):
+class NotificationTargetAdmin(ReadOnlyAdmin[NotificationTarget]):
     """Read-only: targets are added and removed through the audited services, and the webhook
     secret is never shown after creation."""
 
@@ -25,7 +25,7 @@ class NotificationTargetAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Delivery)
-class DeliveryAdmin(ReadOnlyAdmin):
+class DeliveryAdmin(ReadOnlyAdmin[Delivery]):
     list_display = (
         "id",
         "event",

@@ -5,11 +5,11 @@ releases, evidence, sign-offs, vetoes, promotions and policies read-only. A proj
 name is the one thing it edits, and that too through its service.
 """
 
-from typing import Any, cast
+from typing import cast
 
 from django.contrib import admin
 from django.contrib.auth.models import User
-from django.db.models import Model
+from django.forms import ModelForm
 from django.http import HttpRequest
 
 from releasegate.accounts.actors import Actor, Capability
@@ -27,7 +27,7 @@ from releasegate.releases.services import project_rename
 
 
 @admin.register(Project)
-class ProjectAdmin(admin.ModelAdmin):
+class ProjectAdmin(admin.ModelAdmin[Project]):
     list_display = ("slug", "name", "current_policy", "created_at")
     search_fields = ("slug", "name")
     fields = ("slug", "name", "current_policy", "created_at")
@@ -37,10 +37,10 @@ class ProjectAdmin(admin.ModelAdmin):
         # A project starts with its first policy version and audit event: project_create.
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Project | None = None) -> bool:
         return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Project | None = None) -> bool:
         # Staff holding the model permission alone would reach project_rename and be refused
         # there with a server error: offer the form only to whom the service lets rename.
         if not super().has_change_permission(request, obj):
@@ -48,9 +48,11 @@ class ProjectAdmin(admin.ModelAdmin):
         user = cast(User, request.user)
         if obj is None or user.is_superuser:
             return True
-        return Actor.for_user(user).can(cast(Project, obj), Capability.CHANGE_POLICY)
+        return Actor.for_user(user).can(obj, Capability.CHANGE_POLICY)
 
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Project, form: "ModelForm[Project]", change: bool
+    ) -> None:
         project_rename(
             project=Project.objects.get(pk=obj.pk),
             # The admin site lets only signed-in staff this far.
@@ -60,14 +62,14 @@ class ProjectAdmin(admin.ModelAdmin):
 
 
 @admin.register(GatePolicy)
-class GatePolicyAdmin(ReadOnlyAdmin):
+class GatePolicyAdmin(ReadOnlyAdmin[GatePolicy]):
     list_display = ("project", "version", "max_approval_age_days", "created_by", "created_at")
     list_filter = ("project",)
     list_select_related = ("project", "created_by")
 
 
 @admin.register(Release)
-class ReleaseAdmin(ReadOnlyAdmin):
+class ReleaseAdmin(ReadOnlyAdmin[Release]):
     list_display = ("project", "version", "environment", "state", "requester", "created_at")
     list_filter = ("state", "environment", "project")
     search_fields = ("version", "artifact_digest")
@@ -75,27 +77,27 @@ class ReleaseAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Evidence)
-class EvidenceAdmin(ReadOnlyAdmin):
+class EvidenceAdmin(ReadOnlyAdmin[Evidence]):
     list_display = ("release", "kind", "is_current", "attached_by_label", "attached_at")
     list_filter = ("kind", "is_current")
     list_select_related = ("release__project",)
 
 
 @admin.register(Approval)
-class ApprovalAdmin(ReadOnlyAdmin):
+class ApprovalAdmin(ReadOnlyAdmin[Approval]):
     list_display = ("release", "role", "user", "created_at")
     list_filter = ("role",)
     list_select_related = ("release__project", "user")
 
 
 @admin.register(Veto)
-class VetoAdmin(ReadOnlyAdmin):
+class VetoAdmin(ReadOnlyAdmin[Veto]):
     list_display = ("release", "role", "user", "scope", "created_at", "lifted_at")
     list_filter = ("role", "scope")
     list_select_related = ("release__project", "user")
 
 
 @admin.register(Promotion)
-class PromotionAdmin(ReadOnlyAdmin):
+class PromotionAdmin(ReadOnlyAdmin[Promotion]):
     list_display = ("release", "promoted_by_label", "promoted_at", "policy_version")
     list_select_related = ("release__project",)
