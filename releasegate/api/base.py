@@ -4,9 +4,10 @@ Every query for releases goes through `visible_releases` / `release`, which a su
 override (the class refuses to be defined), so no endpoint can forget to scope to the caller.
 """
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import AuthenticationFailed
@@ -49,7 +50,8 @@ def actor_for(request: Request) -> Actor:
         raise TypeError("A deferred bearer token is verified by `gate_decision` only.")
     if isinstance(request.auth, ApiToken):
         return Actor.for_token(request.auth)
-    return Actor.for_user(request.user)
+    # HasActor let only a signed-in person through without a token.
+    return Actor.for_user(cast(User, request.user))
 
 
 # The gate views' authentication: a bearer token read in the gate's own statement.

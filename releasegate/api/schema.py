@@ -1,6 +1,9 @@
 """OpenAPI description of the bearer token scheme (drf-spectacular extension)."""
 
+from typing import Any
+
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
 
 
 class GateBearerTokenScheme(OpenApiAuthenticationExtension):
@@ -9,7 +12,7 @@ class GateBearerTokenScheme(OpenApiAuthenticationExtension):
     target_class = "releasegate.api.authentication.GateBearerAuthentication"
     name = "gateBearerToken"
 
-    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
         return {"type": "http", "scheme": "bearer", "description": "As bearerToken."}
 
 
@@ -17,7 +20,7 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
     target_class = "releasegate.api.authentication.BearerTokenAuthentication"
     name = "bearerToken"
 
-    def get_security_definition(self, auto_schema):  # type: ignore[no-untyped-def]
+    def get_security_definition(self, auto_schema: AutoSchema) -> dict[str, Any]:
         return {
             "type": "http",
             "scheme": "bearer",

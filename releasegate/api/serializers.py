@@ -4,6 +4,7 @@ Request bodies are handed to the services as sent: the services validate them an
 that is wrong, so no rule lives here twice.
 """
 
+import re
 from typing import Any
 
 from rest_framework import serializers
@@ -25,8 +26,18 @@ from releasegate.releases.policy import CHECK_NAMES
 
 BLOCKER_CODES = [code.value for code in BlockerCode]
 
+# The base of every serializer here: each describes one JSON object, a body or a query string,
+# whose instance is the dict `present` builds.
+BodySerializer = serializers.Serializer[dict[str, Any]]
 
-def _whole(pattern: Any, max_length: int, help_text: str, **kwargs: Any) -> serializers.RegexField:
+# A field named like an attribute of `Serializer` or `Field` (`errors`, `data`, `source`) does not
+# shadow it at run time: DRF's SerializerMetaclass moves declared fields off the class into
+# `_declared_fields`, which the stubs cannot express, hence the `type: ignore[assignment]`s below.
+
+
+def _whole(
+    pattern: re.Pattern[str], max_length: int, help_text: str, **kwargs: Any
+) -> serializers.RegexField:
     """A query parameter matched whole (the pattern is anchored with \\A and \\Z), as sent:
     not trimmed, so a trailing newline is a 400 rather than quietly another value."""
     return serializers.RegexField(
@@ -43,18 +54,20 @@ def _whole(pattern: Any, max_length: int, help_text: str, **kwargs: Any) -> seri
 # Errors -------------------------------------------------------------------------------------------
 
 
-class FieldErrorSerializer(serializers.Serializer):
+class FieldErrorSerializer(BodySerializer):
     field = serializers.CharField()
     message = serializers.CharField()
 
 
-class ErrorSerializer(serializers.Serializer):
+class ErrorSerializer(BodySerializer):
     code = serializers.CharField(help_text="Stable, machine-readable, e.g. `token_expired`.")
     message = serializers.CharField(help_text="For people.")
-    errors = FieldErrorSerializer(many=True, help_text="The fields that are wrong, if any.")
+    errors = FieldErrorSerializer(  # type: ignore[assignment]
+        many=True, help_text="The fields that are wrong, if any."
+    )
 
 
-class BlockerSerializer(serializers.Serializer):
+class BlockerSerializer(BodySerializer):
     """One reason the release is not cleared; further keys depend on the code (role, have, need,
     kind, check, status, by, reason, since, veto_id, release_id)."""
 
@@ -69,14 +82,14 @@ class BlockedErrorSerializer(ErrorSerializer):
 # Gate ---------------------------------------------------------------------------------------------
 
 
-class GateQuerySerializer(serializers.Serializer):
+class GateQuerySerializer(BodySerializer):
     project = _whole(SLUG_RE, 64, SLUG_HELP)
     version = _whole(VERSION_RE, 100, VERSION_HELP)
     digest = _whole(DIGEST_RE, 71, DIGEST_HELP)
     # Where the caller deploys: a release of another environment answers blocked.
     environment = _whole(ENVIRONMENT_RE, 64, ENVIRONMENT_HELP)
 
-    def validate(self, attrs: dict) -> dict:
+    def validate(self, attrs: dict[str, str]) -> dict[str, str]:
         if "digest" in attrs:
             if "version" in attrs:
                 raise serializers.ValidationError(
@@ -91,7 +104,7 @@ class GateQuerySerializer(serializers.Serializer):
         return attrs
 
 
-class GateReleaseSerializer(serializers.Serializer):
+class GateReleaseSerializer(BodySerializer):
     id = serializers.IntegerField()
     project = serializers.CharField()
     version = serializers.CharField()
@@ -100,7 +113,7 @@ class GateReleaseSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=Release.State.values)
 
 
-class GateDecisionSerializer(serializers.Serializer):
+class GateDecisionSerializer(BodySerializer):
     release = GateReleaseSerializer()
     cleared = serializers.BooleanField()
     blockers = BlockerSerializer(many=True)
@@ -112,17 +125,17 @@ class GateDecisionSerializer(serializers.Serializer):
 # Releases -----------------------------------------------------------------------------------------
 
 
-class ReleaseListQuerySerializer(serializers.Serializer):
+class ReleaseListQuerySerializer(BodySerializer):
     project = _whole(SLUG_RE, 64, SLUG_HELP)
     state = serializers.ChoiceField(required=False, choices=Release.State.values)
     version = _whole(VERSION_RE, 100, VERSION_HELP)
 
 
-class EnvironmentQuerySerializer(serializers.Serializer):
+class EnvironmentQuerySerializer(BodySerializer):
     environment = _whole(ENVIRONMENT_RE, 64, ENVIRONMENT_HELP)
 
 
-class ReleaseCreateSerializer(serializers.Serializer):
+class ReleaseCreateSerializer(BodySerializer):
     project = serializers.CharField(help_text="The project's slug.")
     version = serializers.CharField()
     artifact_digest = serializers.CharField(help_text="sha256: and 64 lowercase hex digits.")
@@ -130,7 +143,7 @@ class ReleaseCreateSerializer(serializers.Serializer):
     summary = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class ReleaseSerializer(serializers.Serializer):
+class ReleaseSerializer(BodySerializer):
     id = serializers.IntegerField()
     project = serializers.CharField()
     version = serializers.CharField()
@@ -144,7 +157,7 @@ class ReleaseSerializer(serializers.Serializer):
     submitted_at = serializers.DateTimeField(allow_null=True)
 
 
-class EvidenceSerializer(serializers.Serializer):
+class EvidenceSerializer(BodySerializer):
     kind = serializers.ChoiceField(choices=EvidenceKind.values)
     digest = serializers.CharField()
     attached_by = serializers.CharField()
@@ -156,11 +169,11 @@ class EvidenceAttachedSerializer(EvidenceSerializer):
     manifest_digest = serializers.CharField()
 
 
-class CheckResultSerializer(serializers.Serializer):
+class CheckResultSerializer(BodySerializer):
     id = serializers.IntegerField()
     check = serializers.CharField()
     status = serializers.ChoiceField(choices=CheckStatus.values)
-    source = serializers.CharField()
+    source = serializers.CharField()  # type: ignore[assignment]
     external_id = serializers.CharField(allow_blank=True)
     summary = serializers.CharField(allow_blank=True)
     details_url = serializers.CharField(allow_blank=True)
@@ -169,7 +182,7 @@ class CheckResultSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
-class ApprovalSerializer(serializers.Serializer):
+class ApprovalSerializer(BodySerializer):
     id = serializers.IntegerField()
     decision = serializers.ChoiceField(choices=["approve"])
     role = serializers.CharField()
@@ -180,7 +193,7 @@ class ApprovalSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-class VetoSerializer(serializers.Serializer):
+class VetoSerializer(BodySerializer):
     id = serializers.IntegerField()
     decision = serializers.ChoiceField(choices=["veto"])
     release_id = serializers.IntegerField()
@@ -202,7 +215,7 @@ class ReleaseDetailSerializer(ReleaseSerializer):
     vetoes = VetoSerializer(many=True, help_text="Vetoes cast on this release, active or lifted.")
 
 
-class ReleaseListSerializer(serializers.Serializer):
+class ReleaseListSerializer(BodySerializer):
     count = serializers.IntegerField()
     results = ReleaseSerializer(many=True)
 
@@ -210,7 +223,7 @@ class ReleaseListSerializer(serializers.Serializer):
 # Acts ---------------------------------------------------------------------------------------------
 
 
-class SignoffRequestSerializer(serializers.Serializer):
+class SignoffRequestSerializer(BodySerializer):
     role = serializers.ChoiceField(choices=["security", "sme"])
     decision = serializers.ChoiceField(choices=["approve", "veto"])
     reason = serializers.CharField(
@@ -223,11 +236,11 @@ class SignoffRequestSerializer(serializers.Serializer):
     )
 
 
-class ReasonSerializer(serializers.Serializer):
+class ReasonSerializer(BodySerializer):
     reason = serializers.CharField()
 
 
-class CheckReportSerializer(serializers.Serializer):
+class CheckReportSerializer(BodySerializer):
     check = serializers.ChoiceField(choices=list(CHECK_NAMES))
     status = serializers.ChoiceField(choices=CheckStatus.values)
     external_id = serializers.CharField(max_length=200)
@@ -235,12 +248,12 @@ class CheckReportSerializer(serializers.Serializer):
     details_url = serializers.URLField(required=False, allow_blank=True, max_length=500)
 
 
-class PromotionSerializer(serializers.Serializer):
+class PromotionSerializer(BodySerializer):
     release = ReleaseSerializer()
     decision = GateDecisionSerializer()
 
 
-class AuditEventSerializer(serializers.Serializer):
+class AuditEventSerializer(BodySerializer):
     chain = serializers.CharField(help_text="The chain: the project's slug, or `_global`.")
     seq = serializers.IntegerField(help_text="The event's number in its chain, from 1.")
     created_at = serializers.DateTimeField()
@@ -249,13 +262,13 @@ class AuditEventSerializer(serializers.Serializer):
     actor_user_id = serializers.IntegerField(allow_null=True)
     project_id = serializers.IntegerField(allow_null=True)
     release_id = serializers.IntegerField(allow_null=True)
-    data = serializers.JSONField()
+    data = serializers.JSONField()  # type: ignore[assignment]
     entry_hash = serializers.CharField(help_text="SHA-256 over every field above.")
     prev_hash = serializers.CharField(help_text="The hash of event seq-1 of the chain.")
     hash = serializers.CharField(help_text="sha256(prev_hash + entry_hash), hex.")
 
 
-class ChainProofSerializer(serializers.Serializer):
+class ChainProofSerializer(BodySerializer):
     chain = serializers.CharField()
     from_seq = serializers.IntegerField(help_text="The seq of the trail's first event.")
     size = serializers.IntegerField(help_text="The chain's size when exported.")
@@ -266,25 +279,25 @@ class ChainProofSerializer(serializers.Serializer):
     )
 
 
-class AuditTrailSerializer(serializers.Serializer):
+class AuditTrailSerializer(BodySerializer):
     release = ReleaseSerializer()
     events = AuditEventSerializer(many=True)
     proof = ChainProofSerializer(allow_null=True)
 
 
-class ProjectAuditTrailSerializer(serializers.Serializer):
+class ProjectAuditTrailSerializer(BodySerializer):
     project = serializers.CharField()
     events = AuditEventSerializer(many=True)
     next = serializers.URLField(allow_null=True, help_text="The next (older) page, if any.")
 
 
-class WaiverRequestSerializer(serializers.Serializer):
+class WaiverRequestSerializer(BodySerializer):
     advisory_id = serializers.CharField(help_text="An imported OSV id or one of its aliases (CVE).")
     reason = serializers.CharField()
     expires_at = serializers.DateTimeField(help_text="In the future, at most a year away.")
 
 
-class WaiverSerializer(serializers.Serializer):
+class WaiverSerializer(BodySerializer):
     id = serializers.IntegerField()
     project = serializers.CharField()
     advisory_id = serializers.CharField()
@@ -297,11 +310,11 @@ class WaiverSerializer(serializers.Serializer):
 # Governance requests ------------------------------------------------------------------------------
 
 
-class OptionalReasonSerializer(serializers.Serializer):
+class OptionalReasonSerializer(BodySerializer):
     reason = serializers.CharField(required=False, allow_blank=True)
 
 
-class GovernanceChangeSerializer(serializers.Serializer):
+class GovernanceChangeSerializer(BodySerializer):
     id = serializers.IntegerField()
     project = serializers.CharField()
     # Plain strings: `kind` and `status` enums elsewhere in the schema would collide by name.
@@ -326,5 +339,5 @@ class GovernanceChangeSerializer(serializers.Serializer):
     may_cancel = serializers.BooleanField(help_text="Whether the caller may cancel (its author).")
 
 
-class GovernanceChangeListSerializer(serializers.Serializer):
+class GovernanceChangeListSerializer(BodySerializer):
     results = GovernanceChangeSerializer(many=True)

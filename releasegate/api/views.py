@@ -1,14 +1,16 @@
 """API v1 (the CI contract, docs/api.md). Thin: parse, call a selector or service, present."""
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Protocol
 from urllib.parse import urlencode
 
 from django.db.models import QuerySet
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest, JsonResponse, QueryDict
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
+    F,
     OpenApiParameter,
     OpenApiResponse,
     PolymorphicProxySerializer,
@@ -18,6 +20,7 @@ from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from releasegate.accounts.actors import Actor
 from releasegate.api import present
 from releasegate.api import serializers as s
 from releasegate.api.base import GATE_AUTHENTICATION, MAX_ID, ScopedAPIView
@@ -68,7 +71,7 @@ _GATE_QUERY_PATTERNS = {
 }
 
 
-def _plain_gate_query(query: Any) -> dict[str, str] | None:
+def _plain_gate_query(query: QueryDict) -> dict[str, str] | None:
     """The gate's query when it is plainly valid (the common case, read without building a
     serializer on the hot path); None for anything else, which `GateQuerySerializer` then
     validates and words the errors for, as it always has."""
@@ -541,10 +544,18 @@ class GovernanceRequestsView(ScopedAPIView):
         )
 
 
+class GovernanceDecision(Protocol):
+    """`governance_change_confirm`, `_reject` or `_cancel`."""
+
+    def __call__(
+        self, *, change: GovernanceChange, actor: Actor, reason: Any = ""
+    ) -> GovernanceChange: ...
+
+
 class _GovernanceDecisionView(ScopedAPIView):
     """Confirm (and apply), reject or cancel one pending request; who may is the service's call."""
 
-    def decide(self, slug: str, change_id: int, service: Any) -> Response:
+    def decide(self, slug: str, change_id: int, service: GovernanceDecision) -> Response:
         project = self.project(slug)
         change = (
             _governance_changes(project).filter(pk=change_id).first()
@@ -558,7 +569,7 @@ class _GovernanceDecisionView(ScopedAPIView):
         return Response(present.governance_change_dict(decided, self.actor))
 
 
-def _decision_schema(act: str, summary: str, request: Any) -> Any:
+def _decision_schema(act: str, summary: str, request: type[s.BodySerializer]) -> Callable[[F], F]:
     return extend_schema(
         operation_id=f"governance_requests_{act}",
         summary=summary,

@@ -10,11 +10,12 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from releasegate.api.base import MAX_ID, ScopedAPIView
-from releasegate.api.serializers import ReasonSerializer
+from releasegate.api.serializers import BodySerializer, ReasonSerializer
 from releasegate.api.views import errors
 from releasegate.errors import NotFound
 from releasegate.incidents import selectors, services
 from releasegate.incidents.models import BreakGlass, Hold
+from releasegate.incidents.notifications import NO_SIGNAL
 
 
 def _iso(moment: Any) -> str | None:
@@ -29,7 +30,7 @@ def hold_dict(hold: Hold) -> dict[str, Any]:
         "fingerprint": hold.fingerprint,
         "summary": hold.summary,
         "severity": hold.severity,
-        "signal": hold.signal or services.NO_SIGNAL,
+        "signal": hold.signal or NO_SIGNAL,
         "since": _iso(hold.since),
         "alert_status": hold.alert_status,
         "resolved_at": _iso(hold.resolved_at),
@@ -62,17 +63,17 @@ def break_glass_dict(bg: BreakGlass) -> dict[str, Any]:
     }
 
 
-class AlertIntakeSerializer(serializers.Serializer):
+class AlertIntakeSerializer(BodySerializer):
     holds = serializers.ListField(child=serializers.DictField())
     unmatched = serializers.ListField(child=serializers.DictField())
 
 
-class BreakGlassRequestSerializer(serializers.Serializer):
+class BreakGlassRequestSerializer(BodySerializer):
     reason = serializers.CharField()
     incident = serializers.CharField(max_length=200)
 
 
-class BreakGlassReviewSerializer(serializers.Serializer):
+class BreakGlassReviewSerializer(BodySerializer):
     summary = serializers.CharField()
 
 
