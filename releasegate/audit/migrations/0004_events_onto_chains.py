@@ -5,30 +5,36 @@ The old single chain is verified first: rehashing a trail someone had altered wo
 alteration, so the migration refuses, naming the event, and the operator investigates (restore
 a backup) before migrating. The hash formulas are frozen copies, as a migration must not change
 when the application's code does.
+
+The models here are the historical ones `apps.get_model` builds as the migration runs, so their
+instances are typed Any.
 """
 
 import hashlib
 import json
 from collections import defaultdict
-from datetime import UTC
+from datetime import UTC, datetime
+from typing import Any
 
 from django.db import migrations
+from django.db.backends.base.schema import BaseDatabaseSchemaEditor
+from django.db.migrations.state import StateApps
 
 GENESIS = "0" * 64
 GLOBAL = "_global"
 TRIGGER = "audit_auditevent_no_update_delete"
 
 
-def _iso(moment):
+def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def _sha(payload):
+def _sha(payload: dict[str, Any]) -> str:
     encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(encoded.encode()).hexdigest()
 
 
-def _fields(event):
+def _fields(event: Any) -> dict[str, Any]:
     return {
         "created_at": _iso(event.created_at),
         "action": event.action,
@@ -40,16 +46,16 @@ def _fields(event):
     }
 
 
-def _old_hash(event, seq, prev_hash):
+def _old_hash(event: Any, seq: int, prev_hash: str) -> str:
     return _sha({**_fields(event), "seq": seq, "prev_hash": prev_hash})
 
 
-def _new_hashes(event, chain, seq, prev_hash):
+def _new_hashes(event: Any, chain: str, seq: int, prev_hash: str) -> tuple[str, str]:
     entry = _sha({**_fields(event), "chain": chain, "seq": seq})
     return entry, hashlib.sha256(f"{prev_hash}{entry}".encode()).hexdigest()
 
 
-def _verify_single_chain(events, head):
+def _verify_single_chain(events: list[Any], head: Any) -> None:
     prev = GENESIS
     for expected, event in enumerate(events, start=1):
         if event.seq != expected or event.prev_hash != prev or _old_hash(
@@ -66,7 +72,7 @@ def _verify_single_chain(events, head):
         )
 
 
-def _set_trigger(schema_editor, enabled):
+def _set_trigger(schema_editor: BaseDatabaseSchemaEditor, enabled: bool) -> None:
     if schema_editor.connection.vendor == "postgresql":
         with schema_editor.connection.cursor() as cursor:
             # Pending deferred foreign-key checks must run before ALTER TABLE may.
@@ -75,14 +81,14 @@ def _set_trigger(schema_editor, enabled):
             cursor.execute(f"ALTER TABLE audit_auditevent {verb} TRIGGER {TRIGGER}")
 
 
-def forwards(apps, schema_editor):
+def forwards(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     AuditEvent = apps.get_model("audit", "AuditEvent")
     AuditHead = apps.get_model("audit", "AuditHead")
     AuditChain = apps.get_model("audit", "AuditChain")
     Project = apps.get_model("releases", "Project")
     events = list(AuditEvent.objects.order_by("seq"))
     _verify_single_chain(events, AuditHead.objects.filter(id=1).first())
-    by_project = defaultdict(list)
+    by_project: defaultdict[int | None, list[Any]] = defaultdict(list)
     for event in events:
         by_project[event.project_id].append(event)
     slugs = dict(Project.objects.values_list("id", "slug"))
@@ -109,7 +115,7 @@ def forwards(apps, schema_editor):
     _set_trigger(schema_editor, enabled=True)
 
 
-def backwards(apps, schema_editor):
+def backwards(apps: StateApps, schema_editor: BaseDatabaseSchemaEditor) -> None:
     AuditEvent = apps.get_model("audit", "AuditEvent")
     AuditHead = apps.get_model("audit", "AuditHead")
     AuditChain = apps.get_model("audit", "AuditChain")
