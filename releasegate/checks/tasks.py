@@ -34,12 +34,15 @@ MAX_ATTEMPTS = MAX_RETRIES + 3
 LEASE = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 5)
 
 
+# The bound task `run_check` itself: (release_id, check, manifest_digest) -> its outcome.
+RunCheck = Task[[int, str, str], str]
+
 # A retry after a transient database error comes soon: the claim was given back at once.
 DATABASE_RETRY_SECONDS = 1.0
 
 
 @shared_task(bind=True, name="releasegate.checks.run_check", max_retries=MAX_RETRIES)
-def run_check(self: Task, release_id: int, check: str, manifest_digest: str) -> str:
+def run_check(self: RunCheck, release_id: int, check: str, manifest_digest: str) -> str:
     key: dict[str, Any] = {
         "release_id": release_id,
         "check": check,
@@ -62,7 +65,7 @@ def run_check(self: Task, release_id: int, check: str, manifest_digest: str) -> 
         raise self.retry(exc=exc, countdown=countdown) from exc
 
 
-def _run_claimed(self: Task, key: dict[str, Any], claimed: list[Claim]) -> str:
+def _run_claimed(self: RunCheck, key: dict[str, Any], claimed: list[Claim]) -> str:
     release_id, check, manifest_digest = key["release_id"], key["check"], key["manifest_digest"]
     release = release_for_checks(release_id)
     inputs = inputs_digest_of(release, check, manifest_digest)

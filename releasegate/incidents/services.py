@@ -124,7 +124,9 @@ def _plan_signal(release: Release, alert: Alert) -> str:
         .first()
     )
     signals = plan.get("signals", []) if isinstance(plan, dict) else []
-    names = [s["name"] for s in signals if isinstance(s, dict) and isinstance(s.get("name"), str)]
+    names: list[str] = [
+        s["name"] for s in signals if isinstance(s, dict) and isinstance(s.get("name"), str)
+    ]
     for wanted in (alert.labels.get("signal", ""), alert.name):
         for name in names:
             if wanted and _normal(name) == _normal(wanted):

@@ -28,7 +28,8 @@ def _user_id(request: HttpRequest) -> int | None:
         user = wrapped
     if user is None or not getattr(user, "is_authenticated", False):
         return None
-    return user.pk
+    pk = user.pk  # a person's id; None for a service token's principal
+    return pk if isinstance(pk, int) else None
 
 
 class RequestContextMiddleware:

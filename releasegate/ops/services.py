@@ -64,7 +64,8 @@ def _events(value: Any) -> list[str]:
 def _webhook_url(value: Any) -> str:
     parsed = urlparse(value) if isinstance(value, str) else None
     if (
-        parsed is None
+        not isinstance(value, str)
+        or parsed is None
         or parsed.scheme not in {"http", "https"}
         or not parsed.hostname
         or len(value) > 500
