@@ -236,8 +236,8 @@ def _token_lookup() -> tuple[str, _Columns, _Columns]:
     quote = connection.ops.quote_name
     user_model = get_user_model()
     token_fields, user_fields = ApiToken._meta.concrete_fields, user_model._meta.concrete_fields
-    user_fk = ApiToken._meta.get_field("user").column  # type: ignore[union-attr]
-    key_id = ApiToken._meta.get_field("key_id").column  # type: ignore[union-attr]
+    user_fk = ApiToken._meta.get_field("user").column
+    key_id = ApiToken._meta.get_field("key_id").column
     columns = ", ".join(
         [f"t.{quote(str(f.column))}" for f in token_fields]
         + [f"u.{quote(str(f.column))}" for f in user_fields]

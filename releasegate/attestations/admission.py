@@ -14,8 +14,8 @@ from typing import Any
 from releasegate.accounts.actors import Actor, Capability
 from releasegate.errors import FieldError, InvalidInput, NotFound, NotPermitted
 from releasegate.releases.gate import GateDecision
+from releasegate.releases.identifiers import ENVIRONMENT_RE
 from releasegate.releases.models import Release
-from releasegate.releases.policy import ENVIRONMENT_RE
 from releasegate.releases.selectors import gate_decision_among
 
 API_VERSION = "admission.k8s.io/v1"
@@ -98,13 +98,14 @@ def _pod_spec(request: dict[str, Any]) -> dict[str, Any]:
             f"releasegate reviews {', '.join(_POD_SPEC_PATHS)}, not {kind_name!r}: "
             "narrow the webhook's rules"
         )
-    node: Any = obj
+    node: dict[str, Any] = obj
     walked = "object"
     for step in path:
         walked += f".{step}"
-        node = node.get(step) if isinstance(node, dict) else None
-        if not isinstance(node, dict):
+        child = node.get(step)
+        if not isinstance(child, dict):
             raise Malformed(f"{kind_name}: {walked} is missing or not an object")
+        node = child
     return node
 
 

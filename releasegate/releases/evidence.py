@@ -7,7 +7,7 @@ SPDX 2.2/2.3 JSON); the `sbom_valid` check validates it against the official sch
 
 import hashlib
 import json
-from collections import deque
+from collections.abc import Iterable
 from datetime import date
 from typing import Any
 
@@ -169,7 +169,7 @@ _VALIDATORS = {
 }
 
 
-def _path(error_path: deque[str | int]) -> str:
+def _path(error_path: Iterable[str | int]) -> str:
     out = ""
     for part in error_path:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
@@ -213,8 +213,8 @@ def _sbom_problem(document: dict[str, Any]) -> list[FieldError]:
     return _errors(validator.iter_errors(document))
 
 
-def _errors(errors: Any) -> list[FieldError]:
-    found: list[ValidationError] = sorted(errors, key=lambda e: list(map(str, e.absolute_path)))
+def _errors(errors: Iterable[ValidationError]) -> list[FieldError]:
+    found = sorted(errors, key=lambda e: list(map(str, e.absolute_path)))
     return [FieldError(_path(e.absolute_path), e.message) for e in found[:50]]
 
 

@@ -570,11 +570,14 @@ def _fetch_prepared(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
     with connection.cursor() as cursor:
         if connection.queries_logged:
             cursor.execute(sql, params)
-            return cursor.fetchone()
+            row: tuple[Any, ...] | None = cursor.fetchone()
+            return row
+        # django-stubs declare ServerBindingCursor without its psycopg.Cursor base (and __init__).
         raw = ServerBindingCursor(cursor.connection)  # type: ignore[call-arg]
         with CursorWrapper(raw, connection) as bound:
             bound.execute(sql, params)
-            return bound.fetchone()
+            row = bound.fetchone()
+            return row
 
 
 def _moment(value: str | None) -> datetime | None:

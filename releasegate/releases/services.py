@@ -628,7 +628,7 @@ def _environments_of(project: Project) -> list[str]:
     return list(policy.environments) if policy is not None else []
 
 
-def _file_digest(upload: UploadedFile) -> str:
+def _file_digest(upload: UploadedFile[bytes]) -> str:
     h = hashlib.sha256()
     for chunk in upload.chunks():
         h.update(chunk)
@@ -643,7 +643,7 @@ def evidence_attach(
     actor: Actor,
     kind: str,
     document: Any,
-    attachment: UploadedFile | None = None,
+    attachment: UploadedFile[bytes] | None = None,
     link: str = "",
 ) -> Evidence:
     """Attach or replace one checklist item's evidence. The previous version is kept, not current.

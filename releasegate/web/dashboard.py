@@ -307,7 +307,7 @@ class _Facts:
         if requested is None:
             return None
         until = h.release["promoted_at"] or h.release["withdrawn_at"] or now
-        moments = {requested}
+        moments: set[datetime] = {requested}
         moments.update(e["attached_at"] for e in h.evidence)
         moments.update(a["created_at"] for a in h.approvals)
         moments.update(c["updated_at"] for c in h.checks)

@@ -332,19 +332,21 @@ EXTRA_ROWS = 2
 
 def row_formset(
     spec: StructuredEvidence, *, data: Any = None, initial: list[dict[str, Any]] | None = None
-) -> BaseFormSet | None:
+) -> BaseFormSet[RowForm] | None:
     if spec.row is None:
         return None
     factory = formset_factory(spec.row, extra=EXTRA_ROWS, can_delete=True)
     return factory(data=data, initial=initial, prefix=spec.rows_key)
 
 
-def kept_rows(formset: BaseFormSet | None) -> tuple[list[dict[str, Any]], list[forms.Form]]:
+def kept_rows(
+    formset: BaseFormSet[RowForm] | None,
+) -> tuple[list[dict[str, Any]], list[RowForm]]:
     """The rows that make up the document, and the form each came from (same order)."""
     if formset is None:
         return [], []
     forms_kept = [f for f in formset.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
-    return [f.row() for f in forms_kept], forms_kept  # type: ignore[attr-defined]
+    return [f.row() for f in forms_kept], forms_kept
 
 
 def apply_errors(
@@ -352,7 +354,7 @@ def apply_errors(
     top: forms.Form,
     *,
     rows_key: str = "",
-    row_forms: list[forms.Form] | None = None,
+    row_forms: list[RowForm] | None = None,
     extras: forms.Form | None = None,
 ) -> None:
     """Put each of a service's field errors on the form field it names (`flows[1].destination`

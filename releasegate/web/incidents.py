@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from releasegate.errors import InvalidInput, ReleasegateError
 from releasegate.incidents import selectors, services
 from releasegate.incidents.models import BreakGlass
+from releasegate.incidents.notifications import NO_SIGNAL
 from releasegate.releases.models import Release
 from releasegate.web.forms import apply_errors
 from releasegate.web.incident_panel import BreakGlassForm, ReasonForm, ReviewForm
@@ -131,7 +132,7 @@ def hold_lift_view(request: HttpRequest, release: Release, hold_id: int) -> Http
         release,
         template="web/incidents/lift.html",
         form=ReasonForm(request.POST or None),
-        context={"hold": hold, "no_signal": services.NO_SIGNAL},
+        context={"hold": hold, "no_signal": NO_SIGNAL},
         act=lambda data: services.hold_lift(hold=hold, actor=actor, reason=data["reason"]),
         done="Hold lifted.",
     )
