@@ -8,7 +8,6 @@ artifact has one spelling.
 """
 
 import re
-from typing import Any
 
 DIGEST_RE = re.compile(r"\Asha256:[0-9a-f]{64}\Z")
 VERSION_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._+\-]{0,99}\Z")
@@ -23,6 +22,6 @@ SLUG_HELP = "lowercase letters, digits and dashes, up to 64"
 ENVIRONMENT_HELP = "lowercase letters, digits, '_' or '-', up to 64"
 
 
-def matches(pattern: re.Pattern[str], value: Any) -> bool:
+def matches(pattern: re.Pattern[str], value: object) -> bool:
     """Whether `value` is a string that `pattern` matches whole."""
     return isinstance(value, str) and pattern.fullmatch(value) is not None

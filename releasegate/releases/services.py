@@ -36,6 +36,7 @@ from releasegate.errors import (
     NotPermitted,
     ReleasegateError,
 )
+from releasegate.jsonvalue import JSONValue
 from releasegate.releases.evidence import evidence_digest, manifest_digest, validate_document
 from releasegate.releases.gate import GateDecision, evaluate_gate
 from releasegate.releases.governance import policy_weakenings
@@ -92,7 +93,7 @@ def _refuse(refusal: ReleasegateError | None) -> None:
         raise refusal
 
 
-def _reason(value: Any, field: str = "reason") -> str:
+def _reason(value: JSONValue, field: str = "reason") -> str:
     text = value.strip() if isinstance(value, str) else ""
     if not text:
         raise InvalidInput(
@@ -156,7 +157,7 @@ def project_create(
 
 
 @service
-def project_rename(*, project: Project, actor: Actor, name: Any) -> Project:
+def project_rename(*, project: Project, actor: Actor, name: JSONValue) -> Project:
     """Change a project's display name: its admin, or the site administrator. Nothing else of a
     project changes outside its own service (the slug is its identity in CI and tokens)."""
     person = actor.person
@@ -322,7 +323,7 @@ def _pending_recorded(change: GovernanceChange, actor: Actor) -> None:
     )
 
 
-def _role(value: Any) -> Role:
+def _role(value: str) -> Role:
     try:
         return Role(value)
     except ValueError:
@@ -452,7 +453,7 @@ def _decided(locked: GovernanceChange, *, actor: Actor, status: str, reason: str
     )
 
 
-def _optional_reason(value: Any) -> str:
+def _optional_reason(value: JSONValue) -> str:
     if value is None or value == "":
         return ""
     return _reason(value)
@@ -460,7 +461,7 @@ def _optional_reason(value: Any) -> str:
 
 @service
 def governance_change_confirm(
-    *, change: GovernanceChange, actor: Actor, reason: Any = ""
+    *, change: GovernanceChange, actor: Actor, reason: JSONValue = ""
 ) -> GovernanceChange:
     """Confirm a pending request and apply it: a person other than its author holding the role
     that guards it (`may_confirm_change`). A policy change applies only to the version it was
@@ -514,7 +515,7 @@ def governance_change_confirm(
 
 @service
 def governance_change_reject(
-    *, change: GovernanceChange, actor: Actor, reason: Any = ""
+    *, change: GovernanceChange, actor: Actor, reason: JSONValue = ""
 ) -> GovernanceChange:
     """Refuse a pending request, with a reason: whoever may confirm it may reject it instead."""
     text = _reason(reason)
@@ -530,7 +531,7 @@ def governance_change_reject(
 
 @service
 def governance_change_cancel(
-    *, change: GovernanceChange, actor: Actor, reason: Any = ""
+    *, change: GovernanceChange, actor: Actor, reason: JSONValue = ""
 ) -> GovernanceChange:
     """Withdraw one's own pending request."""
     text = _optional_reason(reason)
@@ -555,33 +556,42 @@ def _requester_for(actor: Actor) -> User:
     raise NotPermitted("This token has no owner to request a release in the name of.")
 
 
+def _matching(
+    pattern: re.Pattern[str], value: JSONValue, field: str, help_text: str, errors: list[FieldError]
+) -> str:
+    """`value` if it is a string `pattern` matches whole; otherwise "", the field's error noted."""
+    if isinstance(value, str) and matches(pattern, value):
+        return value
+    errors.append(FieldError(field, help_text))
+    return ""
+
+
 @service
 def release_create(
     *,
     project: Project,
     actor: Actor,
-    version: Any,
-    artifact_digest: Any,
-    environment: Any = "production",
-    summary: Any = "",
+    version: JSONValue,
+    artifact_digest: JSONValue,
+    environment: JSONValue = "production",
+    summary: JSONValue = "",
 ) -> Release:
     _require(
         actor, project, Capability.CREATE_RELEASE, "You may not create releases in this project."
     )
-    errors = []
-    if not matches(VERSION_RE, version):
-        errors.append(FieldError("version", VERSION_HELP))
-    if not matches(DIGEST_RE, artifact_digest):
-        errors.append(FieldError("artifact_digest", DIGEST_HELP))
-    if not matches(ENVIRONMENT_RE, environment):
-        errors.append(FieldError("environment", ENVIRONMENT_HELP))
-    elif environment not in _environments_of(project):
+    # Every bad field is named at once.
+    errors: list[FieldError] = []
+    version = _matching(VERSION_RE, version, "version", VERSION_HELP, errors)
+    artifact_digest = _matching(DIGEST_RE, artifact_digest, "artifact_digest", DIGEST_HELP, errors)
+    environment = _matching(ENVIRONMENT_RE, environment, "environment", ENVIRONMENT_HELP, errors)
+    if environment and environment not in _environments_of(project):
         allowed = ", ".join(_environments_of(project))
         errors.append(
             FieldError("environment", f"must be one of this project's environments: {allowed}")
         )
     if not isinstance(summary, str) or len(summary) > 5000:
         errors.append(FieldError("summary", "text of at most 5000 characters"))
+        summary = ""  # never written: the errors are raised first
     if errors:
         raise InvalidInput("The release is not valid.", errors=errors)
     # The project first, as every act of the project does (releasegate/transactions.py): a policy
@@ -642,7 +652,7 @@ def evidence_attach(
     release: Release,
     actor: Actor,
     kind: str,
-    document: Any,
+    document: JSONValue,
     attachment: UploadedFile[bytes] | None = None,
     link: str = "",
 ) -> Evidence:
@@ -733,7 +743,7 @@ def release_submit(*, release: Release, actor: Actor) -> Release:
 
 
 @service
-def release_withdraw(*, release: Release, actor: Actor, reason: Any) -> Release:
+def release_withdraw(*, release: Release, actor: Actor, reason: JSONValue) -> Release:
     """Take a draft or a release in review out of the running, with a reason: its requester or a
     project admin (`may_withdraw`). A withdrawn release is never cleared and cannot be edited."""
     locked = _lock_for_gate(release)
@@ -756,23 +766,27 @@ def release_withdraw(*, release: Release, actor: Actor, reason: Any) -> Release:
 # Sign-offs ----------------------------------------------------------------------------------------
 
 
-def _reviewer_role(actor: Actor, role: Any) -> Role:
+def _reviewer_role(actor: Actor, role: JSONValue) -> Role:
     if actor.person is None:
         # A token is refused before its input is looked at.
         raise NotPermitted(
             "Only a person may sign off; a service token never signs off.", code="not_a_person"
         )
-    try:
-        return Role(role)
-    except ValueError:
-        raise InvalidInput(
-            "Unknown role.",
-            errors=[FieldError("role", f"must be one of {', '.join(sorted(REVIEWER_ROLES))}")],
-        ) from None
+    if isinstance(role, str):
+        try:
+            return Role(role)
+        except ValueError:
+            pass
+    raise InvalidInput(
+        "Unknown role.",
+        errors=[FieldError("role", f"must be one of {', '.join(sorted(REVIEWER_ROLES))}")],
+    )
 
 
 @service
-def approval_give(*, release: Release, actor: Actor, role: Any, comment: Any = "") -> Approval:
+def approval_give(
+    *, release: Release, actor: Actor, role: JSONValue, comment: JSONValue = ""
+) -> Approval:
     """Approve in one role, bound to the release's current evidence manifest."""
     held = _reviewer_role(actor, role)
     person = actor.person
@@ -808,14 +822,19 @@ def approval_give(*, release: Release, actor: Actor, role: Any, comment: Any = "
 
 @service
 def veto_cast(
-    *, release: Release, actor: Actor, role: Any, reason: Any, scope: Any = Veto.Scope.CARRY_FORWARD
+    *,
+    release: Release,
+    actor: Actor,
+    role: JSONValue,
+    reason: JSONValue,
+    scope: JSONValue = Veto.Scope.CARRY_FORWARD,
 ) -> Veto:
     """Veto in a veto role; by default it carries forward to later releases and the artifact."""
     held = _reviewer_role(actor, role)
     locked = _lock_for_gate(release)
     _refuse(veto_refusal(actor, locked, held))
     text = _reason(reason)
-    if scope not in Veto.Scope.values:
+    if not isinstance(scope, str) or scope not in Veto.Scope.values:
         raise InvalidInput(
             "Unknown veto scope.",
             errors=[FieldError("scope", f"must be one of {', '.join(Veto.Scope.values)}")],
@@ -849,7 +868,7 @@ def veto_cast(
 
 
 @service
-def veto_lift(*, veto: Veto, actor: Actor, reason: Any) -> Veto:
+def veto_lift(*, veto: Veto, actor: Actor, reason: JSONValue) -> Veto:
     """Lift a veto. Only a holder of the vetoing role on that project, never the requester."""
     locked = lock_one(Veto.objects.all(), LockRank.RELEASE_ROWS, pk=veto.pk)
     _refuse(lift_refusal(actor, locked))
