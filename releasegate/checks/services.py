@@ -1,5 +1,6 @@
 """Writes for automated check results, from workers and from CI alike."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,6 +19,7 @@ from releasegate.checks.models import (
 )
 from releasegate.checks.selectors import current_inputs_digest
 from releasegate.errors import FieldError, InvalidInput, NotPermitted
+from releasegate.jsonvalue import JSONObject, JSONValue
 from releasegate.releases.models import Release
 from releasegate.releases.policy import CHECK_NAMES
 from releasegate.releases.signals import send_after_commit
@@ -26,28 +28,71 @@ from releasegate.transactions import LockRank, lock_one, service
 FINAL_STATUSES = frozenset({CheckStatus.PASSED, CheckStatus.FAILED, CheckStatus.ERROR})
 
 
-def _validate(
-    check: Any, status: Any, external_id: Any, summary: Any, details_url: Any, details: Any
-) -> None:
-    errors = []
-    if check not in CHECK_NAMES:
-        errors.append(FieldError("check", f"must be one of {', '.join(CHECK_NAMES)}"))
-    if status not in CheckStatus.values:
-        errors.append(FieldError("status", f"must be one of {', '.join(CheckStatus.values)}"))
-    if not isinstance(external_id, str) or len(external_id) > 200:
-        errors.append(FieldError("external_id", "text of at most 200 characters"))
-    if not isinstance(summary, str) or len(summary) > 1000:
-        errors.append(FieldError("summary", "text of at most 1000 characters"))
+@dataclass(frozen=True)
+class _Report:
+    """A check result's fields, validated."""
+
+    check: str
+    status: str
+    external_id: str
+    summary: str
+    details_url: str
+    details: JSONObject
+
+
+def _one_of(value: JSONValue, choices: Sequence[str], field: str, errors: list[FieldError]) -> str:
+    if isinstance(value, str) and value in choices:
+        return value
+    errors.append(FieldError(field, f"must be one of {', '.join(choices)}"))
+    return ""
+
+
+def _text(value: JSONValue, limit: int, field: str, errors: list[FieldError]) -> str:
+    if isinstance(value, str) and len(value) <= limit:
+        return value
+    errors.append(FieldError(field, f"text of at most {limit} characters"))
+    return ""
+
+
+def _details_url(value: JSONValue, errors: list[FieldError]) -> str:
     if (
-        not isinstance(details_url, str)
-        or len(details_url) > 500
-        or (details_url and not details_url.startswith(("http://", "https://")))
+        isinstance(value, str)
+        and len(value) <= 500
+        and (not value or value.startswith(("http://", "https://")))
     ):
-        errors.append(FieldError("details_url", "an http(s) URL of at most 500 characters"))
-    if not isinstance(details, dict):
-        errors.append(FieldError("details", "must be an object"))
+        return value
+    errors.append(FieldError("details_url", "an http(s) URL of at most 500 characters"))
+    return ""
+
+
+def _object(value: JSONValue, field: str, errors: list[FieldError]) -> JSONObject:
+    if isinstance(value, dict):
+        return value
+    errors.append(FieldError(field, "must be an object"))
+    return {}
+
+
+def _validate(
+    check: JSONValue,
+    status: JSONValue,
+    external_id: JSONValue,
+    summary: JSONValue,
+    details_url: JSONValue,
+    details: JSONValue,
+) -> _Report:
+    """Every field checked, every bad one named at once."""
+    errors: list[FieldError] = []
+    report = _Report(
+        check=_one_of(check, CHECK_NAMES, "check", errors),
+        status=_one_of(status, CheckStatus.values, "status", errors),
+        external_id=_text(external_id, 200, "external_id", errors),
+        summary=_text(summary, 1000, "summary", errors),
+        details_url=_details_url(details_url, errors),
+        details=_object(details, "details", errors),
+    )
     if errors:
         raise InvalidInput("The check result is not valid.", errors=errors)
+    return report
 
 
 @service
@@ -55,13 +100,13 @@ def check_result_record(
     *,
     release: Release,
     actor: Actor,
-    check: Any,
-    status: Any,
+    check: JSONValue,
+    status: JSONValue,
     manifest_digest: str | None = None,
-    external_id: Any = "",
-    summary: Any = "",
-    details: Any = None,
-    details_url: Any = "",
+    external_id: JSONValue = "",
+    summary: JSONValue = "",
+    details: JSONValue = None,
+    details_url: JSONValue = "",
     attempts: int | None = None,
     valid_until: datetime | None = None,
     inputs_digest: str | None = None,
@@ -74,17 +119,18 @@ def check_result_record(
     `inputs_digest` names what the result was computed from (`gate.check_inputs_digest`); when
     not given (a result pushed by CI), the inputs current now.
     """
-    details = {} if details is None else details
-    _validate(check, status, external_id, summary, details_url, details)
+    report = _validate(
+        check, status, external_id, summary, details_url, {} if details is None else details
+    )
     if not actor.can(release.project, Capability.REPORT_CHECK):
         raise NotPermitted("You may not report check results for this project.")
     source = CheckResult.Source.WORKER if actor.system else CheckResult.Source.CI
-    if source == CheckResult.Source.CI and not external_id:
+    if source == CheckResult.Source.CI and not report.external_id:
         raise InvalidInput(
             "A pushed check result needs an external id.",
             errors=[FieldError("external_id", "must not be empty")],
         )
-    if source == CheckResult.Source.CI and check != "external_ci":
+    if source == CheckResult.Source.CI and report.check != "external_ci":
         # Every other check is computed by the workers from the evidence; a pushed `passed` would
         # override a computed failure (the latest result counts) or settle the check before the
         # workers ever ran it, so a pipeline's token could clear its own release's checks.
@@ -96,13 +142,15 @@ def check_result_record(
     locked = lock_one(Release.objects.all(), LockRank.RELEASE, pk=release.pk)
     manifest = manifest_digest or locked.manifest_digest
     if inputs_digest is None:
-        inputs_digest = current_inputs_digest(release_id=locked.pk, check=check, manifest=manifest)
+        inputs_digest = current_inputs_digest(
+            release_id=locked.pk, check=report.check, manifest=manifest
+        )
     now = timezone.now()
-    key: dict[str, Any] = {"release": locked, "check_name": check, "source": source}
+    key: dict[str, Any] = {"release": locked, "check_name": report.check, "source": source}
     if source == CheckResult.Source.WORKER:
         key["manifest_digest"] = manifest
     else:
-        key["external_id"] = external_id
+        key["external_id"] = report.external_id
     result = CheckResult.objects.filter(**key).first()
     created = result is None
     if result is None:
@@ -112,9 +160,9 @@ def check_result_record(
         and result.manifest_digest == manifest
         and result.inputs_digest == inputs_digest
         and (
-            result.status == status
-            and result.summary == summary
-            and result.details == details
+            result.status == report.status
+            and result.summary == report.summary
+            and result.details == report.details
             and result.valid_until == valid_until
         )
     ):
@@ -123,13 +171,13 @@ def check_result_record(
         result,
         release=locked,
         actor=actor,
-        status=status,
+        status=report.status,
         manifest=manifest,
         inputs_digest=inputs_digest,
-        external_id=external_id,
-        summary=summary,
-        details=details,
-        details_url=details_url,
+        external_id=report.external_id,
+        summary=report.summary,
+        details=report.details,
+        details_url=report.details_url,
         valid_until=valid_until,
         attempts=attempts,
         now=now,

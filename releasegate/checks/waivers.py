@@ -7,7 +7,6 @@ pending, so the next run (enqueued after commit, or the next sweep) applies it.
 
 import json
 from datetime import datetime, timedelta
-from typing import Any
 
 from django.db.models import Q
 from django.utils import timezone
@@ -17,6 +16,7 @@ from releasegate.audit.services import audit_record
 from releasegate.checks.models import Advisory, Waiver
 from releasegate.checks.services import check_results_invalidate
 from releasegate.errors import Conflict, FieldError, InvalidInput, NotFound, NotPermitted
+from releasegate.jsonvalue import JSONValue
 from releasegate.releases.models import Project
 from releasegate.releases.permissions import may_waive_advisory
 from releasegate.transactions import LockRank, lock_one, service
@@ -31,7 +31,7 @@ def _authorize(actor: Actor, project: Project) -> None:
         raise NotPermitted("Only a holder of the project's security role may waive advisories.")
 
 
-def _reason(value: Any, errors: list[FieldError]) -> str:
+def _reason(value: JSONValue, errors: list[FieldError]) -> str:
     if not isinstance(value, str) or not value.strip():
         errors.append(FieldError("reason", "a written reason is required"))
         return ""
@@ -45,9 +45,9 @@ def advisory_waive(
     *,
     project: Project,
     actor: Actor,
-    advisory_id: Any,
-    reason: Any,
-    expires_at: Any,
+    advisory_id: JSONValue,
+    reason: JSONValue,
+    expires_at: datetime | JSONValue,
 ) -> Waiver:
     """Waive one imported advisory (by its OSV id or an alias) for one project until `expires_at`
     (in the future, at most a year away). Only a holder of the project's security role may, and
@@ -56,10 +56,11 @@ def advisory_waive(
     errors: list[FieldError] = []
     text = _reason(reason, errors)
     advisory = None
-    if not isinstance(advisory_id, str) or not advisory_id.strip() or len(advisory_id) > 100:
+    raw_id = advisory_id if isinstance(advisory_id, str) else ""
+    wanted = raw_id.strip()
+    if not wanted or len(raw_id) > 100:
         errors.append(FieldError("advisory_id", "an advisory id such as PYSEC-2023-74 or a CVE"))
     else:
-        wanted = advisory_id.strip()
         # A text match on the JSON list works on SQLite and PostgreSQL alike (SQLite has no JSON
         # `contains`); membership is then checked exactly.
         candidates = Advisory.objects.filter(
@@ -69,16 +70,17 @@ def advisory_waive(
         if advisory is None:
             errors.append(FieldError("advisory_id", f"no imported advisory is known as {wanted!r}"))
     now = timezone.now()
-    if not isinstance(expires_at, datetime) or timezone.is_naive(expires_at):
+    until = expires_at if isinstance(expires_at, datetime) else None
+    if until is None or timezone.is_naive(until):
         errors.append(FieldError("expires_at", "a date and time with a time zone"))
-    elif expires_at <= now:
+    elif until <= now:
         errors.append(FieldError("expires_at", "must be in the future"))
-    elif expires_at > now + timedelta(days=MAX_WAIVER_DAYS):
+    elif until > now + timedelta(days=MAX_WAIVER_DAYS):
         errors.append(FieldError("expires_at", f"at most {MAX_WAIVER_DAYS} days from now"))
     if errors:
         raise InvalidInput("The waiver is not valid.", code="invalid_waiver", errors=errors)
-    person: Any = actor.person  # a security role is only ever held by a person
-    assert advisory is not None and person is not None
+    person = actor.person  # a security role is only ever held by a person
+    assert advisory is not None and until is not None and person is not None
     if not may_waive_advisory(actor, project, advisory.osv_id):
         raise NotPermitted(
             f"{advisory.osv_id} affects a release you requested: another security holder must "
@@ -89,7 +91,7 @@ def advisory_waive(
         project=project,
         advisory_id=advisory.osv_id,
         reason=text,
-        expires_at=expires_at,
+        expires_at=until,
         created_by=person,
         created_at=now,
     )
@@ -100,9 +102,9 @@ def advisory_waive(
         data={
             "waiver": waiver.pk,
             "advisory_id": advisory.osv_id,
-            "requested_as": advisory_id.strip(),
+            "requested_as": wanted,
             "reason": text,
-            "expires_at": expires_at.isoformat(),
+            "expires_at": until.isoformat(),
         },
     )
     check_results_invalidate(project_id=project.pk, check="vulnerabilities")
@@ -110,7 +112,7 @@ def advisory_waive(
 
 
 @service
-def waiver_revoke(*, waiver: Waiver, actor: Actor, reason: Any) -> Waiver:
+def waiver_revoke(*, waiver: Waiver, actor: Actor, reason: JSONValue) -> Waiver:
     """End a waiver before it expires, with a written reason; the advisory fails the check again."""
     _authorize(actor, waiver.project)
     errors: list[FieldError] = []
@@ -120,7 +122,7 @@ def waiver_revoke(*, waiver: Waiver, actor: Actor, reason: Any) -> Waiver:
     locked = lock_one(Waiver.objects.all(), LockRank.RELEASE_ROWS, pk=waiver.pk)
     if not locked.is_active():
         raise Conflict("This waiver has already been revoked or has expired.", code="waiver_ended")
-    person: Any = actor.person
+    person = actor.person
     assert person is not None
     locked.revoked_at = timezone.now()
     locked.revoked_by = person
