@@ -9,11 +9,11 @@ written.
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from django.utils.dateparse import parse_datetime
 
 from releasegate.errors import FieldError, InvalidInput
+from releasegate.jsonvalue import JSONObject, JSONValue
 
 STATUSES = ("firing", "resolved")
 MAX_ALERTS = 1000
@@ -53,7 +53,7 @@ class _Reader:
     def fail(self, where: str, message: str) -> None:
         self.errors.append(FieldError(where, message))
 
-    def text(self, data: dict[str, Any], key: str, where: str, *, empty: bool = True) -> str:
+    def text(self, data: JSONObject, key: str, where: str, *, empty: bool = True) -> str:
         value = data.get(key)
         if key not in data:
             self.fail(where, "required")
@@ -67,7 +67,7 @@ class _Reader:
             return value
         return ""
 
-    def strings(self, data: dict[str, Any], key: str, where: str) -> dict[str, str]:
+    def strings(self, data: JSONObject, key: str, where: str) -> dict[str, str]:
         value = data.get(key)
         if key not in data:
             self.fail(where, "required")
@@ -80,13 +80,13 @@ class _Reader:
                 self.fail(f"{where}.{name}", "must be a string (no NUL, bounded)")
         return {str(k): v for k, v in value.items() if isinstance(v, str)}
 
-    def status(self, data: dict[str, Any], where: str) -> str:
+    def status(self, data: JSONObject, where: str) -> str:
         value = self.text(data, "status", where)
         if value and value not in STATUSES:
             self.fail(where, "must be firing or resolved")
         return value
 
-    def moment(self, data: dict[str, Any], key: str, where: str) -> datetime | None:
+    def moment(self, data: JSONObject, key: str, where: str) -> datetime | None:
         value = self.text(data, key, where)
         if not value or value == ZERO_TIME:
             return None
@@ -100,7 +100,7 @@ class _Reader:
         return parsed
 
 
-def read_notification(body: Any) -> Notification:
+def read_notification(body: JSONValue) -> Notification:
     """The notification in `body`, or InvalidInput naming every wrong field."""
     r = _Reader()
     if not isinstance(body, dict):

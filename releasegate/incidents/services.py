@@ -24,6 +24,7 @@ from releasegate.incidents.notifications import (
     hold_text,
     holders_tell,
 )
+from releasegate.jsonvalue import JSONValue
 from releasegate.releases.models import Evidence, EvidenceKind, Project, Release
 from releasegate.releases.signals import send_after_commit
 from releasegate.transactions import LockRank, lock_many, lock_one, lock_project, service
@@ -34,7 +35,7 @@ MAX_INCIDENT = 200
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
 
 
-def _text(value: Any, name: str, limit: int = MAX_TEXT) -> str:
+def _text(value: JSONValue, name: str, limit: int = MAX_TEXT) -> str:
     text = value.strip() if isinstance(value, str) else ""
     if not text:
         raise InvalidInput(
@@ -283,7 +284,7 @@ def _place_or_note(
 
 
 @service
-def alerts_receive(*, project: Project, actor: Actor, body: Any) -> AlertIntake:
+def alerts_receive(*, project: Project, actor: Actor, body: JSONValue) -> AlertIntake:
     """Read one Alertmanager notification (version 4) and hold the promoted releases its firing
     alerts name, at a severity the project's policy holds on. Resolved alerts are noted on their
     holds, never lift them. Nothing changes when nothing matches."""
@@ -356,7 +357,7 @@ def alerts_receive(*, project: Project, actor: Actor, body: Any) -> AlertIntake:
 
 
 @service
-def hold_lift(*, hold: Hold, actor: Actor, reason: Any) -> Hold:
+def hold_lift(*, hold: Hold, actor: Actor, reason: JSONValue) -> Hold:
     """Lift a hold: a security holder of the project, not the release's requester, with a
     reason. A resolved alert never does this by itself."""
     release = Release.objects.select_related("project").get(pk=hold.release_id)
@@ -413,7 +414,12 @@ def _lock_release(release: Release) -> Release:
 
 @service
 def break_glass_request(
-    *, release: Release, actor: Actor, reason: Any, incident: Any, now: datetime | None = None
+    *,
+    release: Release,
+    actor: Actor,
+    reason: JSONValue,
+    incident: JSONValue,
+    now: datetime | None = None,
 ) -> BreakGlass:
     """Open a break-glass on a release in review: the requester or a project admin. It does
     nothing until a security holder other than them confirms it within 30 minutes."""
@@ -469,7 +475,7 @@ def break_glass_request(
 
 @service
 def break_glass_confirm(
-    *, break_glass: BreakGlass, actor: Actor, reason: Any, now: datetime | None = None
+    *, break_glass: BreakGlass, actor: Actor, reason: JSONValue, now: datetime | None = None
 ) -> BreakGlass:
     """Put a break-glass in force for the policy's `break_glass_hours`: a security holder who is
     neither the release's requester nor the one who opened it, within 30 minutes of the request.
@@ -523,7 +529,7 @@ def break_glass_confirm(
 
 @service
 def break_glass_review(
-    *, break_glass: BreakGlass, actor: Actor, summary: Any, now: datetime | None = None
+    *, break_glass: BreakGlass, actor: Actor, summary: JSONValue, now: datetime | None = None
 ) -> BreakGlass:
     """File the post-incident review of a confirmed break-glass: a security holder other than
     the requesters. Until it is filed past its due date, no release of the project is cleared."""
