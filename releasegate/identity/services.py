@@ -28,6 +28,7 @@ from releasegate.identity.models import (
     TrustPolicy,
 )
 from releasegate.identity.trust import claims_match, clean_claims
+from releasegate.jsonvalue import JSONValue
 from releasegate.releases.models import Project
 from releasegate.releases.services import role_grant, role_revoke
 from releasegate.transactions import LockRank, lock_one, service
@@ -248,7 +249,7 @@ def _audience(claims: Mapping[str, Any]) -> str | None:
     return aud if isinstance(aud, str) and aud else None
 
 
-def _matching_policy(claims: Mapping[str, Any], project_slug: Any) -> TrustPolicy:
+def _matching_policy(claims: Mapping[str, Any], project_slug: str | None) -> TrustPolicy:
     audience = _audience(claims)
     candidates = TrustPolicy.objects.filter(
         issuer=claims["iss"], removed_at__isnull=True
@@ -283,7 +284,7 @@ def _remember_jti(claims: Mapping[str, Any], now: datetime) -> None:
         raise OidcRefused("The ID token was exchanged before.", code="oidc_replayed") from None
 
 
-def oidc_exchange(*, raw: Any, project_slug: Any = None) -> Minted:
+def oidc_exchange(*, raw: JSONValue, project_slug: JSONValue = None) -> Minted:
     """Exchange an OIDC ID token for a service token of the project whose trust policy it
     matches, once per token (`jti`). Refusals are OidcRefused (401) or IssuerUnavailable (503)."""
     if not isinstance(raw, str) or not raw or len(raw) > MAX_ID_TOKEN_CHARS:
