@@ -4,7 +4,7 @@ Every query for releases goes through `visible_releases` / `release`, which a su
 override (the class refuses to be defined), so no endpoint can forget to scope to the caller.
 """
 
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, TypedDict, cast
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -13,6 +13,7 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from releasegate.accounts.actors import Actor
@@ -27,6 +28,7 @@ from releasegate.api.authentication import (
 from releasegate.api.errors import RequestTooLarge
 from releasegate.api.parsers import BoundedJSONParser
 from releasegate.errors import FieldError, InvalidInput, NotFound
+from releasegate.jsonvalue import JSONObject
 from releasegate.releases import selectors
 from releasegate.releases.gate import GateDecision
 from releasegate.releases.models import Project, Release
@@ -34,10 +36,20 @@ from releasegate.releases.models import Project, Release
 MAX_ID = 2**63 - 1  # larger ids cannot exist; asking for one is a 404, not a database error
 
 
+class GateQuery(TypedDict):
+    """Which release the gate is asked about, as both gate selectors take it."""
+
+    release_id: int | None
+    project_slug: str | None
+    version: str | None
+    artifact_digest: str | None
+    environment: str | None
+
+
 class HasActor(BasePermission):
     """A signed-in person or a valid token; what they may do is decided by the services."""
 
-    def has_permission(self, request: Request, view: Any) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         # A deferred token is verified by the gate view before it answers anything.
         if isinstance(request.auth, ApiToken | DeferredBearer):
             return True
@@ -121,7 +133,7 @@ class ScopedAPIView(APIView):
         token (`GateBearerAuthentication`) is verified in the same round trip as the facts are
         read; a 401 with the token's code when it is refused, a 404 when the release is not
         visible, exactly as on the reference path (`visible_gate_decision`)."""
-        query = {
+        query: GateQuery = {
             "release_id": release_id,
             "project_slug": project_slug,
             "version": version,
@@ -130,13 +142,13 @@ class ScopedAPIView(APIView):
         }
         bearer = self.request.auth
         if not isinstance(bearer, DeferredBearer):
-            return selectors.visible_gate_decision(self.actor, **query)  # type: ignore[arg-type]
+            return selectors.visible_gate_decision(self.actor, **query)
         try:
             token, decision = selectors.bearer_gate_decision(
                 bearer.prefix,
                 bearer.key_id,
                 bearer.secret,
-                **query,  # type: ignore[arg-type]
+                **query,
             )
         except TokenRejected as error:
             raise rejected(error) from None
@@ -149,7 +161,7 @@ class ScopedAPIView(APIView):
         self.request.user = principal_for(token)
         self.request.auth = token
 
-    def handle_exception(self, exc: Exception) -> Any:
+    def handle_exception(self, exc: Exception) -> Response:
         # A request refused before its deferred token was verified (a bad query, say) is answered
         # as on every other endpoint: a refused token's 401 first.
         # `_auth`, not `auth`: reading `auth` would authenticate the request now, if it was
@@ -162,7 +174,9 @@ class ScopedAPIView(APIView):
                 exc = rejected(error)
         return super().handle_exception(exc)
 
-    def body_object(self) -> dict[str, Any]:
+    def body_object(self) -> JSONObject:
+        """The JSON object the request sent; its fields go to the services as sent, which name
+        the field that is wrong."""
         data = self.request.data
         if not isinstance(data, dict):
             raise InvalidInput(

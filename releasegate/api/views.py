@@ -1,7 +1,8 @@
 """API v1 (the CI contract, docs/api.md). Thin: parse, call a selector or service, present."""
 
 from collections.abc import Callable
-from typing import Any, Protocol
+from datetime import datetime
+from typing import Protocol
 from urllib.parse import urlencode
 
 from django.db.models import QuerySet
@@ -30,6 +31,7 @@ from releasegate.audit.selectors import may_read_project_trail
 from releasegate.checks.services import check_result_record
 from releasegate.checks.waivers import advisory_waive
 from releasegate.errors import FieldError, InvalidInput, NotFound, NotPermitted
+from releasegate.jsonvalue import JSONValue
 from releasegate.releases import selectors, services
 from releasegate.releases.identifiers import DIGEST_RE, ENVIRONMENT_RE, SLUG_RE, VERSION_RE
 from releasegate.releases.models import EvidenceKind, GovernanceChange, Project, Veto
@@ -464,7 +466,7 @@ class ProjectAuditView(ScopedAPIView):
         )
 
 
-def _moment(value: Any) -> Any:
+def _moment(value: JSONValue) -> datetime | JSONValue:
     """An ISO 8601 date and time as a datetime; anything else is passed on for the service to
     name as the wrong field."""
     if not isinstance(value, str):
@@ -548,7 +550,7 @@ class GovernanceDecision(Protocol):
     """`governance_change_confirm`, `_reject` or `_cancel`."""
 
     def __call__(
-        self, *, change: GovernanceChange, actor: Actor, reason: Any = ""
+        self, *, change: GovernanceChange, actor: Actor, reason: JSONValue = ""
     ) -> GovernanceChange: ...
 
 
