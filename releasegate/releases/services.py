@@ -17,7 +17,6 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
 from releasegate.accounts.actors import Actor, Capability
-from releasegate.accounts.notify import people_tell
 from releasegate.accounts.roles import (
     REVIEWER_ROLES,
     Role,
@@ -36,6 +35,7 @@ from releasegate.errors import (
     NotPermitted,
     ReleasegateError,
 )
+from releasegate.notifications.people import people_tell
 from releasegate.releases.evidence import evidence_digest, manifest_digest, validate_document
 from releasegate.releases.gate import GateDecision, evaluate_gate
 from releasegate.releases.governance import policy_weakenings
