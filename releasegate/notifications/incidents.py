@@ -6,7 +6,8 @@ from typing import Any
 
 from django.conf import settings
 
-from releasegate.accounts.roles import Role, holder_ids
+from releasegate.accounts.roles import Role
+from releasegate.accounts.selectors import holder_ids
 from releasegate.incidents.models import BreakGlass, Hold
 from releasegate.notifications.people import people_tell
 from releasegate.releases.models import Project, Release
