@@ -15,7 +15,7 @@ from releasegate.api.views import errors
 from releasegate.errors import NotFound
 from releasegate.incidents import selectors, services
 from releasegate.incidents.models import BreakGlass, Hold
-from releasegate.incidents.notifications import NO_SIGNAL
+from releasegate.notifications.incidents import NO_SIGNAL
 
 
 def _iso(moment: Any) -> str | None:

@@ -13,7 +13,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from releasegate.errors import InvalidInput, ReleasegateError
 from releasegate.incidents import selectors, services
 from releasegate.incidents.models import BreakGlass
-from releasegate.incidents.notifications import NO_SIGNAL
+from releasegate.notifications.incidents import NO_SIGNAL
 from releasegate.releases.models import Release
 from releasegate.web.forms import apply_errors
 from releasegate.web.incident_panel import BreakGlassForm, ReasonForm, ReviewForm
