@@ -32,7 +32,11 @@ from releasegate.errors import Conflict, NotPermitted
 from releasegate.releases.evidence import canonical_json
 from releasegate.releases.gate import GateDecision, GateFacts, evaluate_gate
 from releasegate.releases.models import GatePolicy, Release
-from releasegate.releases.selectors import gate_release_queryset, load_gate_facts
+from releasegate.releases.selectors import (
+    GenerationsRelease,
+    gate_release_queryset,
+    load_gate_facts,
+)
 from releasegate.releases.signals import send_after_commit
 from releasegate.signing.dsse import sign_envelope
 from releasegate.transactions import (
@@ -121,7 +125,7 @@ def build_statement(
     }
 
 
-def _lock_for_issue(release: Release) -> Release:
+def _lock_for_issue(release: Release) -> GenerationsRelease:
     """Take the locks a veto or promotion of this release takes (the order of
     releasegate/transactions.py: artifact, project, release), so issuing and vetoing never
     interleave."""

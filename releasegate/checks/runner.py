@@ -30,6 +30,7 @@ from releasegate.checks.vulnerabilities import (
 )
 from releasegate.releases.evidence import manifest_digest
 from releasegate.releases.models import Evidence, GatePolicy, Release
+from releasegate.releases.selectors import GenerationsRelease
 
 # The evidence item each check reads (external_ci reads none).
 CHECK_EVIDENCE = {
@@ -67,7 +68,7 @@ def _vulnerabilities(release: Release, policy: GatePolicy, sbom: dict[str, Any] 
 
 
 def compute_check(
-    *, release_id: int, check: str, manifest: str, release: Release | None = None
+    *, release_id: int, check: str, manifest: str, release: GenerationsRelease | None = None
 ) -> tuple[Outcome, str]:
     """The check's outcome on `manifest`, and the digest of the inputs it was computed from.
 

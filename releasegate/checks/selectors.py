@@ -6,10 +6,14 @@ from django.utils import timezone
 from releasegate.checks.models import CheckResult, CheckStatus
 from releasegate.releases.gate import check_inputs_digest
 from releasegate.releases.models import Release
-from releasegate.releases.selectors import policy_facts, with_check_generations
+from releasegate.releases.selectors import (
+    GenerationsRelease,
+    policy_facts,
+    with_check_generations,
+)
 
 
-def inputs_digest_of(release: Release, check: str, manifest: str) -> str:
+def inputs_digest_of(release: GenerationsRelease, check: str, manifest: str) -> str:
     """The digest of the current inputs of `check` on `manifest`, for a release loaded with
     `release_for_checks` (its policy and check generations)."""
     policy = release.project.current_policy
@@ -18,12 +22,12 @@ def inputs_digest_of(release: Release, check: str, manifest: str) -> str:
         check,
         manifest=manifest,
         policy=policy_facts(policy),
-        advisory_generation=release.advisory_generation,  # type: ignore[attr-defined]
-        waiver_generation=release.waiver_generation,  # type: ignore[attr-defined]
+        advisory_generation=release.advisory_generation,
+        waiver_generation=release.waiver_generation,
     )
 
 
-def release_for_checks(release_id: int) -> Release:
+def release_for_checks(release_id: int) -> GenerationsRelease:
     """The release with its project, policy and check generations, in one query."""
     return with_check_generations(Release.objects.select_related("project__current_policy")).get(
         pk=release_id

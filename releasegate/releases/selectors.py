@@ -4,7 +4,7 @@ import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias, TypedDict, overload
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
@@ -12,10 +12,22 @@ from django.contrib.contenttypes.models import ContentType
 from django.db import connection
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.backends.utils import CursorWrapper
-from django.db.models import Case, Exists, Model, OuterRef, Q, QuerySet, Subquery, Value, When
+from django.db.models import (
+    Case,
+    Exists,
+    Field,
+    Model,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Coalesce, Concat
 from django.utils import timezone
+from django_stubs_ext import WithAnnotations
 from guardian.models import UserObjectPermission
 
 from releasegate.accounts.actors import Actor, Capability
@@ -73,7 +85,22 @@ def visible_project_ids(actor: Actor) -> list[int]:
     return project_ids_with_role(actor.person)
 
 
-def releases_visible_to(actor: Actor) -> QuerySet[Release]:
+class CheckGenerations(TypedDict):
+    """The annotations `with_check_generations` adds to a release."""
+
+    advisory_generation: int
+    waiver_generation: int
+
+
+# A release loaded with its check generations (`with_check_generations`): to the checker, a Release
+# with those two attributes; at run time (where WithAnnotations takes one argument), a Release.
+if TYPE_CHECKING:
+    GenerationsRelease: TypeAlias = WithAnnotations[Release, CheckGenerations]
+else:
+    GenerationsRelease = Release
+
+
+def releases_visible_to(actor: Actor) -> QuerySet[GenerationsRelease]:
     """The actor's releases, with the check generations the gate reads (so a list can ask the
     gate of each without a query more)."""
     return with_check_generations(
@@ -83,7 +110,7 @@ def releases_visible_to(actor: Actor) -> QuerySet[Release]:
     )
 
 
-def release_for(actor: Actor, release_id: int) -> Release:
+def release_for(actor: Actor, release_id: int) -> GenerationsRelease:
     """The release, if the actor may see it; a 404 otherwise (never a 403 that tells it exists)."""
     release = gate_release_queryset().select_related("requester").filter(pk=release_id).first()
     if release is None or not actor.can(release.project, Capability.READ):
@@ -112,7 +139,7 @@ def policy_facts(policy: GatePolicy) -> PolicyFacts:
     )
 
 
-def with_check_generations(releases: QuerySet[Release]) -> QuerySet[Release]:
+def with_check_generations(releases: QuerySet[Release]) -> QuerySet[GenerationsRelease]:
     """Releases annotated with the advisory and waiver generations their checks' inputs include
     (`advisory_generation`, `waiver_generation`), read in the same query."""
     return releases.annotate(
@@ -173,7 +200,7 @@ def _holds_role(project_id: int) -> Exists:
     )
 
 
-def load_gate_facts(release: Release) -> GateFacts:
+def load_gate_facts(release: GenerationsRelease) -> GateFacts:
     """Load every fact the gate reads: 4 queries beyond the release itself (which must have been
     loaded by `gate_release_queryset`: with its project, current policy, promotion, check
     generations and incident annotations), and one each for holds and break-glass when the
@@ -262,15 +289,20 @@ def load_gate_facts(release: Release) -> GateFacts:
         holds=holds,
         break_glass=break_glass,
         reviews_due=reviews_due,
-        advisory_generation=release.advisory_generation,  # type: ignore[attr-defined]
-        waiver_generation=release.waiver_generation,  # type: ignore[attr-defined]
+        advisory_generation=release.advisory_generation,
+        waiver_generation=release.waiver_generation,
     )
+
+
+def _column(model: type[Model], name: str) -> str:
+    field = model._meta.get_field(name)
+    assert isinstance(field, Field) and field.column, f"{model.__name__}.{name} has no column"
+    return field.column
 
 
 def _quoted_names(model: type[Model], alias: str, *fields: str) -> list[str]:
     quote = connection.ops.quote_name
-    columns = [model._meta.get_field(name).column for name in fields]  # type: ignore[union-attr]
-    return [f"{alias}.{quote(column)}" for column in columns]  # type: ignore[arg-type]
+    return [f"{alias}.{quote(_column(model, name))}" for name in fields]
 
 
 @cache
@@ -523,8 +555,8 @@ def _incident_facts(
                 id=bg_id,
                 requested_by=requested_by,
                 confirmed_by=confirmed_by,
-                confirmed_at=_moment(confirmed_at),  # type: ignore[arg-type]
-                until=_moment(until),  # type: ignore[arg-type]
+                confirmed_at=_moment(confirmed_at),
+                until=_moment(until),
             )
         if bg_project == project_id and unreviewed:
             due.append(
@@ -532,7 +564,7 @@ def _incident_facts(
                     break_glass_id=bg_id,
                     release_id=bg_release,
                     version=version,
-                    due=_moment(review_due),  # type: ignore[arg-type]
+                    due=_moment(review_due),
                 )
             )
     return (
@@ -543,7 +575,7 @@ def _incident_facts(
                 summary=summary,
                 severity=severity,
                 signal=signal,
-                since=_moment(since),  # type: ignore[arg-type]
+                since=_moment(since),
                 alert_status=alert_status,
                 resolved_at=_moment(resolved_at),
             )
@@ -579,6 +611,14 @@ def _fetch_prepared(sql: str, params: list[Any]) -> tuple[Any, ...] | None:
             bound.execute(sql, params)
             row = bound.fetchone()
             return row
+
+
+@overload
+def _moment(value: str) -> datetime: ...
+
+
+@overload
+def _moment(value: None) -> None: ...
 
 
 def _moment(value: str | None) -> datetime | None:
@@ -719,7 +759,7 @@ def _facts_from_row(row: Sequence[Any]) -> GateFacts:
                 username=name,
                 role=role,
                 manifest_digest=manifest,
-                created_at=_moment(created_at),  # type: ignore[arg-type]
+                created_at=_moment(created_at),
                 holds_role=holds_role,
             )
             for user_id, name, role, manifest, created_at, holds_role in _rows(approvals)
@@ -732,7 +772,7 @@ def _facts_from_row(row: Sequence[Any]) -> GateFacts:
                 role=role,
                 by=name,
                 reason=reason,
-                since=_moment(since),  # type: ignore[arg-type]
+                since=_moment(since),
                 scope=scope,
             )
             for veto_id, veto_release, veto_project, role, name, reason, since, scope in _rows(
@@ -744,7 +784,7 @@ def _facts_from_row(row: Sequence[Any]) -> GateFacts:
                 check=check,
                 status=status,
                 manifest_digest=manifest,
-                updated_at=_moment(updated_at),  # type: ignore[arg-type]
+                updated_at=_moment(updated_at),
                 summary=summary,
                 valid_until=_moment(valid_until),
                 inputs_digest=inputs_digest,
@@ -867,7 +907,7 @@ def bearer_gate_decision(
     return token, None if facts is None else _decided(facts, environment)
 
 
-def gate_release_queryset() -> QuerySet[Release]:
+def gate_release_queryset() -> QuerySet[GenerationsRelease]:
     """Releases loaded with everything the gate reads alongside them, in one query."""
     return with_check_generations(
         Release.objects.select_related("project", "project__current_policy", "promotion")
@@ -880,7 +920,7 @@ def _decided(facts: GateFacts, environment: str | None = None) -> GateDecision:
     return decision
 
 
-def gate_decision(release: Release) -> GateDecision:
+def gate_decision(release: GenerationsRelease) -> GateDecision:
     """The gate's answer for a release loaded with `gate_release_queryset`, announced to metrics."""
     return _decided(load_gate_facts(release))
 

@@ -71,7 +71,11 @@ from releasegate.releases.permissions import (
     withdraw_refusal,
 )
 from releasegate.releases.policy import PolicySpec, policy_spec_from
-from releasegate.releases.selectors import gate_release_queryset, load_gate_facts
+from releasegate.releases.selectors import (
+    GenerationsRelease,
+    gate_release_queryset,
+    load_gate_facts,
+)
 from releasegate.releases.signals import send_after_commit
 from releasegate.transactions import LockRank, lock_artifact, lock_one, lock_project, service
 
@@ -105,7 +109,7 @@ def _reason(value: JSONValue, field: str = "reason") -> str:
     return text
 
 
-def _lock_for_gate(release: Release) -> Release:
+def _lock_for_gate(release: Release) -> GenerationsRelease:
     """Serialize every act that can turn a gate from cleared to blocked with promotion, in the
     lock order of releasegate/transactions.py: the artifact digest (a veto on the same artifact in
     another project is seen), the project row (carry-forward vetoes, policy changes), the release.

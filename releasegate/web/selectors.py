@@ -1,6 +1,7 @@
 """Reads for the pages. Every rule about clearance comes from the gate (`gate_decision`); these
 only load what a page shows, in a fixed number of queries."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -53,6 +54,7 @@ from releasegate.releases.permissions import (
     may_withdraw,
 )
 from releasegate.releases.selectors import (
+    GenerationsRelease,
     active_vetoes_for,
     gate_decision,
     gate_release_queryset,
@@ -93,7 +95,7 @@ class Row:
     decision: GateDecision
 
 
-def with_gates(releases: list[Release]) -> list[Row]:
+def with_gates(releases: Sequence[GenerationsRelease]) -> list[Row]:
     return [Row(release=r, decision=gate_decision(r)) for r in releases]
 
 
@@ -200,7 +202,7 @@ class ReleasePage:
 
 
 def release_list(actor: Actor, filters: ReleaseFilter, page: int) -> ReleasePage:
-    qs: QuerySet[Release] = (
+    qs: QuerySet[GenerationsRelease] = (
         releases_visible_to(actor)
         .select_related("project__current_policy", "promotion")
         .annotate(**incident_annotations())
@@ -329,7 +331,7 @@ def previous_release(release: Release) -> Release | None:
     )
 
 
-def release_detail(actor: Actor, release: Release) -> ReleaseDetail:
+def release_detail(actor: Actor, release: GenerationsRelease) -> ReleaseDetail:
     """Everything the release page shows, in a fixed number of queries whatever the size of the
     evidence or the number of check results."""
     decision = gate_decision(release)

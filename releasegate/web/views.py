@@ -26,7 +26,12 @@ from releasegate.api import present
 from releasegate.checks.models import CheckStatus
 from releasegate.errors import Conflict, InvalidInput, NotFound, NotPermitted, ReleasegateError
 from releasegate.releases.models import EvidenceKind, GovernanceChange, Project, Release
-from releasegate.releases.selectors import project_for, release_for, visible_project_ids
+from releasegate.releases.selectors import (
+    GenerationsRelease,
+    project_for,
+    release_for,
+    visible_project_ids,
+)
 from releasegate.releases.services import (
     approval_give,
     evidence_attach,
@@ -325,7 +330,7 @@ def evidence_edit(request: HttpRequest, release: Release, kind: str) -> HttpResp
 
 @release_view
 @require_GET
-def release_page(request: HttpRequest, release: Release) -> HttpResponse:
+def release_page(request: HttpRequest, release: GenerationsRelease) -> HttpResponse:
     actor = actor_of(request)
     detail = selectors.release_detail(actor, release)
     return render(
