@@ -98,11 +98,13 @@ class ScopedAPIView(APIView):
 
     @property
     def actor(self) -> Actor:
-        cached = getattr(self.request, "_releasegate_actor", None)
-        if cached is None:
-            cached = actor_for(self.request)
-            self.request._releasegate_actor = cached  # type: ignore[attr-defined]
-        return cached
+        # Made once per request, kept on the request (which declares no attribute for it).
+        cached = self.request.__dict__.get("_releasegate_actor")
+        if isinstance(cached, Actor):
+            return cached
+        actor = actor_for(self.request)
+        self.request.__dict__["_releasegate_actor"] = actor
+        return actor
 
     def visible_project_ids(self) -> list[int]:
         return selectors.visible_project_ids(self.actor)

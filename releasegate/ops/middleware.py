@@ -38,7 +38,8 @@ class RequestContextMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         request_id = sane_request_id(request.headers.get(REQUEST_ID_HEADER))
-        request.request_id = request_id  # type: ignore[attr-defined]
+        # For the log lines django.request writes after this returns (RequestIdFilter).
+        request.__dict__["request_id"] = request_id
         token = request_id_var.set(request_id)
         started = time.perf_counter()
         try:

@@ -69,11 +69,13 @@ ReleaseView = Callable[..., HttpResponse]
 
 
 def actor_of(request: HttpRequest) -> Actor:
-    actor = getattr(request, "_releasegate_actor", None)
-    if actor is None:
-        # Every view that asks is behind login_required: the user is a signed-in person.
-        actor = Actor.for_user(cast(User, request.user))
-        request._releasegate_actor = actor  # type: ignore[attr-defined]
+    # Made once per request, kept on the request (which declares no attribute for it).
+    cached = request.__dict__.get("_releasegate_actor")
+    if isinstance(cached, Actor):
+        return cached
+    # Every view that asks is behind login_required: the user is a signed-in person.
+    actor = Actor.for_user(cast(User, request.user))
+    request.__dict__["_releasegate_actor"] = actor
     return actor
 
 
