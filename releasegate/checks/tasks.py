@@ -13,7 +13,7 @@ import logging
 import random
 from collections.abc import Iterable
 from datetime import timedelta
-from typing import Any
+from typing import TypedDict
 
 from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
@@ -37,6 +37,14 @@ MAX_ATTEMPTS = MAX_RETRIES + 3
 LEASE = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 5)
 
 
+class CheckKey(TypedDict):
+    """Which check of which release on which manifest: what the claim services take."""
+
+    release_id: int
+    check: str
+    manifest_digest: str
+
+
 # The bound task `run_check` itself: (release_id, check, manifest_digest) -> its outcome.
 RunCheck = Task[[int, str, str], str]
 
@@ -46,7 +54,7 @@ DATABASE_RETRY_SECONDS = 1.0
 
 @shared_task(bind=True, name="releasegate.checks.run_check", max_retries=MAX_RETRIES)
 def run_check(self: RunCheck, release_id: int, check: str, manifest_digest: str) -> str:
-    key: dict[str, Any] = {
+    key: CheckKey = {
         "release_id": release_id,
         "check": check,
         "manifest_digest": manifest_digest,
@@ -68,7 +76,7 @@ def run_check(self: RunCheck, release_id: int, check: str, manifest_digest: str)
         raise self.retry(exc=exc, countdown=countdown) from exc
 
 
-def _run_claimed(self: RunCheck, key: dict[str, Any], claimed: list[Claim]) -> str:
+def _run_claimed(self: RunCheck, key: CheckKey, claimed: list[Claim]) -> str:
     release_id, check, manifest_digest = key["release_id"], key["check"], key["manifest_digest"]
     release = release_for_checks(release_id)
     inputs = inputs_digest_of(release, check, manifest_digest)
