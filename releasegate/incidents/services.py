@@ -18,12 +18,8 @@ from releasegate.audit.services import audit_record
 from releasegate.errors import Conflict, FieldError, InvalidInput, NotPermitted
 from releasegate.incidents.alertmanager import Alert, read_notification
 from releasegate.incidents.models import BreakGlass, Hold
-from releasegate.notifications.incidents import (
-    NO_SIGNAL,
-    break_glass_text,
-    hold_text,
-    holders_tell,
-)
+from releasegate.notifications.incidents import NO_SIGNAL, break_glass_text, hold_text
+from releasegate.notifications.people import holders_tell
 from releasegate.releases.models import Evidence, EvidenceKind, Project, Release
 from releasegate.releases.signals import send_after_commit
 from releasegate.transactions import LockRank, lock_many, lock_one, lock_project, service
