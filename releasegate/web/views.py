@@ -24,6 +24,8 @@ from releasegate.accounts.tokens import token_create, token_revoke
 from releasegate.api import present
 from releasegate.checks.models import CheckStatus
 from releasegate.errors import Conflict, InvalidInput, NotFound, NotPermitted, ReleasegateError
+from releasegate.identity.backends import local_login_enabled
+from releasegate.identity.sso import sign_in_options
 from releasegate.releases.models import EvidenceKind, GovernanceChange, Project, Release
 from releasegate.releases.selectors import project_for, release_for, visible_project_ids
 from releasegate.releases.services import (
@@ -117,16 +119,12 @@ class SignInView(LoginView):
     redirect_authenticated_user = True
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        from releasegate.identity.backends import local_login_enabled
-
         if not local_login_enabled():
             return HttpResponse("Password sign-in is turned off.", status=403)
         return super().post(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        from releasegate.identity.views import sign_in_options
-
-        return {**super().get_context_data(**kwargs), **sign_in_options(self.request)}
+        return {**super().get_context_data(**kwargs), **sign_in_options()}
 
 
 # Home and lists
