@@ -332,6 +332,18 @@ def test_release_list_filters_and_searches(client, personas, release):
     assert versions("project=nope") == {"1.0.0", "2.0.0-rc1", "1.2.0"}
 
 
+@pytest.mark.parametrize("gate", ["", "cleared"])
+def test_a_nul_in_the_release_search_is_a_400_naming_it(client, personas, gate):
+    make_release(personas.project, personas.requester)
+
+    response = signed_in(client, personas.security).get(
+        "/releases/", {"q": "1.0\x00", "gate": gate}
+    )
+
+    assert response.status_code == 400
+    assert "NUL" in response.content.decode()
+
+
 def test_release_list_query_count_is_bounded_by_the_page_size(
     client, personas, django_assert_num_queries
 ):
