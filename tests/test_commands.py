@@ -1,4 +1,4 @@
-"""Management commands: seed_demo (the brief's demo) and verify_audit's exit status."""
+"""Management commands: seed_demo (the brief's demo), verify_audit's exit status, create_project."""
 
 import io
 
