@@ -384,6 +384,30 @@ def test_non_json_body_is_415(personas, person):
     assert response.status_code == 415 and response.json()["code"] == "unsupported_media_type"
 
 
+SBOM_HEAD = '{"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1'
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (SBOM_HEAD + ', "metadata": {"component": {"name": "\\ud800"}}}', "surrogate"),
+        (SBOM_HEAD + ', "serialNumber": "x", "\\udfff": 1}', "surrogate"),
+        ('{"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1e400}', "out of range"),
+    ],
+)
+def test_unstorable_evidence_json_is_a_400_naming_the_problem(personas, person, body, words):
+    release = make_release(personas.project, personas.requester)
+
+    response = person("requester").request(
+        "PUT", f"/api/v1/releases/{release.pk}/evidence/sbom", raw=body.encode()
+    )
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "malformed_json"
+    assert words in response.json()["message"]
+    assert not Evidence.objects.exists()
+
+
 def test_huge_ids_are_404_not_errors(personas, person):
     caller = person("requester")
     assert caller.request("GET", f"/api/v1/releases/{2**70}").status_code == 404
