@@ -15,8 +15,9 @@ from releasegate.api.parsers import BoundedJSONParser
 from releasegate.audit.models import AuditEvent
 from releasegate.checks.models import CheckResult
 from releasegate.releases.models import Approval, Evidence, Release, Veto
-from releasegate.releases.services import approval_give, veto_cast
+from releasegate.releases.services import approval_give, role_grant, veto_cast
 from tests.builders import digest_of, document, make_release, pass_checks, submitted_release
+from tests.conftest import make_personas
 
 
 def _cleared(personas: Any, **kwargs: Any) -> Release:
@@ -91,6 +92,49 @@ def test_a_carried_forward_veto_is_lifted_through_the_later_release(personas, pe
         "POST", f"/api/v1/releases/{later.pk}/vetoes/999999/lift", {"reason": "x"}
     )
     assert unrelated.status_code == 404
+
+
+def _lift(user, release_id: int, veto_id: int):
+    client = Client()
+    client.force_login(user)
+    return client.post(
+        f"/api/v1/releases/{release_id}/vetoes/{veto_id}/lift",
+        data=json.dumps({"reason": "looks fine to me"}),
+        content_type="application/json",
+    )
+
+
+def test_lifting_a_veto_of_an_invisible_project_is_a_404_like_an_unknown_id(personas):
+    mine = submitted_release(personas.project, personas.requester)
+    other = make_personas("other-project", prefix="o-")
+    theirs = submitted_release(other.project, other.requester, artifact=mine.artifact_digest)
+    veto = veto_cast(
+        release=theirs, actor=other.actor("security"), role="security", reason="leaks PII"
+    )
+
+    answer = _lift(personas.security, mine.pk, veto.pk)
+    unknown = _lift(personas.security, mine.pk, veto.pk + 1000)
+
+    assert answer.status_code == 404
+    assert answer.json() == unknown.json()
+    assert Veto.objects.get(pk=veto.pk).lifted_at is None
+
+
+def test_a_holder_in_both_projects_may_lift_the_artifact_veto_through_either_release(personas):
+    mine = submitted_release(personas.project, personas.requester)
+    other = make_personas("other-project", prefix="o-")
+    theirs = submitted_release(other.project, other.requester, artifact=mine.artifact_digest)
+    veto = veto_cast(
+        release=theirs, actor=other.actor("security"), role="security", reason="leaks PII"
+    )
+    role_grant(
+        project=other.project, user=personas.security, role="security", actor=Actor.system_actor()
+    )
+
+    answer = _lift(personas.security, mine.pk, veto.pk)
+
+    assert answer.status_code == 200
+    assert Veto.objects.get(pk=veto.pk).lifted_at is not None
 
 
 def test_gate_by_digest_answers_the_newest_visible_release(personas, service):
