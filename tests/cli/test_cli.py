@@ -222,3 +222,60 @@ def test_report_check_records_a_result(live_server, personas, token):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"recorded: external_ci passed on release {release.pk}"
     assert release.check_results.get().external_id == "gh-1"
+
+
+def _cleared_for_staging(personas: Any) -> Any:
+    release = submitted_release(
+        personas.project, personas.requester, version="2.0.0", environment="staging"
+    )
+    pass_checks(release)
+    approval_give(release=release, actor=personas.actor("security"), role="security")
+    approval_give(release=release, actor=personas.actor("sme"), role="sme")
+    return release
+
+
+def _gate(live_server: Any, environment: str, secret: str) -> Any:
+    return run(
+        "gate",
+        "--url",
+        live_server.url,
+        "--project",
+        "support-assistant",
+        "--version",
+        "2.0.0",
+        "--environment",
+        environment,
+        token=secret,
+    )
+
+
+def test_a_staging_clearance_exits_1_for_a_production_deploy(
+    live_server,
+    personas,
+    token,
+):
+    _cleared_for_staging(personas)
+    production = _gate(live_server, "production", token)
+    assert production.returncode == 1, production.stderr
+    assert production.stdout.splitlines()[1] == (
+        "wrong_environment: The release is for staging, not production."
+    )
+    staging = _gate(live_server, "staging", token)
+    assert staging.returncode == 0, staging.stderr
+    assert staging.stdout.startswith("cleared: support-assistant 2.0.0")
+
+
+def test_the_gate_command_needs_the_environment(live_server, personas, token):
+    _cleared_for_staging(personas)
+    result = run(
+        "gate",
+        "--url",
+        live_server.url,
+        "--project",
+        "support-assistant",
+        "--version",
+        "2.0.0",
+        token=token,
+    )
+    assert result.returncode == 2
+    assert "--environment" in result.stderr
