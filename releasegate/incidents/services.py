@@ -15,7 +15,7 @@ from releasegate.accounts.actors import Actor, Capability
 from releasegate.accounts.roles import Role
 from releasegate.attestations.services import attestations_revoke
 from releasegate.audit.services import audit_record
-from releasegate.errors import Conflict, FieldError, InvalidInput, NotPermitted
+from releasegate.errors import Conflict, NotPermitted
 from releasegate.incidents.alertmanager import Alert, read_notification
 from releasegate.incidents.models import BreakGlass, Hold
 from releasegate.notifications.incidents import NO_SIGNAL, break_glass_text, hold_text
@@ -23,27 +23,11 @@ from releasegate.notifications.people import holders_tell
 from releasegate.releases.models import Evidence, EvidenceKind, Project, Release
 from releasegate.releases.signals import send_after_commit
 from releasegate.transactions import LockRank, lock_many, lock_one, lock_project, service
+from releasegate.validation import MAX_TEXT, required_text
 
 CONFIRM_WINDOW = timedelta(minutes=30)
-MAX_TEXT = 5000
 MAX_INCIDENT = 200
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-
-
-def _text(value: Any, name: str, limit: int = MAX_TEXT) -> str:
-    text = value.strip() if isinstance(value, str) else ""
-    if not text:
-        raise InvalidInput(
-            f"A written {name} is required.",
-            code=f"{name}_required",
-            errors=[FieldError(name, "must not be empty")],
-        )
-    if len(text) > limit or "\x00" in text:
-        raise InvalidInput(
-            f"The {name} is too long.",
-            errors=[FieldError(name, f"at most {limit} characters, no NUL")],
-        )
-    return text
 
 
 # Who may do what (pages and API ask these; the services raise on their "no") ----------------
@@ -355,7 +339,7 @@ def hold_lift(*, hold: Hold, actor: Actor, reason: Any) -> Hold:
     reason. A resolved alert never does this by itself."""
     release = Release.objects.select_related("project").get(pk=hold.release_id)
     _allowed(may_lift_hold(actor, release), "not_a_holder")
-    text = _text(reason, "reason")
+    text = required_text(reason)
     lock_one(Release.objects.only("id"), LockRank.RELEASE, pk=release.pk)
     locked = lock_one(Hold.objects.all(), LockRank.RELEASE_ROWS, pk=hold.pk)
     if locked.lifted_at is not None:
@@ -412,8 +396,8 @@ def break_glass_request(
     """Open a break-glass on a release in review: the requester or a project admin. It does
     nothing until a security holder other than them confirms it within 30 minutes."""
     _allowed(may_request_break_glass(actor, release), "not_permitted")
-    text = _text(reason, "reason")
-    ticket = _text(incident, "incident", MAX_INCIDENT)
+    text = required_text(reason)
+    ticket = required_text(incident, "incident", limit=MAX_INCIDENT)
     now = now or timezone.now()
     locked = _lock_release(release)
     if locked.state != Release.State.IN_REVIEW:
@@ -470,7 +454,7 @@ def break_glass_confirm(
     Its post-incident review falls due `break_glass_review_days` after."""
     release = Release.objects.select_related("project").get(pk=break_glass.release_id)
     _allowed(may_confirm_break_glass(actor, break_glass, release), "not_permitted")
-    text = _text(reason, "reason")
+    text = required_text(reason)
     now = now or timezone.now()
     locked_release = _lock_release(release)
     bg = lock_one(BreakGlass.objects.all(), LockRank.RELEASE_ROWS, pk=break_glass.pk)
@@ -523,7 +507,7 @@ def break_glass_review(
     the requesters. Until it is filed past its due date, no release of the project is cleared."""
     release = Release.objects.select_related("project").get(pk=break_glass.release_id)
     _allowed(may_review_break_glass(actor, break_glass, release), "not_permitted")
-    text = _text(summary, "summary")
+    text = required_text(summary, "summary")
     now = now or timezone.now()
     _lock_release(release)
     bg = lock_one(BreakGlass.objects.all(), LockRank.RELEASE_ROWS, pk=break_glass.pk)

@@ -73,8 +73,7 @@ from releasegate.releases.policy import PolicySpec, policy_spec_from
 from releasegate.releases.selectors import gate_release_queryset, load_gate_facts
 from releasegate.releases.signals import send_after_commit
 from releasegate.transactions import LockRank, lock_artifact, lock_one, lock_project, service
-
-MAX_REASON = 5000
+from releasegate.validation import MAX_TEXT, required_text
 
 
 def _require(actor: Actor, project: Project, capability: Capability, message: str) -> None:
@@ -85,23 +84,6 @@ def _require(actor: Actor, project: Project, capability: Capability, message: st
 def _refuse(refusal: ReleasegateError | None) -> None:
     if refusal is not None:
         raise refusal
-
-
-def _reason(value: Any, field: str = "reason") -> str:
-    text = value.strip() if isinstance(value, str) else ""
-    if not text:
-        raise InvalidInput(
-            "A written reason is required.",
-            code="reason_required",
-            errors=[FieldError(field, "must not be empty")],
-        )
-    if len(text) > MAX_REASON:
-        raise InvalidInput(
-            "The reason is too long.",
-            code="invalid",
-            errors=[FieldError(field, f"at most {MAX_REASON} characters")],
-        )
-    return text
 
 
 def _lock_for_gate(release: Release) -> Release:
@@ -450,7 +432,7 @@ def _decided(locked: GovernanceChange, *, actor: Actor, status: str, reason: str
 def _optional_reason(value: Any) -> str:
     if value is None or value == "":
         return ""
-    return _reason(value)
+    return required_text(value)
 
 
 @service
@@ -512,7 +494,7 @@ def governance_change_reject(
     *, change: GovernanceChange, actor: Actor, reason: Any = ""
 ) -> GovernanceChange:
     """Refuse a pending request, with a reason: whoever may confirm it may reject it instead."""
-    text = _reason(reason)
+    text = required_text(reason)
     locked = _decidable(change)
     if not may_confirm_change(actor, locked):
         raise NotPermitted(
@@ -733,7 +715,7 @@ def release_withdraw(*, release: Release, actor: Actor, reason: Any) -> Release:
     project admin (`may_withdraw`). A withdrawn release is never cleared and cannot be edited."""
     locked = _lock_for_gate(release)
     _refuse(withdraw_refusal(actor, locked))
-    text = _reason(reason)
+    text = required_text(reason)
     locked.state = Release.State.WITHDRAWN
     locked.withdrawn_at = timezone.now()
     locked.save(update_fields=["state", "withdrawn_at"])
@@ -775,9 +757,9 @@ def approval_give(*, release: Release, actor: Actor, role: Any, comment: Any = "
     locked = _lock_for_gate(release)
     mine = list(Approval.objects.filter(release=locked, user_id=person.pk))
     _refuse(approve_refusal(actor, locked, held, mine, timezone.now()))
-    if not isinstance(comment, str) or len(comment) > MAX_REASON:
+    if not isinstance(comment, str) or len(comment) > MAX_TEXT:
         raise InvalidInput(
-            "Invalid comment.", errors=[FieldError("reason", f"at most {MAX_REASON} characters")]
+            "Invalid comment.", errors=[FieldError("reason", f"at most {MAX_TEXT} characters")]
         )
     approval = Approval.objects.create(
         release=locked,
@@ -809,7 +791,7 @@ def veto_cast(
     held = _reviewer_role(actor, role)
     locked = _lock_for_gate(release)
     _refuse(veto_refusal(actor, locked, held))
-    text = _reason(reason)
+    text = required_text(reason)
     if scope not in Veto.Scope.values:
         raise InvalidInput(
             "Unknown veto scope.",
@@ -850,7 +832,7 @@ def veto_lift(*, veto: Veto, actor: Actor, reason: Any) -> Veto:
     _refuse(lift_refusal(actor, locked))
     person = actor.person
     assert person is not None
-    text = _reason(reason)
+    text = required_text(reason)
     locked.lifted_at = timezone.now()
     locked.lifted_by = person
     locked.lift_reason = text

@@ -207,6 +207,17 @@ def test_a_veto_needs_a_written_reason(personas, reason):
     assert decide(release).cleared
 
 
+@pytest.mark.parametrize("reason", ["leaks\x00PII", "x" * 5001])
+def test_a_veto_reason_with_a_nul_or_over_the_limit_is_refused_naming_it(personas, reason):
+    p = personas
+    release = cleared_release(p)
+    before = snapshot()
+    with pytest.raises(InvalidInput) as refused:
+        veto_cast(release=release, actor=p.actor("security"), role="security", reason=reason)
+    assert [e.field for e in refused.value.errors] == ["reason"]
+    assert snapshot() == before
+
+
 def test_unknown_veto_scope_is_bad_input(personas):
     p = personas
     release = cleared_release(p)
