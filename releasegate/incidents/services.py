@@ -77,6 +77,23 @@ def _allowed(answer: str | None, code: str) -> None:
         raise NotPermitted(answer, code=code)
 
 
+def _record_and_tell(
+    *,
+    event: str,
+    actor: Actor,
+    project: Project,
+    release: Release,
+    incident_id: int,
+    text: str,
+    data: dict[str, Any],
+) -> None:
+    """How every hold and break-glass act ends: audited (the last lock), its notification
+    targets told through the outbox, and the project's role holders e-mailed after commit."""
+    audit_record(action=event, actor=actor, project_id=project.pk, release_id=release.pk, data=data)
+    send_after_commit(event, release_id=release.pk, incident_id=incident_id)
+    holders_tell(project=project, release=release, event=event, text=text)
+
+
 # Alerts and holds -----------------------------------------------------------------------------
 
 
@@ -169,6 +186,22 @@ def _existing_hold(
     )
 
 
+def _note_alert_status(
+    hold: Hold, status: str, *, resolved_at: datetime | None, actor: Actor, action: str
+) -> None:
+    """Note on a hold what its alert does now (resolved, firing again); the hold stays."""
+    hold.alert_status = status
+    hold.resolved_at = resolved_at
+    hold.save(update_fields=["alert_status", "resolved_at"])
+    audit_record(
+        action=action,
+        actor=actor,
+        project_id=hold.project_id,
+        release_id=hold.release_id,
+        data={"hold_id": hold.pk, "fingerprint": hold.fingerprint},
+    )
+
+
 def _place_or_note(
     *,
     project: Project,
@@ -188,15 +221,12 @@ def _place_or_note(
             )
             return
         if existing.alert_status != Hold.AlertStatus.RESOLVED:
-            existing.alert_status = Hold.AlertStatus.RESOLVED
-            existing.resolved_at = alert.ends_at or timezone.now()
-            existing.save(update_fields=["alert_status", "resolved_at"])
-            audit_record(
-                action="hold_alert_resolved",
+            _note_alert_status(
+                existing,
+                Hold.AlertStatus.RESOLVED,
+                resolved_at=alert.ends_at or timezone.now(),
                 actor=actor,
-                project_id=release.project_id,
-                release_id=release.pk,
-                data={"hold_id": existing.pk, "fingerprint": alert.fingerprint},
+                action="hold_alert_resolved",
             )
             intake.holds.append(_hold_dict(existing, release, "resolved_noted"))
         else:
@@ -208,15 +238,12 @@ def _place_or_note(
             # does not hold again; a new firing of it (a new startsAt) does.
             intake.holds.append(_hold_dict(existing, release, "lifted_already"))
         elif existing.alert_status == Hold.AlertStatus.RESOLVED:
-            existing.alert_status = Hold.AlertStatus.FIRING
-            existing.resolved_at = None
-            existing.save(update_fields=["alert_status", "resolved_at"])
-            audit_record(
-                action="hold_alert_firing_again",
+            _note_alert_status(
+                existing,
+                Hold.AlertStatus.FIRING,
+                resolved_at=None,
                 actor=actor,
-                project_id=release.project_id,
-                release_id=release.pk,
-                data={"hold_id": existing.pk, "fingerprint": alert.fingerprint},
+                action="hold_alert_firing_again",
             )
             intake.holds.append(_hold_dict(existing, release, "firing_again"))
         else:
@@ -237,11 +264,14 @@ def _place_or_note(
         generator_url=alert.generator_url[:1000],
         since=alert.starts_at,
     )
-    audit_record(
-        action="hold_placed",
+    active[(release.pk, hold.fingerprint)] = hold
+    _record_and_tell(
+        event="hold_placed",
         actor=actor,
-        project_id=release.project_id,
-        release_id=release.pk,
+        project=project,
+        release=release,
+        incident_id=hold.pk,
+        text=hold_text(hold, "hold_placed"),
         data={
             "hold_id": hold.pk,
             "alert": hold.alert_name,
@@ -251,11 +281,6 @@ def _place_or_note(
             "since": hold.since,
             "summary": hold.summary,
         },
-    )
-    active[(release.pk, hold.fingerprint)] = hold
-    send_after_commit("hold_placed", release_id=release.pk, incident_id=hold.pk)
-    holders_tell(
-        project=project, release=release, event="hold_placed", text=hold_text(hold, "hold_placed")
     )
     intake.holds.append(_hold_dict(hold, release, "placed"))
 
@@ -348,19 +373,14 @@ def hold_lift(*, hold: Hold, actor: Actor, reason: Any) -> Hold:
     locked.lifted_by = actor.person
     locked.lift_reason = text
     locked.save(update_fields=["lifted_at", "lifted_by", "lift_reason"])
-    audit_record(
-        action="hold_lifted",
+    _record_and_tell(
+        event="hold_lifted",
         actor=actor,
-        project_id=locked.project_id,
-        release_id=locked.release_id,
-        data={"hold_id": locked.pk, "alert": locked.alert_name, "reason": text},
-    )
-    send_after_commit("hold_lifted", release_id=locked.release_id, incident_id=locked.pk)
-    holders_tell(
         project=release.project,
         release=release,
-        event="hold_lifted",
+        incident_id=locked.pk,
         text=hold_text(locked, "hold_lifted"),
+        data={"hold_id": locked.pk, "alert": locked.alert_name, "reason": text},
     )
     return locked
 
@@ -423,24 +443,19 @@ def break_glass_request(
         requested_at=now,
         confirm_by=now + CONFIRM_WINDOW,
     )
-    audit_record(
-        action="break_glass_requested",
+    _record_and_tell(
+        event="break_glass_requested",
         actor=actor,
-        project_id=locked.project_id,
-        release_id=locked.pk,
+        project=locked.project,
+        release=locked,
+        incident_id=bg.pk,
+        text=break_glass_text(bg, "break_glass_requested"),
         data={
             "break_glass_id": bg.pk,
             "reason": text,
             "incident": ticket,
             "confirm_by": bg.confirm_by,
         },
-    )
-    send_after_commit("break_glass_requested", release_id=locked.pk, incident_id=bg.pk)
-    holders_tell(
-        project=locked.project,
-        release=locked,
-        event="break_glass_requested",
-        text=break_glass_text(bg, "break_glass_requested"),
     )
     return bg
 
@@ -476,11 +491,13 @@ def break_glass_confirm(
     bg.until = now + timedelta(hours=policy.break_glass_hours)
     bg.review_due = now + timedelta(days=policy.break_glass_review_days)
     bg.save(update_fields=["confirmed_by", "confirmed_at", "confirm_reason", "until", "review_due"])
-    audit_record(
-        action="break_glass_confirmed",
+    _record_and_tell(
+        event="break_glass_confirmed",
         actor=actor,
-        project_id=bg.project_id,
-        release_id=bg.release_id,
+        project=locked_release.project,
+        release=locked_release,
+        incident_id=bg.pk,
+        text=break_glass_text(bg, "break_glass_confirmed"),
         data={
             "break_glass_id": bg.pk,
             "reason": text,
@@ -488,13 +505,6 @@ def break_glass_confirm(
             "review_due": bg.review_due,
             "policy_version": policy.version,
         },
-    )
-    send_after_commit("break_glass_confirmed", release_id=bg.release_id, incident_id=bg.pk)
-    holders_tell(
-        project=locked_release.project,
-        release=locked_release,
-        event="break_glass_confirmed",
-        text=break_glass_text(bg, "break_glass_confirmed"),
     )
     return bg
 
@@ -519,22 +529,17 @@ def break_glass_review(
     bg.reviewed_at = now
     bg.review_summary = text
     bg.save(update_fields=["reviewed_by", "reviewed_at", "review_summary"])
-    audit_record(
-        action="break_glass_reviewed",
+    _record_and_tell(
+        event="break_glass_reviewed",
         actor=actor,
-        project_id=bg.project_id,
-        release_id=bg.release_id,
+        project=release.project,
+        release=release,
+        incident_id=bg.pk,
+        text=break_glass_text(bg, "break_glass_reviewed"),
         data={
             "break_glass_id": bg.pk,
             "summary": text,
             "was_overdue": bool(bg.review_due and bg.review_due <= now),
         },
-    )
-    send_after_commit("break_glass_reviewed", release_id=bg.release_id, incident_id=bg.pk)
-    holders_tell(
-        project=release.project,
-        release=release,
-        event="break_glass_reviewed",
-        text=break_glass_text(bg, "break_glass_reviewed"),
     )
     return bg
