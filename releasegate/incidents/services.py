@@ -54,22 +54,28 @@ def may_request_break_glass(actor: Actor, release: Release) -> str | None:
     return None
 
 
-def may_confirm_break_glass(actor: Actor, bg: BreakGlass, release: Release) -> str | None:
+def _security_but_no_requester(
+    actor: Actor, bg: BreakGlass, release: Release, *, act: str, verb: str
+) -> str | None:
+    # The second person of a break-glass: a security holder who asked for neither.
     person = actor.person
     if person is None or Role.SECURITY not in actor.roles(release.project):
-        return "Only a security holder of the project may confirm a break-glass."
+        return f"Only a security holder of the project may {act}."
     if person.pk in {bg.requested_by_id, release.requester_id}:
-        return "The requester of the release or of the break-glass may not confirm it."
+        return f"The requester of the release or of the break-glass may not {verb} it."
     return None
+
+
+def may_confirm_break_glass(actor: Actor, bg: BreakGlass, release: Release) -> str | None:
+    return _security_but_no_requester(
+        actor, bg, release, act="confirm a break-glass", verb="confirm"
+    )
 
 
 def may_review_break_glass(actor: Actor, bg: BreakGlass, release: Release) -> str | None:
-    person = actor.person
-    if person is None or Role.SECURITY not in actor.roles(release.project):
-        return "Only a security holder of the project may file the post-incident review."
-    if person.pk in {bg.requested_by_id, release.requester_id}:
-        return "The requester of the release or of the break-glass may not review it."
-    return None
+    return _security_but_no_requester(
+        actor, bg, release, act="file the post-incident review", verb="review"
+    )
 
 
 def _allowed(answer: str | None, code: str) -> None:
