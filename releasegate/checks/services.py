@@ -195,12 +195,15 @@ class Claim:
 # The claim as one upsert on the partial unique index of worker rows (PostgreSQL and SQLite both
 # have ON CONFLICT ... WHERE and RETURNING); the ORM's upsert can neither target a partial index
 # nor make the update conditional. A fresh run after a final result starts counting attempts again.
+# The conflict target spells the condition of the partial unique index
+# `one_worker_result_per_manifest` as a literal: SQLite (the demo's database) matches an upsert to
+# a partial index only when it can read the condition, never through a bound parameter.
 _CLAIM_SQL = """
     INSERT INTO checks_checkresult (release_id, check_name, manifest_digest, source, status,
         attempts, claimed_until, inputs_digest, external_id, summary, details, details_url,
         valid_until, reported_by_label, created_at, updated_at)
     VALUES (%s, %s, %s, %s, %s, 1, %s, '', '', '', '{}', '', NULL, 'system', %s, %s)
-    ON CONFLICT (release_id, check_name, manifest_digest) WHERE source = %s
+    ON CONFLICT (release_id, check_name, manifest_digest) WHERE source = 'worker'
     DO UPDATE SET status = excluded.status, claimed_until = excluded.claimed_until,
         updated_at = excluded.updated_at,
         attempts = CASE WHEN checks_checkresult.status = %s
@@ -243,7 +246,7 @@ def check_claim(
         cursor.execute(
             _CLAIM_SQL,
             [
-                *(release_id, check, manifest_digest, worker, running, until, at, at, worker),
+                *(release_id, check, manifest_digest, worker, running, until, at, at),
                 *(pending, pending, error, CheckStatus.PASSED, CheckStatus.FAILED),
                 *(at, inputs_digest),
             ],
