@@ -60,13 +60,28 @@ def demo(tmp_path_factory: pytest.TempPathFactory):
         else:
             pytest.fail("./bin/demo did not answer /healthz within 240 s")
         yield base, data
+        # "Ctrl-C stops all three processes": the terminal's SIGINT, to the whole process group.
+        os.killpg(process.pid, signal.SIGINT)
+        process.wait(timeout=30)
+        assert _left(process.pid) == [], "Ctrl-C left processes of ./bin/demo running"
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
+        if _left(process.pid):
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+def _left(group: int) -> list[int]:
+    """The processes of a process group still running (zombies are gone)."""
+    left = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == group and fields[0] != "Z":
+                left.append(int(entry.name))
+    return left
 
 
 def _signed_in(base: str, user: str) -> httpx.Client:
