@@ -414,11 +414,12 @@ def _verify(args: argparse.Namespace) -> int:
     return CLEARED
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line read and checked, without any network: a usage error exits 2."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "verify":
-        return _verify(args)
+        return args
     if args.command == "attest" and (args.release is None) == (
         args.project is None or args.version is None
     ):
@@ -429,6 +430,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("gate takes --version or --digest, not both")
     if not re.match(r"^https?://", args.url or ""):
         parser.error("--url must be an http(s) URL")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command == "verify":
+        return _verify(args)
     if args.oidc:
         try:
             token = _token_by_oidc(args.url, args.audience, getattr(args, "project", None))

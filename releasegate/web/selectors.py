@@ -11,6 +11,7 @@ from django.db.models import (
     DurationField,
     Exists,
     ExpressionWrapper,
+    IntegerField,
     OuterRef,
     Q,
     QuerySet,
@@ -134,7 +135,12 @@ def waiting_on_reviewer(user: Any) -> list[Waiting] | None:
     fresh_since = ExpressionWrapper(
         Now()
         - ExpressionWrapper(
-            OuterRef("project__current_policy__max_approval_age_days") * timedelta(days=1),
+            # As an IntegerField: SQLite's expressions refuse to multiply a PositiveIntegerField.
+            ExpressionWrapper(
+                OuterRef("project__current_policy__max_approval_age_days"),
+                output_field=IntegerField(),
+            )
+            * timedelta(days=1),
             output_field=DurationField(),
         ),
         output_field=DateTimeField(),
