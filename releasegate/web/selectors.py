@@ -28,6 +28,7 @@ from releasegate.accounts.roles import (
 )
 from releasegate.audit import selectors as audit_selectors
 from releasegate.audit.models import AuditEvent
+from releasegate.checks.findings import Findings, check_findings
 from releasegate.checks.models import CheckResult
 from releasegate.incidents.selectors import incident_annotations
 from releasegate.releases.gate import GateDecision
@@ -262,11 +263,19 @@ class Actions:
 
 
 @dataclass
+class CheckView:
+    """A check's latest result on the current evidence, with what it found (the API's reading)."""
+
+    result: CheckResult
+    findings: Findings
+
+
+@dataclass
 class ReleaseDetail:
     release: Release
     decision: GateDecision
     evidence: list[EvidenceView]
-    checks: list[CheckResult]
+    checks: list[CheckView]
     vulnerability_check: CheckResult | None
     vulnerabilities: VulnerabilitySummary | None
     approvals: list[Approval]
@@ -367,7 +376,10 @@ def release_detail(actor: Actor, release: Release) -> ReleaseDetail:
         .only(*CHECK_FIELDS)
     ):
         latest.setdefault(result.check_name, result)
-    checks = [latest[name] for name in sorted(latest)]
+    checks = [
+        CheckView(result=latest[name], findings=check_findings(name, latest[name].details))
+        for name in sorted(latest)
+    ]
     vulnerability_check = latest.get("vulnerabilities")
     vulnerabilities = (
         vulnerability_summary(vulnerability_check.details) if vulnerability_check else None
