@@ -52,9 +52,9 @@ from releasegate.releases.permissions import (
     may_submit,
     may_veto,
     may_withdraw,
+    vetoes_through,
 )
 from releasegate.releases.selectors import (
-    active_vetoes_for,
     gate_decision,
     gate_release_queryset,
     releases_visible_to,
@@ -307,18 +307,6 @@ def _actions(
     )
 
 
-def vetoes_through(release: Release) -> QuerySet[Veto]:
-    """The release's own vetoes, and the active ones carried forward to it in its project: each
-    may be lifted through this release. One carried from another project (same artifact) is
-    lifted on its own release's page: here its blocker tells nothing of it."""
-    carried = active_vetoes_for(release).filter(project_id=release.project_id)
-    return (
-        Veto.objects.filter(Q(release_id=release.pk) | Q(pk__in=carried.values("pk")))
-        .select_related("user", "lifted_by", "release")
-        .order_by("created_at", "id")
-    )
-
-
 def _current_evidence(release_ids: list[int]) -> dict[tuple[int, str], Evidence]:
     rows = Evidence.objects.filter(release_id__in=release_ids, is_current=True)
     return {(e.release_id, e.kind): e for e in rows}
@@ -385,7 +373,7 @@ def release_detail(actor: Actor, release: Release) -> ReleaseDetail:
         vulnerability_summary(vulnerability_check.details) if vulnerability_check else None
     )
     approvals = list(Approval.objects.filter(release_id=release.pk).select_related("user"))
-    vetoes = list(vetoes_through(release))
+    vetoes = vetoes_through(actor, release)
     return ReleaseDetail(
         release=release,
         decision=decision,
