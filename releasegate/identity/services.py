@@ -15,7 +15,8 @@ from django.utils import timezone
 
 from releasegate.accounts.actors import Actor, Capability, Scope
 from releasegate.accounts.models import ApiToken
-from releasegate.accounts.roles import Role, roles_for
+from releasegate.accounts.roles import Role
+from releasegate.accounts.selectors import roles_for
 from releasegate.accounts.tokens import token_create
 from releasegate.audit.services import audit_record
 from releasegate.errors import FieldError, InvalidInput, NotFound, NotPermitted, ReleasegateError

@@ -9,7 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
 
-from releasegate.accounts.roles import roles_for
+from releasegate.accounts.selectors import roles_for
 from releasegate.audit.models import AuditEvent
 from releasegate.errors import NotPermitted
 from releasegate.identity.models import ExternalIdentity, GroupMapping, IdpRoleGrant

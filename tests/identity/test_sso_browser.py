@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from releasegate.accounts.roles import roles_for
+from releasegate.accounts.selectors import roles_for
 from releasegate.identity.models import ExternalIdentity, IdpRoleGrant
 from releasegate.identity.services import group_mapping_add
 from tests.browser.test_story import CHROMIUM, CHROMIUM_ARGS
