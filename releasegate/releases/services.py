@@ -7,7 +7,6 @@ writes, runs in one transaction, records an audit event, and announces what happ
 import hashlib
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
@@ -22,6 +21,7 @@ from releasegate.accounts.selectors import holder_ids, roles_for
 from releasegate.attestations.selectors import releases_a_veto_revokes
 from releasegate.attestations.services import attestations_revoke
 from releasegate.audit.services import audit_record
+from releasegate.checks.external_ci import ci_token_refusal
 from releasegate.errors import (
     Conflict,
     FieldError,
@@ -113,6 +113,7 @@ def project_create(
     if Project.objects.filter(slug=slug).exists():
         raise Conflict(f"A project {slug!r} exists already.", code="duplicate_project")
     spec = policy_spec_from(policy or {}, PolicySpec())
+    _ci_token_bound(spec.external_ci)
     project = Project.objects.create(slug=slug, name=name.strip())
     first = GatePolicy.objects.create(
         project=project,
@@ -192,22 +193,16 @@ def _policy_apply(
     return new
 
 
-def _origin(url: Any) -> tuple[str, str] | None:
-    if not isinstance(url, str):
-        return None
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
-
-
-def _without_moved_ci_token(changes: dict[str, Any], current: GatePolicy) -> dict[str, Any]:
-    """The worker's bearer token (`token_env`) was configured for the current CI origin: sending
-    it to another one a project admin names would hand them the operator's credential. Moving
-    the URL to another origin drops it, whoever asks and through whichever door."""
-    moved = changes.get("external_ci")
-    old_url = (current.external_ci or {}).get("url")
-    if not isinstance(moved, dict) or not old_url or _origin(moved.get("url")) == _origin(old_url):
-        return changes
-    return {**changes, "external_ci": {k: v for k, v in moved.items() if k != "token_env"}}
+def _ci_token_bound(external_ci: dict[str, Any]) -> None:
+    """Refuse a policy whose external CI would have the worker send a token it may not: one the
+    operator has not listed, or to another origin than the one it is bound to."""
+    refused = ci_token_refusal(external_ci)
+    if refused is not None:
+        raise InvalidInput(
+            "The external CI token may not be sent there.",
+            code="ci_token_not_allowed",
+            errors=[FieldError("external_ci.token_env", refused)],
+        )
 
 
 def _spec_of(policy: GatePolicy) -> PolicySpec:
@@ -242,7 +237,9 @@ def policy_change(
     current = locked.current_policy
     assert current is not None
     base = _spec_of(current)
-    spec = policy_spec_from(_without_moved_ci_token(changes, current), base)
+    spec = policy_spec_from(changes, base)
+    if "external_ci" in changes:
+        _ci_token_bound(spec.external_ci)
     weakenings = policy_weakenings(base, spec)
     person = actor.person
     if not weakenings:
@@ -460,6 +457,15 @@ def governance_change_confirm(
                 f"{locked.base_policy_version}: this request no longer says what it would change. "
                 "Its author may cancel it and ask again.",
                 code="policy_moved",
+            )
+        proposed = locked.policy.get("external_ci") or {}
+        refused = ci_token_refusal(proposed) if proposed != current.external_ci else None
+        if refused is not None:
+            # Asked for under another binding (the operator has changed it since).
+            raise Conflict(
+                f"This request cannot be applied: {refused}. Its author may cancel it and ask "
+                "again.",
+                code="ci_token_not_allowed",
             )
         locked.applied_policy = _policy_apply(
             project=project,

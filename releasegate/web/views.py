@@ -27,6 +27,7 @@ from releasegate.errors import Conflict, InvalidInput, NotFound, NotPermitted, R
 from releasegate.identity.backends import local_login_enabled
 from releasegate.identity.sso import sign_in_options
 from releasegate.releases.models import EvidenceKind, GovernanceChange, Project, Release
+from releasegate.releases.permissions import veto_through
 from releasegate.releases.selectors import project_for, release_for, visible_project_ids
 from releasegate.releases.services import (
     approval_give,
@@ -420,9 +421,10 @@ def veto(request: HttpRequest, release: Release) -> HttpResponse:
 def lift(request: HttpRequest, release: Release, veto_id: int) -> HttpResponse:
     actor = actor_of(request)
     back = reverse("web:release", args=[release.pk])
-    veto_obj = selectors.vetoes_through(release).filter(pk=veto_id).first()
-    if veto_obj is None:
-        raise Http404("No such veto.")
+    try:
+        veto_obj = veto_through(actor, release, veto_id)
+    except NotFound:
+        raise Http404("No such veto.") from None
     form = LiftForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
