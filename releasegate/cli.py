@@ -168,9 +168,56 @@ def _refusal(status: int, body: dict[str, Any]) -> Failed:
     return Failed("\n".join(lines))
 
 
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+MAX_FINDINGS = 20
+
+
+def _line(text: Any) -> str:
+    """One log line: a newline or a terminal escape in a reason or an evidence document's
+    title cannot forge further lines in the pipeline's log."""
+    return _CONTROL_RE.sub(" ", str(text))
+
+
 def _print_blockers(blockers: Sequence[dict[str, Any]]) -> None:
     for blocker in blockers:
-        print(f"{blocker.get('code')}: {blocker.get('message', '')}")
+        print(_line(f"{blocker.get('code')}: {blocker.get('message', '')}"))
+
+
+def _print_findings(api: Api, decision: dict[str, Any]) -> None:
+    """The findings that fail the release's failing checks, one a line (`check: text`), at most
+    MAX_FINDINGS and then how many more; from the release's own record, as its page lists them."""
+    failing = {
+        b.get("check") for b in decision.get("blockers") or [] if b.get("code") == "check_failed"
+    }
+    release_id = (decision.get("release") or {}).get("id")
+    if not failing or not isinstance(release_id, int):
+        return
+    try:
+        status, body = api.call("GET", f"/releases/{release_id}")
+    except Unreachable as error:
+        print(f"the findings could not be read: {error}", file=sys.stderr)
+        return
+    if status != 200:
+        print(f"the findings could not be read: {status} {body.get('code', '')}", file=sys.stderr)
+        return
+    lines: list[str] = []
+    unlisted = 0
+    seen: set[str] = set()
+    # Newest first per check: the result the gate reads.
+    for result in body.get("checks") or []:
+        check = result.get("check")
+        if check not in failing or check in seen or not result.get("current"):
+            continue
+        seen.add(check)
+        lines += [
+            f"{check}: {f.get('text')}" for f in result.get("findings") or [] if f.get("counts")
+        ]
+        unlisted += int(result.get("unlisted_counting") or 0)
+    for line in lines[:MAX_FINDINGS]:
+        print(_line(line))
+    more = max(0, len(lines) - MAX_FINDINGS) + unlisted
+    if more > 0:
+        print(f"... and {more} more")
 
 
 def _gate(api: Api, args: argparse.Namespace) -> int:
@@ -193,8 +240,9 @@ def _gate(api: Api, args: argparse.Namespace) -> int:
     elif decision.get("cleared"):
         print(f"cleared: {named}")
     else:
-        print(f"blocked: {named}")
+        print(_line(f"blocked: {named}"))
         _print_blockers(decision.get("blockers") or [])
+        _print_findings(api, decision)
     return CLEARED if decision.get("cleared") else BLOCKED
 
 
@@ -414,11 +462,12 @@ def _verify(args: argparse.Namespace) -> int:
     return CLEARED
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line read and checked, without any network: a usage error exits 2."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "verify":
-        return _verify(args)
+        return args
     if args.command == "attest" and (args.release is None) == (
         args.project is None or args.version is None
     ):
@@ -429,6 +478,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("gate takes --version or --digest, not both")
     if not re.match(r"^https?://", args.url or ""):
         parser.error("--url must be an http(s) URL")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command == "verify":
+        return _verify(args)
     if args.oidc:
         try:
             token = _token_by_oidc(args.url, args.audience, getattr(args, "project", None))

@@ -11,7 +11,14 @@ import django_stubs_ext
 from csp import constants as csp_constants
 from django.core.exceptions import ImproperlyConfigured
 
-from releasegate.env import database_from_url, env_bool, env_int, env_list, env_str
+from releasegate.env import (
+    database_from_url,
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+    env_token_origins,
+)
 
 # The generic classes of django-stubs (ModelAdmin[Release], ...) become subscriptable at run time.
 django_stubs_ext.monkeypatch()
@@ -268,6 +275,9 @@ RELEASEGATE_CHECK_RETRY_BACKOFF_MAX_SECONDS = 300
 RELEASEGATE_EXTERNAL_CI_TIMEOUT_SECONDS = env_int(
     "RELEASEGATE_EXTERNAL_CI_TIMEOUT_SECONDS", 10, minimum=1
 )
+# The only environment variables a worker sends as a CI bearer token (policy.external_ci
+# token_env), each to its one origin: a project admin names a variable, never a secret.
+RELEASEGATE_EXTERNAL_CI_TOKENS = env_token_origins("RELEASEGATE_EXTERNAL_CI_TOKENS")
 if CELERY_BROKER_URL != "filesystem://":
     # The visibility timeout must outlast any task and any retry delay (see the Redis branch).
     CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = max(

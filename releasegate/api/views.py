@@ -24,7 +24,7 @@ from rest_framework.response import Response
 from releasegate.accounts.actors import Actor
 from releasegate.api import present
 from releasegate.api import serializers as s
-from releasegate.api.base import GATE_AUTHENTICATION, MAX_ID, ScopedAPIView
+from releasegate.api.base import GATE_AUTHENTICATION, ScopedAPIView
 from releasegate.api.errors import error_body
 from releasegate.audit import selectors as audit_selectors
 from releasegate.audit.selectors import may_read_project_trail
@@ -32,9 +32,10 @@ from releasegate.checks.services import check_result_record
 from releasegate.checks.waivers import advisory_waive
 from releasegate.errors import FieldError, InvalidInput, NotFound, NotPermitted
 from releasegate.jsonvalue import JSONValue
-from releasegate.releases import selectors, services
-from releasegate.releases.identifiers import DIGEST_RE, ENVIRONMENT_RE, SLUG_RE, VERSION_RE
+from releasegate.releases import services
+from releasegate.releases.identifiers import DIGEST_RE, ENVIRONMENT_RE, MAX_ID, SLUG_RE, VERSION_RE
 from releasegate.releases.models import EvidenceKind, GovernanceChange, Project, Veto
+from releasegate.releases.permissions import veto_through
 
 _ERROR_TEXT = {
     400: "Bad input; `errors` names the fields.",
@@ -303,18 +304,7 @@ class VetoLiftView(ScopedAPIView):
     def post(self, request: Request, release_id: int, veto_id: int) -> Response:
         release = self.release(release_id)
         body = self.body_object()
-        veto = None
-        if veto_id <= MAX_ID:
-            veto = (
-                Veto.objects.filter(pk=veto_id, release_id=release.pk).first()
-                or selectors.active_vetoes_for(release).filter(pk=veto_id).first()
-            )
-        if veto is not None and veto.project_id not in self.visible_project_ids():
-            # A veto on the same artifact in a project the caller cannot see: as unknown as any
-            # other id, so its existence cannot be probed for through this release.
-            veto = None
-        if veto is None:
-            raise NotFound("No such veto on this release.")
+        veto = veto_through(self.actor, release, veto_id)
         lifted = services.veto_lift(veto=veto, actor=self.actor, reason=body.get("reason"))
         return Response(present.veto_dict(lifted))
 

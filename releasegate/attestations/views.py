@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from releasegate.api.base import MAX_ID, ScopedAPIView
+from releasegate.api.base import ScopedAPIView
 from releasegate.api.views import errors
 from releasegate.attestations import admission
 from releasegate.attestations.selectors import release_for_attestation, revocations_visible_to
@@ -18,6 +18,7 @@ from releasegate.attestations.services import attestation_issue
 from releasegate.attestations.statement import REVOCATIONS_PAYLOAD_TYPE, iso
 from releasegate.errors import NotFound
 from releasegate.releases.evidence import canonical_json
+from releasegate.releases.identifiers import MAX_ID
 from releasegate.signing import keys
 from releasegate.signing.dsse import sign_envelope
 

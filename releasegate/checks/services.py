@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.db import connection
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from releasegate.accounts.actors import Actor, Capability
@@ -309,6 +310,21 @@ def check_claim(
     return Claim(attempt=row[0], taken_over=True) if row is not None else None
 
 
+def _claimed_row(
+    *, release_id: int, check: str, manifest_digest: str, attempt: int
+) -> QuerySet[CheckResult]:
+    """The worker row of one check while the claim numbered `attempt` still holds it: empty once
+    the claim was taken over, given back or invalidated."""
+    return CheckResult.objects.filter(
+        release_id=release_id,
+        check_name=check,
+        manifest_digest=manifest_digest,
+        source=CheckResult.Source.WORKER,
+        status=CheckStatus.RUNNING,
+        attempts=attempt,
+    )
+
+
 @service
 def check_complete(
     *,
@@ -329,17 +345,11 @@ def check_complete(
     # The release first, then its result row (the lock order), then the audit chain: the row is
     # locked only while this worker's claim on it still holds.
     release = lock_one(Release.objects.only("id", "project_id"), LockRank.RELEASE, pk=release_id)
+    claimed = _claimed_row(
+        release_id=release_id, check=check, manifest_digest=manifest_digest, attempt=attempt
+    )
     try:
-        result = lock_one(
-            CheckResult.objects.all(),
-            LockRank.RELEASE_ROWS,
-            release_id=release_id,
-            check_name=check,
-            manifest_digest=manifest_digest,
-            source=CheckResult.Source.WORKER,
-            status=CheckStatus.RUNNING,
-            attempts=attempt,
-        )
+        result = lock_one(claimed, LockRank.RELEASE_ROWS)
     except CheckResult.DoesNotExist:
         return None
     _store(
@@ -363,11 +373,6 @@ def check_complete(
 
 def check_claim_release(*, release_id: int, check: str, manifest_digest: str, attempt: int) -> None:
     """Let go of a claim before a retry, so the retried task (or the sweep) may claim it again."""
-    CheckResult.objects.filter(
-        release_id=release_id,
-        check_name=check,
-        manifest_digest=manifest_digest,
-        source=CheckResult.Source.WORKER,
-        status=CheckStatus.RUNNING,
-        attempts=attempt,
+    _claimed_row(
+        release_id=release_id, check=check, manifest_digest=manifest_digest, attempt=attempt
     ).update(status=CheckStatus.PENDING, claimed_until=None, updated_at=timezone.now())

@@ -20,8 +20,10 @@ from releasegate.jsonvalue import JSONValue
 from releasegate.releases.models import Project
 from releasegate.releases.permissions import may_waive_advisory
 from releasegate.transactions import LockRank, lock_one, service
+from releasegate.validation import required_text, text_problem
 
 MAX_WAIVER_DAYS = 365
+MAX_WAIVER_REASON = 2000
 
 
 def _authorize(actor: Actor, project: Project) -> None:
@@ -29,15 +31,6 @@ def _authorize(actor: Actor, project: Project) -> None:
         raise NotFound("No such project.")
     if not actor.can(project, Capability.WAIVE_ADVISORY):
         raise NotPermitted("Only a holder of the project's security role may waive advisories.")
-
-
-def _reason(value: JSONValue, errors: list[FieldError]) -> str:
-    if not isinstance(value, str) or not value.strip():
-        errors.append(FieldError("reason", "a written reason is required"))
-        return ""
-    if len(value) > 2000:
-        errors.append(FieldError("reason", "at most 2000 characters"))
-    return value.strip()
 
 
 @service
@@ -54,7 +47,10 @@ def advisory_waive(
     not for an advisory that affects a release they requested (`may_waive_advisory`)."""
     _authorize(actor, project)
     errors: list[FieldError] = []
-    text = _reason(reason, errors)
+    problem = text_problem(reason, limit=MAX_WAIVER_REASON)
+    if problem is not None:
+        errors.append(FieldError("reason", problem))
+    text = reason.strip() if isinstance(reason, str) and problem is None else ""
     advisory = None
     raw_id = advisory_id if isinstance(advisory_id, str) else ""
     wanted = raw_id.strip()
@@ -115,10 +111,7 @@ def advisory_waive(
 def waiver_revoke(*, waiver: Waiver, actor: Actor, reason: JSONValue) -> Waiver:
     """End a waiver before it expires, with a written reason; the advisory fails the check again."""
     _authorize(actor, waiver.project)
-    errors: list[FieldError] = []
-    text = _reason(reason, errors)
-    if errors:
-        raise InvalidInput("The revocation is not valid.", code="invalid_waiver", errors=errors)
+    text = required_text(reason, limit=MAX_WAIVER_REASON)
     locked = lock_one(Waiver.objects.all(), LockRank.RELEASE_ROWS, pk=waiver.pk)
     if not locked.is_active():
         raise Conflict("This waiver has already been revoked or has expired.", code="waiver_ended")

@@ -4,8 +4,8 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-from releasegate.api.base import MAX_ID
 from releasegate.identity.models import GroupMapping, IdpRoleGrant, TrustPolicy
+from releasegate.releases.identifiers import MAX_ID
 from releasegate.releases.models import Project
 from releasegate.web.selectors import role_holders
 

@@ -19,7 +19,6 @@ from joserfc.errors import JoseError
 
 from releasegate.errors import InvalidInput, ReleasegateError
 from releasegate.identity import selectors, sso
-from releasegate.identity.backends import local_login_enabled
 from releasegate.identity.forms import GroupMappingForm, TrustPolicyForm
 from releasegate.identity.models import GroupMapping
 from releasegate.identity.services import (
@@ -42,16 +41,11 @@ SESSION_ID_TOKEN = "releasegate_sso_id_token"
 BACKEND = "releasegate.identity.backends.LocalPasswordBackend"
 
 
-def sign_in_options(request: HttpRequest) -> dict[str, Any]:
-    """What the sign-in page offers: passwords, single sign-on, or both."""
-    return {"local_login": local_login_enabled(), "sso_enabled": sso.sso_enabled()}
-
-
 def _failed(request: HttpRequest, message: str, status: int = 400) -> HttpResponse:
     return render(
         request,
         "identity/sso_failed.html",
-        {"message": message, **sign_in_options(request)},
+        {"message": message, **sso.sign_in_options()},
         status=status,
     )
 

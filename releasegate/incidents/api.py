@@ -9,13 +9,14 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from releasegate.api.base import MAX_ID, ScopedAPIView
+from releasegate.api.base import ScopedAPIView
 from releasegate.api.serializers import BodySerializer, ReasonSerializer
 from releasegate.api.views import errors
 from releasegate.errors import NotFound
 from releasegate.incidents import selectors, services
 from releasegate.incidents.models import BreakGlass, Hold
 from releasegate.notifications.incidents import NO_SIGNAL
+from releasegate.releases.identifiers import MAX_ID
 
 
 def _iso(moment: Any) -> str | None:

@@ -1,20 +1,13 @@
-"""What a hold or break-glass notification says (see notifications.payloads), and telling the
-project's role holders of it in person (PRODUCT.md: "the holders of the project's roles are
-told"; "every role holder of the project is told")."""
+"""What a hold or break-glass notification says (see notifications.payloads); its role holders
+are told in person too (notifications.people.holders_tell)."""
 
 from typing import Any
 
-from django.conf import settings
-
-from releasegate.accounts.roles import Role
-from releasegate.accounts.selectors import holder_ids
 from releasegate.incidents.models import BreakGlass, Hold
-from releasegate.notifications.people import people_tell
-from releasegate.releases.models import Project, Release
 
 NO_SIGNAL = "no signal of the plan"
 
-_HEADLINES = {
+HEADLINES = {
     "hold_placed": "held by a production alert",
     "hold_lifted": "a hold was lifted",
     "break_glass_requested": "break-glass requested",
@@ -83,21 +76,3 @@ def incident_text(*, event: str, incident_id: int) -> tuple[str, dict[str, Any],
         }
     }
     return break_glass_text(bg, event), fields, f"{event}:{bg.pk}"
-
-
-def holders_tell(*, project: Project, release: Release, event: str, text: str) -> None:
-    """After commit, e-mail everyone holding a role on the project about a hold or break-glass
-    step. Notification targets are told through the outbox as well; a person is told directly,
-    so that nobody who guards the project learns of a bypass only from a channel they may not
-    watch."""
-    people_tell(
-        user_ids=holder_ids(project, set(Role)),
-        subject=(
-            f"[releasegate] {project.slug} {release.version} ({release.environment}): "
-            f"{_HEADLINES[event]}"
-        ),
-        body=(
-            f"{project.slug} {release.version} ({release.environment}): {text}\n\n"
-            f"{settings.RELEASEGATE_BASE_URL}/releases/{release.pk}/"
-        ),
-    )

@@ -5,6 +5,7 @@ from typing import Any
 from django.utils import timezone
 
 from releasegate.attestations.models import Revocation
+from releasegate.notifications.incidents import incident_text
 from releasegate.releases.gate import GateDecision
 from releasegate.releases.models import Release, Veto
 
@@ -44,8 +45,6 @@ def event_payload(
 ) -> tuple[dict[str, Any], str]:
     """The body for `event` and the key that makes one occurrence one delivery per target."""
     if incident_id is not None:
-        from releasegate.notifications.incidents import incident_text
-
         text, fields, key = incident_text(event=event, incident_id=incident_id)
         return {**_base(event, release, f"{_name(release)}: {_escape(text)}"), **fields}, key
     if event in {"veto_cast", "veto_lifted"} and veto_id is not None:

@@ -23,7 +23,6 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
-from django.db import transaction
 from django.db.models import Subquery
 from django.utils import timezone
 
@@ -198,11 +197,7 @@ def notices_record(
     *, release_id: int, events: list[str], veto_id: int | None, incident_id: int | None = None
 ) -> list[Notice]:
     """Write, in the caller's transaction, one notice per event some live target of the
-    release's project subscribes to, and enqueue them after commit.
-
-    One query when nobody listens (no row, no message); the enqueue after commit may fail with the
-    broker down: the act and its notices are committed, and `sweep_notices` enqueues them again.
-    """
+    release's project subscribes to; one query when nobody listens (no row)."""
     project_id = Release.objects.filter(pk=release_id).values("project_id")
     subscribed = {
         event
@@ -211,17 +206,11 @@ def notices_record(
         ).values_list("events", flat=True)
         for event in chosen
     }
-    notices = Notice.objects.bulk_create(
+    return Notice.objects.bulk_create(
         Notice(release_id=release_id, event=event, veto_id=veto_id, incident_id=incident_id)
         for event in events
         if event in subscribed
     )
-    if notices:
-        from releasegate.notifications.tasks import enqueue_notices
-
-        ids = [n.pk for n in notices]
-        transaction.on_commit(lambda: enqueue_notices(ids))
-    return notices
 
 
 def _notice_deliveries(notice: Notice) -> list[Delivery]:

@@ -7,7 +7,6 @@ writes, runs in one transaction, records an audit event, and announces what happ
 import hashlib
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
@@ -22,6 +21,7 @@ from releasegate.accounts.selectors import holder_ids, roles_for
 from releasegate.attestations.selectors import releases_a_veto_revokes
 from releasegate.attestations.services import attestations_revoke
 from releasegate.audit.services import audit_record
+from releasegate.checks.external_ci import ci_token_refusal
 from releasegate.errors import (
     Conflict,
     FieldError,
@@ -78,8 +78,7 @@ from releasegate.releases.selectors import (
 )
 from releasegate.releases.signals import send_after_commit
 from releasegate.transactions import LockRank, lock_artifact, lock_one, lock_project, service
-
-MAX_REASON = 5000
+from releasegate.validation import MAX_TEXT, required_text
 
 
 def _require(actor: Actor, project: Project, capability: Capability, message: str) -> None:
@@ -90,23 +89,6 @@ def _require(actor: Actor, project: Project, capability: Capability, message: st
 def _refuse(refusal: ReleasegateError | None) -> None:
     if refusal is not None:
         raise refusal
-
-
-def _reason(value: JSONValue, field: str = "reason") -> str:
-    text = value.strip() if isinstance(value, str) else ""
-    if not text:
-        raise InvalidInput(
-            "A written reason is required.",
-            code="reason_required",
-            errors=[FieldError(field, "must not be empty")],
-        )
-    if len(text) > MAX_REASON:
-        raise InvalidInput(
-            "The reason is too long.",
-            code="invalid",
-            errors=[FieldError(field, f"at most {MAX_REASON} characters")],
-        )
-    return text
 
 
 def _lock_for_gate(release: Release) -> GenerationsRelease:
@@ -136,6 +118,7 @@ def project_create(
     if Project.objects.filter(slug=slug).exists():
         raise Conflict(f"A project {slug!r} exists already.", code="duplicate_project")
     spec = policy_spec_from(policy or {}, PolicySpec())
+    _ci_token_bound(spec.external_ci)
     project = Project.objects.create(slug=slug, name=name.strip())
     first = GatePolicy.objects.create(
         project=project,
@@ -215,22 +198,16 @@ def _policy_apply(
     return new
 
 
-def _origin(url: Any) -> tuple[str, str] | None:
-    if not isinstance(url, str):
-        return None
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
-
-
-def _without_moved_ci_token(changes: dict[str, Any], current: GatePolicy) -> dict[str, Any]:
-    """The worker's bearer token (`token_env`) was configured for the current CI origin: sending
-    it to another one a project admin names would hand them the operator's credential. Moving
-    the URL to another origin drops it, whoever asks and through whichever door."""
-    moved = changes.get("external_ci")
-    old_url = (current.external_ci or {}).get("url")
-    if not isinstance(moved, dict) or not old_url or _origin(moved.get("url")) == _origin(old_url):
-        return changes
-    return {**changes, "external_ci": {k: v for k, v in moved.items() if k != "token_env"}}
+def _ci_token_bound(external_ci: dict[str, Any]) -> None:
+    """Refuse a policy whose external CI would have the worker send a token it may not: one the
+    operator has not listed, or to another origin than the one it is bound to."""
+    refused = ci_token_refusal(external_ci)
+    if refused is not None:
+        raise InvalidInput(
+            "The external CI token may not be sent there.",
+            code="ci_token_not_allowed",
+            errors=[FieldError("external_ci.token_env", refused)],
+        )
 
 
 def _spec_of(policy: GatePolicy) -> PolicySpec:
@@ -265,7 +242,9 @@ def policy_change(
     current = locked.current_policy
     assert current is not None
     base = _spec_of(current)
-    spec = policy_spec_from(_without_moved_ci_token(changes, current), base)
+    spec = policy_spec_from(changes, base)
+    if "external_ci" in changes:
+        _ci_token_bound(spec.external_ci)
     weakenings = policy_weakenings(base, spec)
     person = actor.person
     if not weakenings:
@@ -455,7 +434,7 @@ def _decided(locked: GovernanceChange, *, actor: Actor, status: str, reason: str
 def _optional_reason(value: JSONValue) -> str:
     if value is None or value == "":
         return ""
-    return _reason(value)
+    return required_text(value)
 
 
 @service
@@ -483,6 +462,15 @@ def governance_change_confirm(
                 f"{locked.base_policy_version}: this request no longer says what it would change. "
                 "Its author may cancel it and ask again.",
                 code="policy_moved",
+            )
+        proposed = locked.policy.get("external_ci") or {}
+        refused = ci_token_refusal(proposed) if proposed != current.external_ci else None
+        if refused is not None:
+            # Asked for under another binding (the operator has changed it since).
+            raise Conflict(
+                f"This request cannot be applied: {refused}. Its author may cancel it and ask "
+                "again.",
+                code="ci_token_not_allowed",
             )
         locked.applied_policy = _policy_apply(
             project=project,
@@ -517,7 +505,7 @@ def governance_change_reject(
     *, change: GovernanceChange, actor: Actor, reason: JSONValue = ""
 ) -> GovernanceChange:
     """Refuse a pending request, with a reason: whoever may confirm it may reject it instead."""
-    text = _reason(reason)
+    text = required_text(reason)
     locked = _decidable(change)
     if not may_confirm_change(actor, locked):
         raise NotPermitted(
@@ -747,7 +735,7 @@ def release_withdraw(*, release: Release, actor: Actor, reason: JSONValue) -> Re
     project admin (`may_withdraw`). A withdrawn release is never cleared and cannot be edited."""
     locked = _lock_for_gate(release)
     _refuse(withdraw_refusal(actor, locked))
-    text = _reason(reason)
+    text = required_text(reason)
     locked.state = Release.State.WITHDRAWN
     locked.withdrawn_at = timezone.now()
     locked.save(update_fields=["state", "withdrawn_at"])
@@ -793,9 +781,9 @@ def approval_give(
     locked = _lock_for_gate(release)
     mine = list(Approval.objects.filter(release=locked, user_id=person.pk))
     _refuse(approve_refusal(actor, locked, held, mine, timezone.now()))
-    if not isinstance(comment, str) or len(comment) > MAX_REASON:
+    if not isinstance(comment, str) or len(comment) > MAX_TEXT:
         raise InvalidInput(
-            "Invalid comment.", errors=[FieldError("reason", f"at most {MAX_REASON} characters")]
+            "Invalid comment.", errors=[FieldError("reason", f"at most {MAX_TEXT} characters")]
         )
     approval = Approval.objects.create(
         release=locked,
@@ -832,7 +820,7 @@ def veto_cast(
     held = _reviewer_role(actor, role)
     locked = _lock_for_gate(release)
     _refuse(veto_refusal(actor, locked, held))
-    text = _reason(reason)
+    text = required_text(reason)
     if not isinstance(scope, str) or scope not in Veto.Scope.values:
         raise InvalidInput(
             "Unknown veto scope.",
@@ -873,7 +861,7 @@ def veto_lift(*, veto: Veto, actor: Actor, reason: JSONValue) -> Veto:
     _refuse(lift_refusal(actor, locked))
     person = actor.person
     assert person is not None
-    text = _reason(reason)
+    text = required_text(reason)
     locked.lifted_at = timezone.now()
     locked.lifted_by = person
     locked.lift_reason = text

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils import timezone
 
@@ -199,6 +200,11 @@ class PolicyForm(forms.Form):
     external_ci_url = forms.CharField(
         label="External CI status URL", required=False, max_length=500
     )
+    external_ci_token_env = forms.ChoiceField(
+        label="Token the worker sends to it",
+        required=False,
+        help_text="only those the operator binds to an origin (RELEASEGATE_EXTERNAL_CI_TOKENS)",
+    )
     environments = forms.CharField(
         label="Environments releases may name",
         max_length=2000,
@@ -218,6 +224,16 @@ class PolicyForm(forms.Form):
     )
     note = forms.CharField(label="Why (recorded with the version)", required=False, max_length=500)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # What the operator lets workers send, and where to: `policy_change` asks the same.
+        bound = settings.RELEASEGATE_EXTERNAL_CI_TOKENS
+        _choices(
+            self.fields["external_ci_token_env"],
+            [("", "none")]
+            + [(name, f"{name} (only to {origin})") for name, origin in sorted(bound.items())],
+        )
+
     @staticmethod
     def initial_from(policy: Any) -> dict[str, Any]:
         return {
@@ -231,6 +247,7 @@ class PolicyForm(forms.Form):
             "vulnerability_threshold": policy.vulnerability_threshold,
             "license_denylist": ", ".join(policy.license_denylist),
             "external_ci_url": (policy.external_ci or {}).get("url", ""),
+            "external_ci_token_env": (policy.external_ci or {}).get("token_env", ""),
             "environments": ", ".join(policy.environments),
             "hold_severities": ", ".join(policy.hold_severities),
             "break_glass_hours": policy.break_glass_hours,
@@ -244,7 +261,11 @@ class PolicyForm(forms.Form):
             external_ci["url"] = d["external_ci_url"]
         else:
             external_ci.pop("url", None)
-        # `policy_change` drops the CI token should the URL move to another origin.
+        if d["external_ci_token_env"]:
+            external_ci["token_env"] = d["external_ci_token_env"]
+        else:
+            external_ci.pop("token_env", None)
+        # `policy_change` refuses a token not bound to the URL's origin.
         return {
             "required_items": d["required_items"],
             "required_checks": d["required_checks"],
@@ -262,7 +283,11 @@ class PolicyForm(forms.Form):
         }
 
 
-POLICY_FIELD_MAP = {"required_approvals": "security_approvals", "external_ci": "external_ci_url"}
+POLICY_FIELD_MAP = {
+    "required_approvals": "security_approvals",
+    "external_ci": "external_ci_url",
+    "external_ci.token_env": "external_ci_token_env",
+}
 
 
 class RoleGrantForm(forms.Form):

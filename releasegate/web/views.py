@@ -25,7 +25,10 @@ from releasegate.accounts.tokens import token_create, token_revoke
 from releasegate.api import present
 from releasegate.checks.models import CheckStatus
 from releasegate.errors import Conflict, InvalidInput, NotFound, NotPermitted, ReleasegateError
+from releasegate.identity.backends import local_login_enabled
+from releasegate.identity.sso import sign_in_options
 from releasegate.releases.models import EvidenceKind, GovernanceChange, Project, Release
+from releasegate.releases.permissions import veto_through
 from releasegate.releases.selectors import (
     GenerationsRelease,
     project_for,
@@ -126,16 +129,12 @@ class SignInView(LoginView):
     redirect_authenticated_user = True
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        from releasegate.identity.backends import local_login_enabled
-
         if not local_login_enabled():
             return HttpResponse("Password sign-in is turned off.", status=403)
         return super().post(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        from releasegate.identity.views import sign_in_options
-
-        return {**super().get_context_data(**kwargs), **sign_in_options(self.request)}
+        return {**super().get_context_data(**kwargs), **sign_in_options()}
 
 
 # Home and lists
@@ -431,9 +430,10 @@ def veto(request: HttpRequest, release: Release) -> HttpResponse:
 def lift(request: HttpRequest, release: Release, veto_id: int) -> HttpResponse:
     actor = actor_of(request)
     back = reverse("web:release", args=[release.pk])
-    veto_obj = selectors.vetoes_through(release).filter(pk=veto_id).first()
-    if veto_obj is None:
-        raise Http404("No such veto.")
+    try:
+        veto_obj = veto_through(actor, release, veto_id)
+    except NotFound:
+        raise Http404("No such veto.") from None
     form = LiftForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:

@@ -123,3 +123,16 @@ def test_unreadable_key_file_is_named_without_its_content(settings, tmp_path):
         keys.sign(b"x")
     assert str(path) in str(info.value) and "not a key" not in str(info.value)
     keys.forget_loaded_key()
+
+
+def test_an_unusable_key_is_a_json_503_that_names_nothing_secret(tmp_path, settings, client):
+    missing = tmp_path / "secret-place" / "signing-key.pem"
+    settings.RELEASEGATE_SIGNING_KEY = str(missing)
+    keys.forget_loaded_key()
+    try:
+        response = client.get("/api/v1/attestations/keys")
+    finally:
+        keys.forget_loaded_key()
+    assert response.status_code == 503
+    assert response.json()["code"] == "signing_unavailable"
+    assert "secret-place" not in response.content.decode()
