@@ -18,7 +18,6 @@ from releasegate.ops.middleware import mark_database_failed
 from releasegate.signing.keys import SigningKeyError
 from releasegate.transactions import database_failed
 
-
 logger = logging.getLogger(__name__)
 
 

@@ -53,14 +53,18 @@ def test_start_up_refuses_without_a_real_secret_key(secret_key: str | None) -> N
 def test_check_fails_without_a_usable_signing_key_when_debug_is_off(tmp_path: Path) -> None:
     unset = run_manage("check", env=production_env(RELEASEGATE_SIGNING_KEY=""))
     assert unset.returncode != 0
-    assert "releasegate.E001" in unset.stderr and "RELEASEGATE_SIGNING_KEY is not set" in unset.stderr
+    assert (
+        "releasegate.E001" in unset.stderr and "RELEASEGATE_SIGNING_KEY is not set" in unset.stderr
+    )
     missing = tmp_path / "nowhere.pem"
     absent = run_manage("check", env=production_env(RELEASEGATE_SIGNING_KEY=str(missing)))
     assert absent.returncode != 0
     assert "releasegate.E002" in absent.stderr and str(missing) in absent.stderr
     rsa = tmp_path / "rsa.pem"
     subprocess.run(
-        ["openssl", "genpkey", "-algorithm", "RSA", "-out", str(rsa)], check=True, capture_output=True
+        ["openssl", "genpkey", "-algorithm", "RSA", "-out", str(rsa)],
+        check=True,
+        capture_output=True,
     )
     wrong = run_manage("check", env=production_env(RELEASEGATE_SIGNING_KEY=str(rsa)))
     assert wrong.returncode != 0
