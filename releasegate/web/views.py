@@ -24,6 +24,7 @@ from releasegate.accounts.tokens import token_create, token_revoke
 from releasegate.api import present
 from releasegate.checks.models import CheckStatus
 from releasegate.errors import Conflict, InvalidInput, NotFound, NotPermitted, ReleasegateError
+from releasegate.identity.selectors import holders_with_sources
 from releasegate.releases.models import EvidenceKind, GovernanceChange, Project, Release
 from releasegate.releases.selectors import project_for, release_for, visible_project_ids
 from releasegate.releases.services import (
@@ -509,7 +510,7 @@ def _project_context(request: HttpRequest, project: Project, **forms: Any) -> di
         "project": project,
         "policy": policy,
         "versions": selectors.policy_versions(project),
-        "holders": selectors.role_holders(project),
+        "holders": holders_with_sources(project),
         "can_change_policy": actor.can(project, Capability.CHANGE_POLICY),
         "can_manage_roles": actor.can(project, Capability.MANAGE_ROLES),
         "policy_form": forms.get("policy_form")
