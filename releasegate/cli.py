@@ -163,9 +163,13 @@ class Api:
 
     def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
         response = self._send(method, path, **kwargs)
-        if response.status_code == 401 and isinstance(self.token, OidcToken):
+        if (
+            response.status_code == 401
+            and isinstance(self.token, OidcToken)
+            and _in_github_actions()
+        ):
             # The minted token ran out sooner than its expiry said (a clock, a revocation):
-            # exchange again once rather than fail a long wait.
+            # a fresh ID token can be had, so exchange again once rather than fail the wait.
             self.token.renew()
             response = self._send(method, path, **kwargs)
         if response.status_code >= 500:

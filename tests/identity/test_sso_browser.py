@@ -138,8 +138,8 @@ def test_a_confirmed_group_mapping_grants_sme_at_sign_in_and_a_later_sign_in_rev
     # The admin maps ml-experts to sme: a guarded role, so the mapping waits for an sme holder.
     admin = sign_in_with_password(browser, base, "admin")
     admin.goto(identities)
-    admin.get_by_label("IdP group").fill("ml-experts")
-    admin.get_by_label("Role").select_option("sme")
+    admin.get_by_role("textbox", name="IdP group").fill("ml-experts")
+    admin.get_by_role("combobox", name="Role").select_option("sme")
     admin.get_by_role("button", name="Map", exact=True).click()
     expect(admin.locator("main")).to_contain_text("waits for a sme holder other than you")
     assert not GroupMapping.objects.exists()
