@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "releasegate.api",
     "releasegate.web",
     "releasegate.ops",
+    "releasegate.notifications",
     "releasegate.signing",
     "releasegate.attestations",
     "releasegate.incidents",

@@ -7,7 +7,8 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
-from releasegate.accounts.roles import Role, roles_for
+from releasegate.accounts.roles import Role
+from releasegate.accounts.selectors import roles_for
 from releasegate.audit.models import AuditEvent
 from releasegate.releases.models import Project
 from releasegate.releases.selectors import policy_facts

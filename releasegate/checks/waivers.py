@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from releasegate.accounts.actors import Actor, Capability
 from releasegate.audit.services import audit_record
+from releasegate.checks.invalidation import check_results_invalidate
 from releasegate.checks.models import Advisory, Waiver
-from releasegate.checks.services import check_results_invalidate
 from releasegate.errors import Conflict, FieldError, InvalidInput, NotFound, NotPermitted
 from releasegate.releases.models import Project
 from releasegate.releases.permissions import may_waive_advisory

@@ -17,8 +17,8 @@ from django.utils import timezone
 
 from releasegate.accounts.actors import Actor, Scope
 from releasegate.accounts.models import ApiToken
-from releasegate.accounts.notify import people_tell
-from releasegate.accounts.roles import Role, holder_ids, roles_for
+from releasegate.accounts.roles import Role
+from releasegate.accounts.selectors import holder_ids, roles_for
 from releasegate.accounts.tokens import token_create
 from releasegate.audit.services import audit_record
 from releasegate.errors import FieldError, InvalidInput, NotPermitted, ReleasegateError
@@ -32,6 +32,7 @@ from releasegate.identity.models import (
 )
 from releasegate.identity.permissions import can_manage_trust, can_map_groups, idp_role_refusal
 from releasegate.identity.trust import claims_match, clean_claims
+from releasegate.notifications.people import people_tell
 from releasegate.releases.models import GovernanceChange, Project
 from releasegate.releases.permissions import guarded_roles
 from releasegate.releases.services import group_mapping_request, role_apply_by_idp

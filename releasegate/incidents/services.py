@@ -18,7 +18,7 @@ from releasegate.audit.services import audit_record
 from releasegate.errors import Conflict, FieldError, InvalidInput, NotPermitted
 from releasegate.incidents.alertmanager import Alert, read_notification
 from releasegate.incidents.models import BreakGlass, Hold
-from releasegate.incidents.notifications import (
+from releasegate.notifications.incidents import (
     NO_SIGNAL,
     break_glass_text,
     hold_text,

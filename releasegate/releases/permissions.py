@@ -9,7 +9,8 @@ from django.contrib.auth.models import User
 from django.db.models import Q
 
 from releasegate.accounts.actors import Actor, Capability
-from releasegate.accounts.roles import REVIEWER_ROLES, Role, roles_by_project
+from releasegate.accounts.roles import REVIEWER_ROLES, Role
+from releasegate.accounts.selectors import roles_by_project
 from releasegate.checks.sbom import components
 from releasegate.checks.vulnerabilities import evaluate_vulnerabilities, load_affected
 from releasegate.errors import Conflict, NotPermitted, ReleasegateError

@@ -17,14 +17,8 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
 from releasegate.accounts.actors import Actor, Capability
-from releasegate.accounts.notify import people_tell
-from releasegate.accounts.roles import (
-    REVIEWER_ROLES,
-    Role,
-    holder_ids,
-    permission_codename,
-    roles_for,
-)
+from releasegate.accounts.roles import REVIEWER_ROLES, Role, permission_codename
+from releasegate.accounts.selectors import holder_ids, roles_for
 from releasegate.attestations.selectors import releases_a_veto_revokes
 from releasegate.attestations.services import attestations_revoke
 from releasegate.audit.services import audit_record
@@ -36,6 +30,7 @@ from releasegate.errors import (
     NotPermitted,
     ReleasegateError,
 )
+from releasegate.notifications.people import people_tell
 from releasegate.releases.evidence import evidence_digest, manifest_digest, validate_document
 from releasegate.releases.gate import GateDecision, evaluate_gate
 from releasegate.releases.governance import policy_weakenings

@@ -45,11 +45,10 @@ from releasegate.releases.services import (
 )
 from releasegate.web import selectors
 from releasegate.web.dashboard import projects_at_a_glance
+from releasegate.web.evidence_forms import EVIDENCE_FORMS, AttachmentForm, kept_rows, row_formset
 from releasegate.web.forms import (
-    EVIDENCE_FORMS,
     POLICY_FIELD_MAP,
     ApproveForm,
-    AttachmentForm,
     LiftForm,
     PolicyForm,
     ReleaseCreateForm,
@@ -58,8 +57,6 @@ from releasegate.web.forms import (
     TokenCreateForm,
     VetoForm,
     apply_errors,
-    kept_rows,
-    row_formset,
 )
 from releasegate.web.incident_panel import incident_panel, reviews_due_for
 

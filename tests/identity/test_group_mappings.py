@@ -15,7 +15,7 @@ from django.core.management import call_command
 from django.test import Client
 
 from releasegate.accounts.actors import Actor
-from releasegate.accounts.roles import roles_for
+from releasegate.accounts.selectors import roles_for
 from releasegate.audit.models import AuditEvent
 from releasegate.errors import Conflict, InvalidInput, NotPermitted
 from releasegate.identity.models import ExternalIdentity, GroupMapping, IdpRoleGrant
@@ -29,7 +29,7 @@ from releasegate.releases.services import (
     role_revoke,
 )
 from tests.builders import submitted_release
-from tests.ops.test_notifications import eager_tasks  # noqa: F401  (fixture)
+from tests.notifications.test_notifications import eager_tasks  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from releasegate.accounts.roles import roles_for
+from releasegate.accounts.selectors import roles_for
 from releasegate.errors import NotPermitted
 from releasegate.identity.models import ExternalIdentity
 from releasegate.identity.services import sso_sign_in

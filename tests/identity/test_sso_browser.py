@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from releasegate.accounts.roles import roles_for
+from releasegate.accounts.selectors import roles_for
 from releasegate.identity.models import ExternalIdentity, GroupMapping, IdpRoleGrant
 from tests.browser.test_story import CHROMIUM, CHROMIUM_ARGS
 from tests.builders import submitted_release

@@ -6,7 +6,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from releasegate.audit.models import AuditEvent
-from releasegate.ops.models import NotificationTarget
+from releasegate.notifications.models import NotificationTarget
 from tests.conftest import Personas
 
 

@@ -1,14 +1,15 @@
-"""What a hold or break-glass notification says (see releasegate.ops.notifications), and telling
-the project's role holders of it in person (PRODUCT.md: "the holders of the project's roles are
+"""What a hold or break-glass notification says (see notifications.payloads), and telling the
+project's role holders of it in person (PRODUCT.md: "the holders of the project's roles are
 told"; "every role holder of the project is told")."""
 
 from typing import Any
 
 from django.conf import settings
 
-from releasegate.accounts.notify import people_tell
-from releasegate.accounts.roles import Role, holder_ids
+from releasegate.accounts.roles import Role
+from releasegate.accounts.selectors import holder_ids
 from releasegate.incidents.models import BreakGlass, Hold
+from releasegate.notifications.people import people_tell
 from releasegate.releases.models import Project, Release
 
 NO_SIGNAL = "no signal of the plan"

@@ -14,8 +14,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from releasegate.accounts.actors import Actor
 from releasegate.errors import FieldError, InvalidInput, ReleasegateError
-from releasegate.ops.models import NOTIFICATION_EVENTS, NotificationTarget
-from releasegate.ops.services import (
+from releasegate.notifications.models import NOTIFICATION_EVENTS, NotificationTarget
+from releasegate.notifications.services import (
     notification_target_add,
     notification_target_remove,
     redacted_destination,

@@ -15,15 +15,15 @@ from django.db import transaction
 from django.test import override_settings
 
 from releasegate.celery import app as celery_app
-from releasegate.ops.models import Delivery, Notice
-from releasegate.ops.tasks import sweep_notices
+from releasegate.notifications.models import Delivery, Notice
+from releasegate.notifications.tasks import sweep_notices
 from releasegate.releases.services import approval_give, veto_cast
 from tests.builders import submitted_release
 from tests.checks import test_worker
 from tests.checks.test_worker import CELERY, ROOT, _free_port, _pings, publishing_to, wait_for
 from tests.conftest import Personas, missing
-from tests.ops import test_notifications
-from tests.ops.test_notifications import Receiver, webhook
+from tests.notifications import test_notifications
+from tests.notifications.test_notifications import Receiver, webhook
 
 # The fixtures of the worker and notification tests, by the names the tests below ask for.
 workers = test_worker.workers
@@ -77,7 +77,7 @@ def test_a_veto_cast_with_the_broker_down_is_committed_with_its_notice_and_swept
 ) -> None:
     webhook(personas, receiver.url, "veto_cast")
     release = submitted_release(personas.project, personas.requester)
-    with publishing_to(_closed_broker()), recorded("releasegate.ops.tasks") as records:
+    with publishing_to(_closed_broker()), recorded("releasegate.notifications.tasks") as records:
         veto = veto_cast(
             release=release, actor=personas.actor("security"), role="security", reason="no DPA"
         )

@@ -30,8 +30,13 @@ from django.utils import timezone
 from releasegate.accounts.actors import Actor, Capability
 from releasegate.audit.services import audit_record
 from releasegate.errors import Conflict, FieldError, InvalidInput, NotPermitted
-from releasegate.ops.models import NOTIFICATION_EVENTS, Delivery, Notice, NotificationTarget
-from releasegate.ops.notifications import cleared_payload, event_payload
+from releasegate.notifications.models import (
+    NOTIFICATION_EVENTS,
+    Delivery,
+    Notice,
+    NotificationTarget,
+)
+from releasegate.notifications.payloads import cleared_payload, event_payload
 from releasegate.releases.gate import evaluate_gate
 from releasegate.releases.models import Project, Release
 from releasegate.releases.selectors import gate_release_queryset, load_gate_facts
@@ -211,7 +216,7 @@ def notices_record(
         if event in subscribed
     )
     if notices:
-        from releasegate.ops.tasks import enqueue_notices
+        from releasegate.notifications.tasks import enqueue_notices
 
         ids = [n.pk for n in notices]
         transaction.on_commit(lambda: enqueue_notices(ids))
@@ -255,7 +260,7 @@ def notice_expand(*, notice_id: int) -> list[Delivery]:
     the notice stays unprocessed and the sweep takes it up again."""
     # Claimed by a conditional UPDATE (its row lock, at lock_one's rank, is held until commit): a
     # second worker on the same notice waits for this one, then finds it processed.
-    note_lock(LockRank.RELEASE_ROWS, "ops.Notice")
+    note_lock(LockRank.RELEASE_ROWS, "notifications.Notice")
     claimed = Notice.objects.filter(pk=notice_id, processed_at__isnull=True).update(
         processed_at=timezone.now()
     )

@@ -19,7 +19,7 @@ def people_tell(*, user_ids: Iterable[int], subject: str, body: str) -> None:
         return
 
     def enqueue() -> None:
-        from releasegate.accounts.tasks import tell_people
+        from releasegate.notifications.tasks import tell_people
 
         try:
             tell_people.delay(ids, subject, body)

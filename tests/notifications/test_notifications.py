@@ -19,13 +19,13 @@ from django.utils import timezone
 from releasegate.audit.models import AuditEvent
 from releasegate.celery import app as celery_app
 from releasegate.errors import InvalidInput, NotPermitted
-from releasegate.ops.models import Delivery, Notice, NotificationTarget
-from releasegate.ops.services import (
+from releasegate.notifications.models import Delivery, Notice, NotificationTarget
+from releasegate.notifications.services import (
     deliveries_create,
     notification_target_add,
     notification_target_remove,
 )
-from releasegate.ops.tasks import notify_release_event, stale_after, sweep_deliveries
+from releasegate.notifications.tasks import notify_release_event, stale_after, sweep_deliveries
 from releasegate.releases.services import veto_cast, veto_lift
 from tests.builders import submitted_release
 from tests.conftest import Personas

@@ -4,7 +4,7 @@ from datetime import datetime
 
 from django.db.models import Q, QuerySet
 
-from releasegate.ops.models import Delivery, Notice
+from releasegate.notifications.models import Delivery, Notice
 
 
 def stale_pending_deliveries(*, older_than: datetime) -> QuerySet[Delivery]:

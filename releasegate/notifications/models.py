@@ -55,6 +55,8 @@ class NotificationTarget(models.Model):
                 ),
             )
         ]
+        # The tables keep the names they had in the ops app (migrations/0001_initial).
+        db_table = "ops_notificationtarget"
         ordering = ["project", "id"]
 
     def __str__(self) -> str:
@@ -95,6 +97,7 @@ class Delivery(models.Model):
                 fields=["target", "event", "release", "dedupe_key"], name="delivery_once_per_event"
             )
         ]
+        db_table = "ops_delivery"
         indexes = [models.Index(fields=["status", "created_at"])]
         ordering = ["-created_at", "-id"]
         verbose_name_plural = "deliveries"
@@ -131,6 +134,7 @@ class Notice(models.Model):
                 condition=models.Q(processed_at__isnull=True),
             )
         ]
+        db_table = "ops_notice"
         ordering = ["created_at", "id"]
 
     def __str__(self) -> str:

@@ -6,8 +6,8 @@ import pytest
 from django.test import Client
 from django.urls import reverse
 
-from releasegate.ops.models import Delivery, NotificationTarget
-from releasegate.ops.services import deliveries_create, notification_target_add
+from releasegate.notifications.models import Delivery, NotificationTarget
+from releasegate.notifications.services import deliveries_create, notification_target_add
 from tests.builders import submitted_release
 from tests.conftest import Personas
 from tests.releases.gatehelpers import superuser
@@ -37,20 +37,22 @@ def test_the_admin_shows_targets_and_deliveries_but_never_the_secret(
     )
     client.force_login(superuser())
     pages = [
-        client.get(reverse("admin:ops_notificationtarget_changelist")),
-        client.get(reverse("admin:ops_notificationtarget_change", args=[target.pk])),
-        client.get(reverse("admin:ops_delivery_changelist")),
-        client.get(reverse("admin:ops_delivery_change", args=[delivery.pk])),
+        client.get(reverse("admin:notifications_notificationtarget_changelist")),
+        client.get(reverse("admin:notifications_notificationtarget_change", args=[target.pk])),
+        client.get(reverse("admin:notifications_delivery_changelist")),
+        client.get(reverse("admin:notifications_delivery_change", args=[delivery.pk])),
     ]
     assert [page.status_code for page in pages] == [200] * 4
     assert all(secret.encode() not in page.content for page in pages)
     assert b"https://hooks.example.com/rg" in pages[1].content
     # Read-only: no adding, changing or deleting around the audited services.
-    add = client.get(reverse("admin:ops_notificationtarget_add"))
+    add = client.get(reverse("admin:notifications_notificationtarget_add"))
     change = client.post(
-        reverse("admin:ops_notificationtarget_change", args=[target.pk]), {"events": "[]"}
+        reverse("admin:notifications_notificationtarget_change", args=[target.pk]), {"events": "[]"}
     )
-    delete = client.post(reverse("admin:ops_delivery_delete", args=[delivery.pk]), {"post": "yes"})
+    delete = client.post(
+        reverse("admin:notifications_delivery_delete", args=[delivery.pk]), {"post": "yes"}
+    )
     assert add.status_code == change.status_code == delete.status_code == 403
     assert NotificationTarget.objects.get().events == ["promoted"]
     assert Delivery.objects.count() == 1

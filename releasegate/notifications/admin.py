@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from releasegate.ops.models import Delivery, NotificationTarget
+from releasegate.notifications.models import Delivery, NotificationTarget
 from releasegate.readonly_admin import ReadOnlyAdmin
 
 

@@ -3,20 +3,27 @@ retries; sweeps take up what a broker outage or a lost worker left behind.
 
 Like every task here they are acknowledged late, time-limited and keep no result (the project's
 CELERY_* settings); the database records each delivery.
+
+The tasks keep the names they were registered under before notifications were an app of their own
+(`releasegate.ops.tasks.*`, `releasegate.accounts.tasks.tell_people`): the beat schedule, retries
+waiting in the broker and messages enqueued by a process not yet upgraded name them so.
 """
 
 import logging
 import random
+import smtplib
 from datetime import timedelta
 from typing import Any
 
 from celery import shared_task
 from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core.mail import EmailMessage
 from django.utils import timezone
 
-from releasegate.ops.models import Delivery
-from releasegate.ops.selectors import stale_pending_deliveries, unprocessed_notices
-from releasegate.ops.services import delivery_attempt, delivery_give_up, notice_expand
+from releasegate.notifications.models import Delivery
+from releasegate.notifications.selectors import stale_pending_deliveries, unprocessed_notices
+from releasegate.notifications.services import delivery_attempt, delivery_give_up, notice_expand
 
 logger = logging.getLogger(__name__)
 
@@ -50,13 +57,13 @@ def _enqueue(deliveries: list[Delivery]) -> int:
     return _publish(deliver_notification, [d.pk for d in deliveries], "delivery_id")
 
 
-@shared_task
+@shared_task(name="releasegate.ops.tasks.notify_release_event")
 def notify_release_event(notice_id: int) -> int:
     """Expand one outbox notice into a delivery per subscribed target, and enqueue them."""
     return _enqueue(notice_expand(notice_id=notice_id))
 
 
-@shared_task
+@shared_task(name="releasegate.ops.tasks.sweep_notices")
 def sweep_notices() -> int:
     """Enqueue the notices a broker outage (or a lost worker) left unprocessed: those older than
     one sweep interval, so a notice whose own enqueue is on its way is left to it. Run by the
@@ -89,7 +96,7 @@ def stale_after() -> timedelta:
 
 # Attempts are counted in the database, not by Celery: a delivery taken up again by the sweep
 # keeps its count, and stops at RELEASEGATE_NOTIFY_MAX_ATTEMPTS whichever task runs it.
-@shared_task(bind=True, max_retries=None)
+@shared_task(bind=True, name="releasegate.ops.tasks.deliver_notification", max_retries=None)
 def deliver_notification(self: Any, delivery_id: int) -> str:
     attempt = delivery_attempt(delivery_id=delivery_id)
     delivery = attempt.delivery
@@ -106,8 +113,34 @@ def deliver_notification(self: Any, delivery_id: int) -> str:
     raise self.retry(countdown=backoff_seconds(delivery.attempts))
 
 
-@shared_task
+@shared_task(name="releasegate.ops.tasks.sweep_deliveries")
 def sweep_deliveries() -> int:
     """Take up deliveries left pending: a worker lost mid-attempt, or the broker down when a
     delivery or its retry was to be enqueued. Run by the scheduler."""
     return _enqueue(list(stale_pending_deliveries(older_than=timezone.now() - stale_after())))
+
+
+# E-mail to persons (see notifications.people).
+@shared_task(
+    name="releasegate.accounts.tasks.tell_people",
+    autoretry_for=(OSError, smtplib.SMTPException),
+    retry_backoff=30,
+    retry_backoff_max=1800,
+    max_retries=8,
+)
+def tell_people(user_ids: list[int], subject: str, body: str) -> int:
+    """Send `subject`/`body` to each active person with an e-mail address; how many were sent."""
+    addresses = sorted(
+        {
+            email
+            for email in get_user_model()
+            .objects.filter(pk__in=user_ids, is_active=True)
+            .exclude(email="")
+            .values_list("email", flat=True)
+        }
+    )
+    if addresses:
+        # One message, blind copies: a retry after a failure never sends anyone a second copy
+        # of what the first attempt delivered, and recipients do not see each other.
+        EmailMessage(subject, body, settings.DEFAULT_FROM_EMAIL, bcc=addresses).send()
+    return len(addresses)

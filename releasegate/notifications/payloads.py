@@ -44,7 +44,7 @@ def event_payload(
 ) -> tuple[dict[str, Any], str]:
     """The body for `event` and the key that makes one occurrence one delivery per target."""
     if incident_id is not None:
-        from releasegate.incidents.notifications import incident_text
+        from releasegate.notifications.incidents import incident_text
 
         text, fields, key = incident_text(event=event, incident_id=incident_id)
         return {**_base(event, release, f"{_name(release)}: {_escape(text)}"), **fields}, key
