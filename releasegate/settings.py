@@ -382,6 +382,9 @@ RELEASEGATE_OIDC_ISSUERS = env_list(
     ["https://token.actions.githubusercontent.com", "https://gitlab.com"],
 )
 RELEASEGATE_OIDC_ALLOW_LOOPBACK_HTTP = DEBUG
+# The shortest life of a minted token (a trust policy's lifetime), 5 minutes. Not read from the
+# environment: the tests shorten it to watch `releasegate --oidc gate --wait` outlive one.
+RELEASEGATE_OIDC_MIN_LIFETIME_SECONDS = 300
 RELEASEGATE_OIDC_TIMEOUT_SECONDS = env_int("RELEASEGATE_OIDC_TIMEOUT_SECONDS", 5, minimum=1)
 RELEASEGATE_OIDC_JWKS_CACHE_SECONDS = env_int(
     "RELEASEGATE_OIDC_JWKS_CACHE_SECONDS", 900, minimum=60

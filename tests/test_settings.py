@@ -76,7 +76,13 @@ def test_debug_on_starts_without_a_secret_key(tmp_path):
 
 
 def test_debug_off_with_a_real_secret_key_starts(tmp_path):
-    started = _start(tmp_path, DEBUG="false", SECRET_KEY=GOOD_KEY, ALLOWED_HOSTS="example.com")
+    started = _start(
+        tmp_path,
+        DEBUG="false",
+        SECRET_KEY=GOOD_KEY,
+        ALLOWED_HOSTS="example.com",
+        RELEASEGATE_SIGNING_KEY=os.environ["RELEASEGATE_SIGNING_KEY"],
+    )
     assert started.returncode == 0, started.stderr
 
 

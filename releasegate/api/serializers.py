@@ -463,13 +463,21 @@ class GovernanceChangeSerializer(BodySerializer):
     id = serializers.IntegerField()
     project = serializers.CharField()
     # Plain strings: `kind` and `status` enums elsewhere in the schema would collide by name.
-    kind = serializers.CharField(help_text="`policy`, `role_grant` or `role_revoke`.")
+    kind = serializers.CharField(
+        help_text="`policy`, `role_grant`, `role_revoke`, `group_mapping_add` or "
+        "`group_mapping_remove`."
+    )
     status = serializers.CharField(help_text="`pending`, `applied`, `rejected` or `cancelled`.")
     requested_by = serializers.CharField()
     requested_at = serializers.DateTimeField()
     note = serializers.CharField(allow_blank=True)
     user = serializers.CharField(allow_null=True, help_text="Role changes: whose role.")
-    role = serializers.CharField(allow_null=True, help_text="Role changes: which role.")
+    role = serializers.CharField(
+        allow_null=True, help_text="Role and group mapping changes: which role."
+    )
+    group = serializers.CharField(
+        allow_null=True, help_text="Group mapping changes: the IdP group."
+    )
     from_version = serializers.IntegerField(
         allow_null=True, help_text="Policy changes: the version it applies to."
     )

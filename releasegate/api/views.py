@@ -517,8 +517,9 @@ class GovernanceRequestsView(ScopedAPIView):
         operation_id="governance_requests_list",
         summary="The project's governance requests waiting for confirmation",
         description=(
-            "Policy changes that loosen the gate and grants or revocations of guarded roles, "
-            "oldest first, each with whether the caller may confirm or cancel it."
+            "Policy changes that loosen the gate, grants or revocations of guarded roles, and "
+            "IdP group mappings of guarded roles (or their removal), oldest first, each with "
+            "whether the caller may confirm or cancel it."
         ),
         responses={200: s.GovernanceChangeListSerializer, **errors(*READ_ERRORS)},
         tags=["governance"],

@@ -51,8 +51,9 @@ def guarded_roles(policy: GatePolicy | None) -> frozenset[Role]:
 
 def may_confirm_change(actor: Actor, change: GovernanceChange) -> bool:
     """Confirm (or reject) a pending governance change: a person other than its author who holds,
-    now, the role that guards it: `security` for a policy change; for a role change, that role
-    (never the grantee; the holder whose role is revoked may consent to it)."""
+    now, the role that guards it: `security` for a policy change; for a role change or an IdP
+    group mapping of a role, that role (never the grantee; the holder whose role is revoked may
+    consent to it)."""
     person = actor.person
     if person is None or not change.is_pending or person.pk == change.requested_by_id:
         return False

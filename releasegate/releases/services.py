@@ -276,6 +276,19 @@ def _pending_recorded(change: GovernanceChange, actor: Actor) -> None:
         )
         guard = {Role.SECURITY}
         what = "a policy change that loosens the gate: " + "; ".join(change.weakenings)
+    elif change.is_group_mapping:
+        data.update(group=change.group, role=change.role)
+        guard = {Role(change.role)}
+        if change.kind == GovernanceChange.Kind.GROUP_MAPPING_ADD:
+            what = (
+                f"mapping the IdP group {change.group} to the {change.role} role (its members "
+                "then get the role at each sign-in)"
+            )
+        else:
+            what = (
+                f"removing the mapping of the IdP group {change.group} to the {change.role} role "
+                "(the role goes at once from those who hold it through that mapping)"
+            )
     else:
         assert change.subject is not None
         data.update(user=change.subject.get_username(), role=change.role)
@@ -325,6 +338,45 @@ def _role_request(
     )
     _pending_recorded(change, actor)
     return change
+
+
+def group_mapping_request(
+    *, project: Project, group: str, role: Role, actor: Actor, remove: bool
+) -> GovernanceChange:
+    """Ask for an IdP group mapping of a guarded role (or its removal) to be confirmed by a
+    current holder of the role. The caller (identity.services) holds the project's lock and has
+    checked that `actor` may map groups; confirming it applies it (`governance_change_confirm`).
+    """
+    kinds = GovernanceChange.Kind
+    kind = kinds.GROUP_MAPPING_REMOVE if remove else kinds.GROUP_MAPPING_ADD
+    person = actor.person
+    assert person is not None
+    if GovernanceChange.objects.filter(
+        project=project, kind=kind, group=group, role=role.value, status="pending"
+    ).exists():
+        raise Conflict("The same request is pending already.", code="already_pending")
+    change = GovernanceChange.objects.create(
+        project=project, kind=kind, requested_by=person, group=group, role=role.value
+    )
+    _pending_recorded(change, actor)
+    return change
+
+
+def role_apply_by_idp(*, project: Project, user: User, role: Role, grant: bool, **why: Any) -> bool:
+    """Grant or revoke a role as an IdP group mapping in force says (at a sign-in, or when the
+    mapping is removed): the mapping was the governance change, confirmed by a holder when the
+    role is guarded, so this applies at once, in the system's name, with `why` (the group, the
+    mapping's author and confirmer) in the audit event. Whether anything changed.
+
+    Not a service of its own: the caller (identity.services) holds the project's lock, has
+    decided that the person may hold the role from the IdP, and may apply several changes in
+    one transaction (each appends an audit event, so it takes no lock after this)."""
+    if (role in roles_for(user, project)) == grant:
+        return False
+    _role_apply(
+        project=project, user=user, role=role, actor=Actor.system_actor(), grant=grant, **why
+    )
+    return True
 
 
 def _role_apply(
@@ -481,6 +533,11 @@ def governance_change_confirm(
             requested_by=locked.requested_by.get_username(),
             **why,
         )
+    elif locked.is_group_mapping:
+        # The identity area owns group mappings and imports this module, hence here.
+        from releasegate.identity.services import group_mapping_confirmed
+
+        group_mapping_confirmed(change=locked, actor=actor)
     else:
         subject = locked.subject
         assert subject is not None

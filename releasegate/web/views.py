@@ -26,6 +26,7 @@ from releasegate.api import present
 from releasegate.checks.models import CheckStatus
 from releasegate.errors import Conflict, InvalidInput, NotFound, NotPermitted, ReleasegateError
 from releasegate.identity.backends import local_login_enabled
+from releasegate.identity.selectors import holders_with_sources
 from releasegate.identity.sso import sign_in_options
 from releasegate.releases.models import EvidenceKind, GovernanceChange, Project, Release
 from releasegate.releases.permissions import veto_through
@@ -515,7 +516,7 @@ def _project_context(request: HttpRequest, project: Project, **forms: Any) -> di
         "project": project,
         "policy": policy,
         "versions": selectors.policy_versions(project),
-        "holders": selectors.role_holders(project),
+        "holders": holders_with_sources(project),
         "can_change_policy": actor.can(project, Capability.CHANGE_POLICY),
         "can_manage_roles": actor.can(project, Capability.MANAGE_ROLES),
         "policy_form": forms.get("policy_form")

@@ -424,8 +424,9 @@ def test_project_page_for_members_query_count_pinned(
     client, personas, name, django_assert_num_queries
 ):
     signed_in(client, getattr(personas, name))
-    # The sixth: the governance requests waiting for confirmation.
-    with django_assert_num_queries(7):
+    # The sixth: the governance requests waiting for confirmation; the seventh: which roles came
+    # from the IdP.
+    with django_assert_num_queries(8):
         response = client.get("/projects/support-assistant/")
     body = text(response)
     assert "Gate policy (version 1)" in body
