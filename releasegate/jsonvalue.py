@@ -6,7 +6,12 @@ is not what it must be, before it uses it as the str (or role, or date) it then 
 sees that no unvalidated value reaches a model or the audit trail.
 """
 
+from collections.abc import Mapping, Sequence
 from typing import TypeAlias
 
-JSONValue: TypeAlias = str | int | float | bool | None | list["JSONValue"] | dict[str, "JSONValue"]
+# Read-only containers: a service only reads what it is given, and a caller's dict[str, str] or
+# list[str] is one too.
+JSONValue: TypeAlias = (
+    str | int | float | bool | None | Sequence["JSONValue"] | Mapping[str, "JSONValue"]
+)
 JSONObject: TypeAlias = dict[str, JSONValue]

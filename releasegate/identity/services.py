@@ -70,14 +70,14 @@ AUDITED_CLAIMS = (
 # Trust policies ------------------------------------------------------------------------------
 
 
-def _clean_scopes(raw: Any) -> tuple[list[str], list[FieldError]]:
+def _clean_scopes(raw: JSONValue) -> tuple[list[str], list[FieldError]]:
     known = [s.value for s in Scope]
     if isinstance(raw, str) or not isinstance(raw, list | tuple) or not raw:
         return [], [FieldError("scopes", f"one or more of {', '.join(known)}")]
-    unknown = [s for s in raw if s not in known]
-    if unknown:
+    chosen = [s for s in raw if isinstance(s, str) and s in known]
+    if len(chosen) < len(raw):
         return [], [FieldError("scopes", f"unknown scope(s); one or more of {', '.join(known)}")]
-    return sorted(set(raw)), []
+    return sorted(set(chosen)), []
 
 
 @service
@@ -85,11 +85,11 @@ def trust_policy_add(
     *,
     project: Project,
     actor: Actor,
-    issuer: Any,
-    audience: Any,
-    claims: Any,
-    scopes: Any,
-    lifetime: Any = DEFAULT_LIFETIME,
+    issuer: JSONValue,
+    audience: JSONValue,
+    claims: JSONValue,
+    scopes: JSONValue,
+    lifetime: timedelta | JSONValue = DEFAULT_LIFETIME,
 ) -> TrustPolicy:
     """Trust ID tokens of `issuer` for `audience` whose claims match `claims` exactly; refused
     when the policy would trust more than one repository (see identity.trust)."""
@@ -113,6 +113,8 @@ def trust_policy_add(
         errors.append(FieldError("lifetime", "between 5 and 15 minutes"))
     if errors:
         raise InvalidInput("The trust policy is not accepted.", errors=errors)
+    # Each was checked above, with an error otherwise.
+    assert isinstance(issuer, str) and isinstance(audience, str) and isinstance(lifetime, timedelta)
     policy = TrustPolicy.objects.create(
         project=project,
         issuer=issuer,
@@ -310,8 +312,8 @@ def _mint(*, policy: TrustPolicy, claims: Mapping[str, Any]) -> Minted:
 # Group mappings ------------------------------------------------------------------------------
 
 
-def _role_value(raw: Any) -> Role:
-    if raw not in {r.value for r in Role}:
+def _role_value(raw: JSONValue) -> Role:
+    if not isinstance(raw, str) or raw not in {r.value for r in Role}:
         raise InvalidInput(
             "Unknown role.",
             errors=[FieldError("role", f"one of {', '.join(r.value for r in Role)}")],
@@ -319,7 +321,7 @@ def _role_value(raw: Any) -> Role:
     return Role(raw)
 
 
-def _group_name(raw: Any) -> str:
+def _group_name(raw: JSONValue) -> str:
     if not isinstance(raw, str) or not raw.strip() or len(raw) > 200:
         raise InvalidInput(
             "Invalid group.", errors=[FieldError("group", "the IdP group name, 1 to 200 chars")]
@@ -349,7 +351,7 @@ def mapping_waits(project: Project, role: Role) -> bool:
 
 @service
 def group_mapping_add(
-    *, project: Project, actor: Actor, group: Any, role: Any
+    *, project: Project, actor: Actor, group: JSONValue, role: JSONValue
 ) -> GroupMapping | GovernanceChange:
     """Members of IdP `group` hold `role` on `project`, as each of their sign-ins finds them.
 

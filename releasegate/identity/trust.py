@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from releasegate.errors import FieldError
+from releasegate.jsonvalue import JSONValue
 
 # Claims that pin the repository by an id its issuer never reuses, alone or with a name inside
 # an immutable owner: GitHub Actions and GitLab CI vocabularies.
@@ -52,7 +53,7 @@ def pinning_problem(claims: Mapping[str, str]) -> str | None:
     )
 
 
-def clean_claims(raw: Any) -> tuple[dict[str, str], list[FieldError]]:
+def clean_claims(raw: JSONValue) -> tuple[dict[str, str], list[FieldError]]:
     """The claims as a name -> exact value mapping, and what is wrong with them."""
     errors: list[FieldError] = []
     if not isinstance(raw, Mapping):
