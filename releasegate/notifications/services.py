@@ -29,6 +29,7 @@ from django.utils import timezone
 from releasegate.accounts.actors import Actor, Capability
 from releasegate.audit.services import audit_record
 from releasegate.errors import Conflict, FieldError, InvalidInput, NotPermitted
+from releasegate.jsonvalue import JSONValue
 from releasegate.notifications.models import (
     NOTIFICATION_EVENTS,
     Delivery,
@@ -52,20 +53,18 @@ def _require_manager(actor: Actor, project: Project) -> None:
         raise NotPermitted("Only a project admin may manage its notifications.")
 
 
-def _events(value: Any) -> list[str]:
-    if (
-        not isinstance(value, list | tuple)
-        or not value
-        or any(not isinstance(e, str) or e not in NOTIFICATION_EVENTS for e in value)
-    ):
+def _events(value: JSONValue) -> list[str]:
+    items = list(value) if isinstance(value, list | tuple) else []
+    chosen = [e for e in items if isinstance(e, str) and e in NOTIFICATION_EVENTS]
+    if not items or len(chosen) < len(items):
         raise InvalidInput(
             "Invalid events.",
             errors=[FieldError("events", f"a non-empty list of {', '.join(NOTIFICATION_EVENTS)}")],
         )
-    return sorted(set(value), key=NOTIFICATION_EVENTS.index)
+    return sorted(set(chosen), key=NOTIFICATION_EVENTS.index)
 
 
-def _webhook_url(value: Any) -> str:
+def _webhook_url(value: JSONValue) -> str:
     parsed = urlparse(value) if isinstance(value, str) else None
     if (
         not isinstance(value, str)
@@ -96,14 +95,16 @@ def redacted_destination(target: NotificationTarget) -> str:
     return f"{parsed.scheme}://{parsed.netloc}/… (sha256:{fingerprint})"
 
 
-def _address(value: Any) -> str:
-    try:
-        validate_email(value)
-    except ValidationError:
-        raise InvalidInput(
-            "Invalid e-mail address.", errors=[FieldError("address", "an e-mail address")]
-        ) from None
-    return str(value)
+def _address(value: JSONValue) -> str:
+    if isinstance(value, str):
+        try:
+            validate_email(value)
+            return value
+        except ValidationError:
+            pass
+    raise InvalidInput(
+        "Invalid e-mail address.", errors=[FieldError("address", "an e-mail address")]
+    )
 
 
 @service
@@ -111,14 +112,14 @@ def notification_target_add(
     *,
     project: Project,
     actor: Actor,
-    kind: Any,
-    events: Any,
-    url: Any = "",
-    address: Any = "",
+    kind: JSONValue,
+    events: JSONValue,
+    url: JSONValue = "",
+    address: JSONValue = "",
 ) -> tuple[NotificationTarget, str]:
     """Add a target; returns it and, for a webhook, its signing secret (shown this once only)."""
     _require_manager(actor, project)
-    if kind not in NotificationTarget.Kind.values:
+    if not isinstance(kind, str) or kind not in NotificationTarget.Kind.values:
         raise InvalidInput(
             "Unknown target kind.",
             errors=[
