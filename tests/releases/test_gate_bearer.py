@@ -22,9 +22,9 @@ from releasegate.accounts.tokens import (
     token_revoke,
     token_verify,
 )
+from releasegate.releases.gate_statement import read_visible
 from releasegate.releases.selectors import (
     load_bearer_gate_facts,
-    load_visible_gate_facts,
     visible_project_ids,
 )
 from releasegate.releases.services import role_grant, veto_cast
@@ -41,7 +41,7 @@ def _reference(raw: str, **query: Any) -> tuple[Any, ...]:
     except TokenRejected as rejected:
         return ("refused", rejected.code)
     project_ids = visible_project_ids(Actor.for_token(token))
-    return ("read", token.pk, load_visible_gate_facts(project_ids=project_ids, **query))
+    return ("read", token.pk, read_visible(project_ids, **query))
 
 
 def _fused(raw: str, **query: Any) -> tuple[Any, ...]:
