@@ -1,7 +1,7 @@
-"""The gate's lean path: a bearer-token GET of a gate endpoint, answered without the machinery it
-does not use, and exactly as the full stack would answer it.
+"""The gate's lean path: a bearer-token GET of a gate endpoint or POST of an admission review,
+answered without the machinery it does not use, and exactly as the full stack would answer it.
 
-CI polls the gate and a cluster asks it for every pod: it is the busiest call the service has.
+CI polls the gate and a cluster asks it for every pod: they are the busiest calls the service has.
 Such a request carries its credential in its `Authorization` header and nothing else, so the
 session, CSRF, authentication and messages middlewares have nothing to do for it, and Django REST
 framework's request, negotiation and response objects are the costliest part of the answer. This
@@ -9,12 +9,13 @@ middleware sits after the request log, the database retry and SecurityMiddleware
 HSTS and the other security headers), and answers such a request itself:
 
 - the same checks on the way in (CommonMiddleware's host validation; the gate views' query
-  validation, `plain_gate_query`); anything it does not recognise as plainly valid (another
-  method, an `Accept` only a negotiation could answer, a query the serializer must word the
-  errors for, a bad host) goes on through the full stack, which answers as it always has;
-- the same answer: the token verified by `token_checked` in the gate's one statement
-  (`selectors.bearer_gate_decision`, as `GateView` asks it), the body rendered by DRF's
-  `JSONRenderer`, errors by the API's own `exception_handler`;
+  validation, `plain_gate_query`; the API's JSON parser, `load_checked_json`); anything it does
+  not recognise as plainly valid (another method, an `Accept` only a negotiation could answer, a
+  query the serializer must word the errors for, a body that is not JSON, a bad host) goes on
+  through the full stack, which answers as it always has;
+- the same answer: the token verified by `token_checked` in one statement with every fact
+  (`selectors.bearer_gate_decision`, as `GateView` asks it; `admission.answer_bearer`), the body
+  rendered by DRF's `JSONRenderer`, errors by the API's own `exception_handler`;
 - the same headers: `Allow` as DRF sends it, CommonMiddleware's `Content-Length`, and the headers
   the header-only middlewares after this one add (X-Frame-Options, the Content-Security-Policy,
   Permissions-Policy), computed by those middlewares themselves once per kind of answer.
@@ -37,22 +38,37 @@ from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 
+from releasegate.accounts.models import ApiToken
 from releasegate.accounts.tokens import TokenRejected, token_parts
 from releasegate.api.authentication import GateBearerAuthentication, principal_for, rejected
 from releasegate.api.base import MAX_ID
 from releasegate.api.errors import exception_handler
+from releasegate.api.parsers import load_checked_json
 from releasegate.api.views import plain_gate_query
+from releasegate.attestations import admission
 from releasegate.errors import NotFound, ReleasegateError
 from releasegate.ops.middleware import mark_database_failed
 from releasegate.releases import selectors
 from releasegate.releases.identifiers import ENVIRONMENT_RE
 from releasegate.transactions import database_failed
 
-_GATE_PATH = re.compile(r"/api/v1/(?:gate|releases/([0-9]+)/gate)")
+_PATHS = re.compile(
+    r"/api/v1/(?:(?P<gate>gate)|releases/(?P<release>[0-9]+)/gate|admission/(?P<admission>[^/]+))"
+)
 # The Accept headers DRF's negotiation answers with JSON, the API's only renderer, whatever else.
 _JSON_ACCEPTS = frozenset({"*/*", "application/json"})
-# What the gate views send on every answer (DRF's `Allow`, from the views' methods).
-_ALLOW = "GET, HEAD, OPTIONS"
+# What DRF sends as `Allow` on every answer of these views (from their methods).
+_ALLOW = {
+    "gate": "GET, HEAD, OPTIONS",
+    "release": "GET, HEAD, OPTIONS",
+    "admission": "POST, OPTIONS",
+}
+# A path of each kind, for the header-only middlewares to answer once (see `headers_for`).
+_PROBE_PATHS = {
+    "gate": "/api/v1/gate",
+    "release": "/api/v1/releases/1/gate",
+    "admission": "/api/v1/admission/production",
+}
 
 # Middlewares after this one with nothing to do for a bearer-token GET of the gate: WhiteNoise
 # serves /static/ only; the session and the user they attach are never read (the token is the
@@ -106,77 +122,109 @@ class LeanGateMiddleware:
         self.enabled = connection.vendor == "postgresql"
 
     def __call__(self, request: HttpRequest) -> HttpResponseBase:
-        asked = self.question(request) if self.enabled else None
-        if asked is None:
-            return self.get_response(request)
-        raw, question = asked
-        return self.answer(request, raw, question)
+        path = _PATHS.fullmatch(request.path_info) if self.enabled else None
+        raw = self.bearer(request) if path is not None else None
+        answered = None
+        if raw is not None and path is not None:
+            if path["admission"] is not None and request.method == "POST":
+                answered = self.admission(request, raw, path["admission"])
+            elif path["admission"] is None and request.method == "GET":
+                answered = self.gate(request, raw, path)
+        return self.get_response(request) if answered is None else answered
 
-    def question(self, request: HttpRequest) -> tuple[str, dict[str, Any]] | None:
-        """The bearer token and the gate question of a request this path answers as the full
-        stack would; None for any other request."""
-        if request.method != "GET":
-            return None
-        path = _GATE_PATH.fullmatch(request.path_info)
-        if path is None:
-            return None
+    def bearer(self, request: HttpRequest) -> str | None:
+        """The bearer token of a request this path may answer, after CommonMiddleware's checks
+        (the host among ALLOWED_HOSTS, ...); None for a request the full stack answers."""
         meta = request.META
         scheme, _, raw = meta.get("HTTP_AUTHORIZATION", "").partition(" ")
-        if scheme.lower() != "bearer":
+        if scheme.lower() != "bearer" or meta.get("HTTP_ACCEPT", "*/*") not in _JSON_ACCEPTS:
             return None
-        if meta.get("HTTP_ACCEPT", "*/*") not in _JSON_ACCEPTS:
-            return None
-        if meta.get("CONTENT_LENGTH") not in (None, "", "0"):
-            return None
-        query = request.GET
-        if "format" in query:  # DRF's format override
+        if "format" in request.GET:  # DRF's format override
             return None
         try:
             if self.common.process_request(request) is not None:
                 return None
         except (DisallowedHost, PermissionDenied):
             return None
-        if path.group(1) is None:
+        return raw.strip()
+
+    def gate(self, request: HttpRequest, raw: str, path: re.Match[str]) -> HttpResponseBase | None:
+        """`GateView` and `ReleaseGateView`, for a query they would find plainly valid."""
+        if request.META.get("CONTENT_LENGTH") not in (None, "", "0"):
+            return None
+        query = request.GET
+        question: dict[str, Any]
+        if path["gate"] is not None:
             params = plain_gate_query(query)
             if params is None:
                 return None
             by_digest = "digest" in params
-            return raw.strip(), {
+            question = {
                 "project_slug": params.get("project"),
                 "version": None if by_digest else params["version"],
                 "artifact_digest": params.get("digest"),
                 "environment": params.get("environment"),
             }
-        release_id = int(path.group(1))
-        environment = query.get("environment")
-        if release_id > MAX_ID or (
-            environment is not None and ENVIRONMENT_RE.fullmatch(environment) is None
-        ):
-            return None
-        return raw.strip(), {"release_id": release_id, "environment": environment}
-
-    def answer(self, request: HttpRequest, raw: str, question: dict[str, Any]) -> HttpResponseBase:
+        else:
+            release_id = int(path["release"])
+            environment = query.get("environment")
+            if release_id > MAX_ID or (
+                environment is not None and ENVIRONMENT_RE.fullmatch(environment) is None
+            ):
+                return None
+            question = {"release_id": release_id, "environment": environment}
         try:
             prefix, key_id, secret = token_parts(raw)
             token, decision = selectors.bearer_gate_decision(prefix, key_id, secret, **question)
-        except TokenRejected as error:
-            return self.refused(request, rejected(error))
         except Exception as exc:
-            if isinstance(exc, ReleasegateError) or database_failed(exc):
-                return self.refused(request, exc)
-            raise
-        request.user, request.auth = principal_for(token), token  # type: ignore[attr-defined]
+            return self.refused(request, exc)
+        self.authenticated(request, token)
         if decision is None:
             return self.refused(request, NotFound("No such release."))
-        body = self.renderer.render(decision.as_dict())
-        return self.finished(request, HttpResponse(body, content_type="application/json"))
+        return self.answered(request, decision.as_dict())
+
+    def admission(
+        self, request: HttpRequest, raw: str, environment: str
+    ) -> HttpResponseBase | None:
+        """`AdmissionView`, for a JSON body of a size it would read."""
+        meta = request.META
+        media_type = meta.get("CONTENT_TYPE", "").partition(";")[0].strip().lower()
+        length = meta.get("CONTENT_LENGTH") or ""
+        if media_type != "application/json" or not length.isdigit():
+            return None
+        if int(length) > settings.DATA_UPLOAD_MAX_MEMORY_SIZE:
+            return None
+        try:
+            body = load_checked_json(request.body)
+        except ValueError:
+            return None  # DRF's parser words the 400
+        try:
+            prefix, key_id, secret = token_parts(raw)
+            token, review = admission.answer_bearer(prefix, key_id, secret, body, environment)
+        except Exception as exc:
+            return self.refused(request, exc)
+        self.authenticated(request, token)
+        return self.answered(request, review)
+
+    def authenticated(self, request: HttpRequest, token: ApiToken) -> None:
+        # As DRF's view would leave them: the request log names the person.
+        request.user, request.auth = principal_for(token), token  # type: ignore[attr-defined]
+
+    def answered(self, request: HttpRequest, data: Any) -> HttpResponseBase:
+        body = self.renderer.render(data)
+        return self.finished(request, HttpResponse(body, content_type=self.renderer.media_type))
 
     def refused(self, request: HttpRequest, exc: Exception) -> HttpResponseBase:
-        """The API's error answer to `exc` (`exception_handler`, as DRF's view would call it)."""
+        """The API's error answer to `exc` (`exception_handler`, as DRF's view would call it);
+        anything else is raised, a 500 as it would be there."""
+        if isinstance(exc, TokenRejected):
+            exc = rejected(exc)
         if isinstance(exc, AuthenticationFailed):
             exc.auth_header = self.authenticate_header  # type: ignore[attr-defined]
         if database_failed(exc):
             mark_database_failed(request)  # DatabaseUnavailableMiddleware reads once more
+        elif not isinstance(exc, ReleasegateError | AuthenticationFailed):
+            raise exc
         response = exception_handler(exc, {})
         assert response is not None  # it answers every ReleasegateError and database failure
         return self.finished(request, self.rendered(response))
@@ -189,23 +237,23 @@ class LeanGateMiddleware:
         return response
 
     def finished(self, request: HttpRequest, response: HttpResponse) -> HttpResponseBase:
-        response["Allow"] = _ALLOW
+        path = _PATHS.fullmatch(request.path_info)
+        assert path is not None
+        kind = str(path.lastgroup)
+        response["Allow"] = _ALLOW[kind]
         finished = self.common.process_response(request, response)
-        kind = "gate" if request.path_info == "/api/v1/gate" else "release"
         for name, value in self.headers_for(finished.status_code, kind):
             finished.headers.setdefault(name, value)
         return finished
 
     def headers_for(self, status: int, kind: str) -> tuple[tuple[str, str], ...]:
         """The headers the header-only middlewares add to an answer with this status on this
-        kind of gate path, computed by running them once over an empty answer."""
+        kind of path, computed by running them once over an empty answer."""
         key = (status, kind)
         if key not in self.headers:
             probe = HttpRequest()
             probe.method = "GET"
-            probe.path = probe.path_info = (
-                "/api/v1/gate" if kind == "gate" else "/api/v1/releases/1/gate"
-            )
+            probe.path = probe.path_info = _PROBE_PATHS[kind]
             blank = HttpResponse(status=status, content_type="application/json")
             handler: Handler = lambda _request: blank  # noqa: E731
             for middleware in reversed(self.header_middlewares):

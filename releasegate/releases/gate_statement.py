@@ -21,7 +21,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ImproperlyConfigured
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import Model
 from guardian.models import UserObjectPermission
 
@@ -311,31 +311,31 @@ def _document(statement: Statement, values: dict[str, Any]) -> Any:
 
     It runs prepared (PostgreSQL keeps its plan for the connection; planning it costs several
     times running it) on a psycopg cursor of Django's own connection, in autocommit as every
-    read, with Django's error translation, health check and thread check. Where queries are
+    read, with Django's health check, thread check and error translation. Where queries are
     logged (DEBUG, query-count tests) it runs through Django's cursor instead, so it is logged
     and counted as any other query."""
-    if connection.queries_logged:
-        with connection.cursor() as cursor:
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.queries_logged:
+        with db.cursor() as cursor:
             cursor.execute(statement.logged_sql, values)
             row = cursor.fetchone()
     else:
-        connection.close_if_health_check_failed()
-        connection.ensure_connection()
-        connection.validate_thread_sharing()
-        with connection.wrap_database_errors:
-            cursor = _raw_cursor()
-            cursor.execute(statement.sql, statement.params(values), prepare=True)
-            row = cursor.fetchone()
+        db.close_if_health_check_failed()
+        db.ensure_connection()
+        db.validate_thread_sharing()
+        with db.wrap_database_errors:
+            raw = _raw_cursor(db)
+            raw.execute(statement.sql, statement.params(values), prepare=True)
+            row = raw.fetchone()
     return None if row is None or row[0] is None else json.loads(row[0])
 
 
-def _raw_cursor() -> psycopg.RawCursor[Any]:
+def _raw_cursor(db: Any) -> psycopg.RawCursor[Any]:
     """A cursor kept with the connection: creating one per request costs more than reusing it."""
-    pg = connection.connection
-    kept = getattr(connection, "_releasegate_gate_cursor", None)
-    if kept is None or kept.connection is not pg or kept.closed:
-        kept = psycopg.RawCursor(pg)
-        connection._releasegate_gate_cursor = kept  # type: ignore[attr-defined]
+    kept: psycopg.RawCursor[Any] | None = getattr(db, "_releasegate_gate_cursor", None)
+    if kept is None or kept.connection is not db.connection or kept.closed:
+        kept = psycopg.RawCursor(db.connection)
+        db._releasegate_gate_cursor = kept
     return kept
 
 
@@ -510,19 +510,29 @@ _AS_IN_JSON = frozenset(
 _FROM_JSON: dict[str, Callable[[Any], Any]] = {"DateTimeField": moment}
 
 
+@cache
+def _reader(model: type[Model]) -> tuple[list[str], list[tuple[str, Callable[[Any], Any] | None]]]:
+    """A model's attribute names, and for each concrete field its column and how its value in
+    `row_to_json` becomes the ORM's (None: as it is)."""
+    concrete = model._meta.concrete_fields
+    columns: list[tuple[str, Callable[[Any], Any] | None]] = []
+    for f in concrete:
+        kind = f.get_internal_type()
+        if kind not in _AS_IN_JSON and kind not in _FROM_JSON:
+            raise ImproperlyConfigured(f"{model.__name__}.{f.name}: no reader for a {kind}")
+        columns.append((str(f.column), _FROM_JSON.get(kind)))
+    return [f.attname for f in concrete], columns
+
+
 def _instance(model: type[Model], row: dict[str, Any]) -> Any:
     """The model instance of a row as `row_to_json` writes it (keys: column names), with the
     values the ORM would load."""
-    concrete = model._meta.concrete_fields
-    values = []
-    for f in concrete:
-        value, kind = row[f.column], f.get_internal_type()
-        if kind in _FROM_JSON:
-            value = None if value is None else _FROM_JSON[kind](value)
-        elif kind not in _AS_IN_JSON:
-            raise ImproperlyConfigured(f"{model.__name__}.{f.name}: no reader for a {kind}")
-        values.append(value)
-    return model.from_db(connection.alias, [f.attname for f in concrete], values)
+    attnames, columns = _reader(model)
+    values = [
+        row[column] if convert is None or row[column] is None else convert(row[column])
+        for column, convert in columns
+    ]
+    return model.from_db(DEFAULT_DB_ALIAS, attnames, values)
 
 
 def _verified(prefix: str, secret: str, document: dict[str, Any]) -> ApiToken:

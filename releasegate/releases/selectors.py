@@ -309,7 +309,7 @@ def bearer_gate_decision(
         artifact_digest=artifact_digest,
         environment=environment,
     )
-    return token, None if facts is None else _decided(facts, environment)
+    return token, None if facts is None else decision_from_facts(facts, environment)
 
 
 def gate_release_queryset() -> QuerySet[Release]:
@@ -319,7 +319,8 @@ def gate_release_queryset() -> QuerySet[Release]:
     ).annotate(**incident_annotations())
 
 
-def _decided(facts: GateFacts, environment: str | None = None) -> GateDecision:
+def decision_from_facts(facts: GateFacts, environment: str | None = None) -> GateDecision:
+    """The gate's answer over loaded facts, now, announced to metrics."""
     decision = evaluate_gate(facts, timezone.now(), environment)
     gate_evaluated.send(sender=None, decision=decision)
     return decision
@@ -327,7 +328,7 @@ def _decided(facts: GateFacts, environment: str | None = None) -> GateDecision:
 
 def gate_decision(release: Release) -> GateDecision:
     """The gate's answer for a release loaded with `gate_release_queryset`, announced to metrics."""
-    return _decided(load_gate_facts(release))
+    return decision_from_facts(load_gate_facts(release))
 
 
 def visible_gate_decision(
@@ -388,4 +389,4 @@ def gate_decision_among(
         facts = load_gate_facts(release) if release is not None else None
     if facts is None:
         raise NotFound("No such release.")
-    return _decided(facts, environment)
+    return decision_from_facts(facts, environment)
