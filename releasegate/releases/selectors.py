@@ -353,6 +353,31 @@ def visible_gate_decision(
     )
 
 
+def release_among(
+    project_ids: list[int],
+    *,
+    release_id: int | None = None,
+    project_slug: str | None = None,
+    version: str | None = None,
+    artifact_digest: str | None = None,
+    environment: str | None = None,
+) -> Release | None:
+    """The release a gate question names among `project_ids`, loaded for `load_gate_facts`: the
+    ORM reference of the one statement's choice (`gate_statement`)."""
+    releases = gate_release_queryset().filter(project_id__in=project_ids)
+    if release_id is not None:
+        releases = releases.filter(pk=release_id)
+    if project_slug is not None:
+        releases = releases.filter(project__slug=project_slug)
+    if version is not None:
+        releases = releases.filter(version=version)
+    if artifact_digest is not None:
+        releases = releases.filter(artifact_digest=artifact_digest)
+    # A digest released to several environments: the release of the one asked about.
+    asked_first = Case(When(environment=environment, then=0), default=1)
+    return releases.order_by(asked_first, "-created_at", "-id").first()
+
+
 def gate_decision_among(
     project_ids: list[int],
     *,
@@ -374,18 +399,14 @@ def gate_decision_among(
             environment=environment,
         )
     else:
-        releases = gate_release_queryset().filter(project_id__in=project_ids)
-        if release_id is not None:
-            releases = releases.filter(pk=release_id)
-        if project_slug is not None:
-            releases = releases.filter(project__slug=project_slug)
-        if version is not None:
-            releases = releases.filter(version=version)
-        if artifact_digest is not None:
-            releases = releases.filter(artifact_digest=artifact_digest)
-        # A digest released to several environments: the release of the one asked about.
-        asked_first = Case(When(environment=environment, then=0), default=1)
-        release = releases.order_by(asked_first, "-created_at", "-id").first()
+        release = release_among(
+            project_ids,
+            release_id=release_id,
+            project_slug=project_slug,
+            version=version,
+            artifact_digest=artifact_digest,
+            environment=environment,
+        )
         facts = load_gate_facts(release) if release is not None else None
     if facts is None:
         raise NotFound("No such release.")
