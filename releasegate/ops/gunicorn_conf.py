@@ -4,6 +4,7 @@ Each web process writes its metrics to PROMETHEUS_MULTIPROC_DIR; the files of a 
 removed at start and a dead worker's live gauges are dropped, as prometheus_client documents.
 """
 
+import gc
 import os
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,13 @@ def on_starting(server: Any) -> None:
         path.mkdir(parents=True, exist_ok=True)
         for stale in path.glob("*.db"):
             stale.unlink()
+
+
+def pre_fork(server: Any, worker: Any) -> None:
+    # The preloaded app's objects (a quarter of a million) live as long as the process: frozen,
+    # a full garbage collection in a worker does not walk them (75 ms each, measured: a request
+    # that met one waited that long) and does not touch their pages, which stay shared.
+    gc.freeze()
 
 
 def child_exit(server: Any, worker: Any) -> None:

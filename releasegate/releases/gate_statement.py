@@ -102,7 +102,8 @@ def _names() -> dict[str, Any]:
 
 
 # The release the question names, and its facts. `{where}` and `{first}` are filled in per kind
-# of question (see `_gate_sql`); `r` is the chosen release, one row or none.
+# of question (see `_gate_sql`); `r` is the chosen release, one row or none. Each list of facts is
+# an ARRAY of its rows, ordered as the ORM loader orders them (cheaper to start than an aggregate).
 _GATE_DOCUMENT = """
 SELECT json_build_object(
     'release', json_build_object(
@@ -120,13 +121,14 @@ SELECT json_build_object(
     'advisory_generation', (SELECT {ag.value} FROM {ag.table} ag LIMIT 1),
     'waiver_generation', (
         SELECT {wg.value} FROM {wg.table} wg WHERE {wg.project} = r.project_id),
-    'evidence', (
-        SELECT json_agg(json_build_object(
+    'evidence', array_to_json(ARRAY(
+        SELECT json_build_object(
             'kind', {e.kind}, 'digest', {e.digest},
-            'reviewed_at', {e.document} ->> 'reviewed_at') ORDER BY {e.kind})
-        FROM {e.table} e WHERE {e.release} = r.id AND {e.is_current}),
-    'approvals', (
-        SELECT json_agg(json_build_object(
+            'reviewed_at', {e.document} ->> 'reviewed_at')
+        FROM {e.table} e WHERE {e.release} = r.id AND {e.is_current}
+        ORDER BY {e.kind})),
+    'approvals', array_to_json(ARRAY(
+        SELECT json_build_object(
             'user_id', {a.user}, 'username', {au_name}, 'role', {a.role},
             'manifest_digest', {a.manifest_digest}, 'created_at', {a.created_at},
             'holds_role', {au.is_active} AND EXISTS (
@@ -134,14 +136,14 @@ SELECT json_build_object(
                 WHERE {g.user} = {a.user} AND {g.content_type} = %(project_type)s
                     AND {g.object_pk} = r.project_id::text
                     AND {perm.codename} = %(role_prefix)s || {a.role}))
-            ORDER BY {a.created_at}, {a.id})
         FROM {a.table} a JOIN {au.table} au ON {au.id} = {a.user}
-        WHERE {a.release} = r.id),
-    'vetoes', (
-        SELECT json_agg(json_build_object(
+        WHERE {a.release} = r.id
+        ORDER BY {a.created_at}, {a.id})),
+    'vetoes', array_to_json(ARRAY(
+        SELECT json_build_object(
             'id', {v.id}, 'release_id', {v.release}, 'project_id', {v.project},
             'role', {v.role}, 'by', {vu_name}, 'reason', {v.reason}, 'since', {v.created_at},
-            'scope', {v.scope}) ORDER BY {v.created_at}, {v.id})
+            'scope', {v.scope})
         FROM {v.table} v JOIN {vu.table} vu ON {vu.id} = {v.user}
         WHERE {v.lifted_at} IS NULL AND (
             {v.release} = r.id
@@ -149,36 +151,37 @@ SELECT json_build_object(
                 ({v.project} = r.project_id AND {v.environment} = r.environment
                     AND (r.state <> %(promoted)s OR {pm.promoted_at} IS NULL
                         OR {v.created_at} < {pm.promoted_at}))
-                OR {v.artifact_digest} = r.artifact_digest)))),
-    'checks', (
-        SELECT json_agg(json_build_object(
+                OR {v.artifact_digest} = r.artifact_digest)))
+        ORDER BY {v.created_at}, {v.id})),
+    'checks', array_to_json(ARRAY(
+        SELECT json_build_object(
             'check', {c.check_name}, 'status', {c.status},
             'manifest_digest', {c.manifest_digest}, 'updated_at', {c.updated_at},
             'summary', {c.summary}, 'valid_until', {c.valid_until},
             'inputs_digest', {c.inputs_digest})
-            ORDER BY {c.check_name}, {c.updated_at} DESC, {c.id})
         FROM {c.table} c
-        WHERE {c.release} = r.id AND {c.manifest_digest} = r.manifest_digest),
-    'holds', (
-        SELECT json_agg(json_build_object(
+        WHERE {c.release} = r.id AND {c.manifest_digest} = r.manifest_digest
+        ORDER BY {c.check_name}, {c.updated_at} DESC, {c.id})),
+    'holds', array_to_json(ARRAY(
+        SELECT json_build_object(
             'id', {h.id}, 'alert_name', {h.alert_name}, 'summary', {h.summary},
             'severity', {h.severity}, 'signal', {h.signal}, 'since', {h.since},
             'alert_status', {h.alert_status}, 'resolved_at', {h.resolved_at})
-            ORDER BY {h.since}, {h.id})
-        FROM {h.table} h WHERE {h.release} = r.id AND {h.lifted_at} IS NULL),
-    'break_glasses', (
-        SELECT json_agg(json_build_object(
+        FROM {h.table} h WHERE {h.release} = r.id AND {h.lifted_at} IS NULL
+        ORDER BY {h.since}, {h.id})),
+    'break_glasses', array_to_json(ARRAY(
+        SELECT json_build_object(
             'id', {b.id}, 'release_id', {b.release}, 'project_id', {b.project},
             'requested_by', {ru_name}, 'confirmed_by', {cu_name},
             'confirmed_at', {b.confirmed_at}, 'until', {b.until}, 'review_due', {b.review_due},
             'reviewed', {b.reviewed_at} IS NOT NULL, 'version', {rr.version})
-            ORDER BY {b.confirmed_at}, {b.id})
         FROM {b.table} b
         JOIN {ru.table} ru ON {ru.id} = {b.requested_by}
         JOIN {cu.table} cu ON {cu.id} = {b.confirmed_by}
         JOIN {rr.table} rr ON {rr.id} = {b.release}
         WHERE {b.confirmed_at} IS NOT NULL
-            AND ({b.release} = r.id OR ({b.project} = r.project_id AND {b.reviewed_at} IS NULL)))
+            AND ({b.release} = r.id OR ({b.project} = r.project_id AND {b.reviewed_at} IS NULL))
+        ORDER BY {b.confirmed_at}, {b.id}))
 ) AS document
 FROM (
     SELECT {r0.id} AS id, {r0.project} AS project_id, {p0.slug} AS project_slug,
