@@ -30,6 +30,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost, ImproperlyConfigured, PermissionDenied
+from django.core.handlers.exception import response_for_exception
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware.common import CommonMiddleware
@@ -46,7 +47,7 @@ from releasegate.api.errors import exception_handler
 from releasegate.api.parsers import load_checked_json
 from releasegate.api.views import plain_gate_query
 from releasegate.attestations import admission
-from releasegate.errors import NotFound, ReleasegateError
+from releasegate.errors import NotFound
 from releasegate.ops.middleware import mark_database_failed
 from releasegate.releases import selectors
 from releasegate.releases.identifiers import ENVIRONMENT_RE
@@ -70,10 +71,11 @@ _PROBE_PATHS = {
     "admission": "/api/v1/admission/production",
 }
 
-# Middlewares after this one with nothing to do for a bearer-token GET of the gate: WhiteNoise
-# serves /static/ only; the session and the user they attach are never read (the token is the
-# credential); CSRF guards unsafe methods and session-authenticated views; no message is added.
-# CommonMiddleware's work is done here (`process_request`, `process_response`).
+# Middlewares after this one with nothing to do for the requests this path answers: WhiteNoise
+# serves /static/ only; the session and the user they attach are never read (the bearer token is
+# the credential); CSRF guards session-authenticated views (DRF checks it only for a session, and
+# a request with a bearer token is never one); no message is added. CommonMiddleware's work is
+# done here (`process_request`, `process_response`).
 _NOTHING_TO_DO = frozenset(
     {
         "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -173,15 +175,16 @@ class LeanGateMiddleware:
             ):
                 return None
             question = {"release_id": release_id, "environment": environment}
+        kind = "gate" if path["gate"] is not None else "release"
         try:
             prefix, key_id, secret = token_parts(raw)
             token, decision = selectors.bearer_gate_decision(prefix, key_id, secret, **question)
         except Exception as exc:
-            return self.refused(request, exc)
+            return self.refused(request, exc, kind)
         self.authenticated(request, token)
         if decision is None:
-            return self.refused(request, NotFound("No such release."))
-        return self.answered(request, decision.as_dict())
+            return self.refused(request, NotFound("No such release."), kind)
+        return self.answered(request, decision.as_dict(), kind)
 
     def admission(
         self, request: HttpRequest, raw: str, environment: str
@@ -202,32 +205,33 @@ class LeanGateMiddleware:
             prefix, key_id, secret = token_parts(raw)
             token, review = admission.answer_bearer(prefix, key_id, secret, body, environment)
         except Exception as exc:
-            return self.refused(request, exc)
+            return self.refused(request, exc, "admission")
         self.authenticated(request, token)
-        return self.answered(request, review)
+        return self.answered(request, review, "admission")
 
     def authenticated(self, request: HttpRequest, token: ApiToken) -> None:
         # As DRF's view would leave them: the request log names the person.
         request.user, request.auth = principal_for(token), token  # type: ignore[attr-defined]
 
-    def answered(self, request: HttpRequest, data: Any) -> HttpResponseBase:
+    def answered(self, request: HttpRequest, data: Any, kind: str) -> HttpResponseBase:
         body = self.renderer.render(data)
-        return self.finished(request, HttpResponse(body, content_type=self.renderer.media_type))
+        response = HttpResponse(body, content_type=self.renderer.media_type)
+        return self.finished(request, response, kind)
 
-    def refused(self, request: HttpRequest, exc: Exception) -> HttpResponseBase:
-        """The API's error answer to `exc` (`exception_handler`, as DRF's view would call it);
-        anything else is raised, a 500 as it would be there."""
+    def refused(self, request: HttpRequest, exc: Exception, kind: str) -> HttpResponseBase:
+        """The API's error answer to `exc` (`exception_handler`, as DRF's view calls it); for an
+        exception it does not answer (a bug), Django's 500, as the view's would be."""
         if isinstance(exc, TokenRejected):
             exc = rejected(exc)
         if isinstance(exc, AuthenticationFailed):
             exc.auth_header = self.authenticate_header  # type: ignore[attr-defined]
         if database_failed(exc):
             mark_database_failed(request)  # DatabaseUnavailableMiddleware reads once more
-        elif not isinstance(exc, ReleasegateError | AuthenticationFailed):
-            raise exc
         response = exception_handler(exc, {})
-        assert response is not None  # it answers every ReleasegateError and database failure
-        return self.finished(request, self.rendered(response))
+        if response is None:
+            failed = response_for_exception(request, exc)
+            return self.finished(request, failed, kind, allow=False)  # DRF sets no Allow then
+        return self.finished(request, self.rendered(response), kind)
 
     def rendered(self, response: Response) -> Response:
         response.accepted_renderer = self.renderer
@@ -236,11 +240,11 @@ class LeanGateMiddleware:
         response.render()
         return response
 
-    def finished(self, request: HttpRequest, response: HttpResponse) -> HttpResponseBase:
-        path = _PATHS.fullmatch(request.path_info)
-        assert path is not None
-        kind = str(path.lastgroup)
-        response["Allow"] = _ALLOW[kind]
+    def finished(
+        self, request: HttpRequest, response: HttpResponseBase, kind: str, *, allow: bool = True
+    ) -> HttpResponseBase:
+        if allow:
+            response["Allow"] = _ALLOW[kind]
         finished = self.common.process_response(request, response)
         for name, value in self.headers_for(finished.status_code, kind):
             finished.headers.setdefault(name, value)

@@ -39,7 +39,7 @@ def _call(method: str, path: str, token: str | None, body: Any, extra: dict[str,
     headers = dict(extra)
     if token is not None:
         headers["HTTP_AUTHORIZATION"] = f"Bearer {token}"
-    client = Client()
+    client = Client(raise_request_exception=False)
     if body is None:
         return client.generic(method, path, **headers)
     return client.generic(
@@ -63,7 +63,10 @@ def both(
 
 def assert_same(lean: Any, full: Any) -> None:
     assert lean.status_code == full.status_code, (lean.content, full.content)
-    assert _body(lean) == _body(full)
+    if lean["Content-Type"] == "application/json":
+        assert _body(lean) == _body(full)
+    else:
+        assert lean.content == full.content
     lean_headers = {k: v for k, v in lean.items() if k not in VARYING_HEADERS}
     full_headers = {k: v for k, v in full.items() if k not in VARYING_HEADERS}
     # evaluated_at may be written one digit shorter (a whole second); the length is right
@@ -243,6 +246,17 @@ def test_what_the_lean_path_cannot_answer_plainly_goes_on_to_the_full_stack(
     assert not lean_answered(lean)
     assert lean.status_code == full.status_code
     assert lean.content == full.content
+
+
+def test_a_bug_is_the_same_500_on_both_paths(world):
+    # A policy row no service would write: reading it fails in both loaders alike.
+    policy = world["p"].project.current_policy
+    type(policy).objects.filter(pk=policy.pk).update(required_approvals=["security"])
+    token, path, extra = _gate_request(world, "cleared, by version")
+    lean, full = both("GET", path, token, **extra)
+    assert lean.status_code == 500
+    assert lean_answered(lean)
+    assert_same(lean, full)
 
 
 def test_a_host_not_allowed_is_refused_as_always(world):
