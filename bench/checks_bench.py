@@ -262,13 +262,13 @@ def main() -> None:
             f"sbom_valid on {args.components} components",
             lambda: compute_check(
                 release_id=release.pk, check="sbom_valid", manifest=release.manifest_digest
-            ),
+            )[0],
         )
         vulns, vuln_s = timed(
             f"vulnerabilities on {args.components} components",
             lambda: compute_check(
                 release_id=release.pk, check="vulnerabilities", manifest=release.manifest_digest
-            ),
+            )[0],
         )
         print(
             f"  sbom_valid: {valid.status}; vulnerabilities: {vulns.status}, "

@@ -3,11 +3,13 @@ fetch a signed attestation and verify one offline.
 
 Exit codes: 0 cleared (or done, or valid), 1 blocked (or invalid, expired, revoked), 2 usage,
 authentication or not found, 3 server unreachable. The token comes from RELEASEGATE_TOKEN, or with
-`--oidc` from exchanging the CI system's OIDC ID token (see `_token_by_oidc`); no token is ever
-printed; `verify` needs no token and no network.
+`--oidc` from exchanging the CI system's OIDC ID token, exchanged again when a long `--wait`
+outlives it (see `OidcToken`); no token is ever printed; `verify` needs no token and no network.
 """
 
 import argparse
+import base64
+import email.utils
 import json
 import os
 import random
@@ -139,18 +141,37 @@ def _add_attestation_commands(
 
 
 class Api:
-    def __init__(self, url: str, token: str):
+    """releasegate's API with a bearer token: a fixed one (RELEASEGATE_TOKEN), or one minted by
+    the OIDC exchange and renewed before it expires (`OidcToken`)."""
+
+    def __init__(self, url: str, token: "str | OidcToken"):
+        self.token = token
         self.client = httpx.Client(
             base_url=url.rstrip("/") + "/api/v1",
-            headers={"Authorization": f"Bearer {token}", "User-Agent": "releasegate-cli"},
+            headers={"User-Agent": "releasegate-cli"},
             timeout=REQUEST_TIMEOUT,
         )
 
-    def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+    def _send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        bearer = self.token if isinstance(self.token, str) else self.token.current()
         try:
-            response = self.client.request(method, path, **kwargs)
+            return self.client.request(
+                method, path, headers={"Authorization": f"Bearer {bearer}"}, **kwargs
+            )
         except httpx.HTTPError as error:
             raise Unreachable(f"cannot reach releasegate: {error.__class__.__name__}") from None
+
+    def call(self, method: str, path: str, **kwargs: Any) -> tuple[int, dict[str, Any]]:
+        response = self._send(method, path, **kwargs)
+        if (
+            response.status_code == 401
+            and isinstance(self.token, OidcToken)
+            and _in_github_actions()
+        ):
+            # The minted token ran out sooner than its expiry said (a clock, a revocation):
+            # a fresh ID token can be had, so exchange again once rather than fail the wait.
+            self.token.renew()
+            response = self._send(method, path, **kwargs)
         if response.status_code >= 500:
             raise Unreachable(f"releasegate answered {response.status_code}")
         try:
@@ -168,9 +189,56 @@ def _refusal(status: int, body: dict[str, Any]) -> Failed:
     return Failed("\n".join(lines))
 
 
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+MAX_FINDINGS = 20
+
+
+def _line(text: Any) -> str:
+    """One log line: a newline or a terminal escape in a reason or an evidence document's
+    title cannot forge further lines in the pipeline's log."""
+    return _CONTROL_RE.sub(" ", str(text))
+
+
 def _print_blockers(blockers: Sequence[dict[str, Any]]) -> None:
     for blocker in blockers:
-        print(f"{blocker.get('code')}: {blocker.get('message', '')}")
+        print(_line(f"{blocker.get('code')}: {blocker.get('message', '')}"))
+
+
+def _print_findings(api: Api, decision: dict[str, Any]) -> None:
+    """The findings that fail the release's failing checks, one a line (`check: text`), at most
+    MAX_FINDINGS and then how many more; from the release's own record, as its page lists them."""
+    failing = {
+        b.get("check") for b in decision.get("blockers") or [] if b.get("code") == "check_failed"
+    }
+    release_id = (decision.get("release") or {}).get("id")
+    if not failing or not isinstance(release_id, int):
+        return
+    try:
+        status, body = api.call("GET", f"/releases/{release_id}")
+    except Unreachable as error:
+        print(f"the findings could not be read: {error}", file=sys.stderr)
+        return
+    if status != 200:
+        print(f"the findings could not be read: {status} {body.get('code', '')}", file=sys.stderr)
+        return
+    lines: list[str] = []
+    unlisted = 0
+    seen: set[str] = set()
+    # Newest first per check: the result the gate reads.
+    for result in body.get("checks") or []:
+        check = result.get("check")
+        if check not in failing or check in seen or not result.get("current"):
+            continue
+        seen.add(check)
+        lines += [
+            f"{check}: {f.get('text')}" for f in result.get("findings") or [] if f.get("counts")
+        ]
+        unlisted += int(result.get("unlisted_counting") or 0)
+    for line in lines[:MAX_FINDINGS]:
+        print(_line(line))
+    more = max(0, len(lines) - MAX_FINDINGS) + unlisted
+    if more > 0:
+        print(f"... and {more} more")
 
 
 def _gate(api: Api, args: argparse.Namespace) -> int:
@@ -193,8 +261,9 @@ def _gate(api: Api, args: argparse.Namespace) -> int:
     elif decision.get("cleared"):
         print(f"cleared: {named}")
     else:
-        print(f"blocked: {named}")
+        print(_line(f"blocked: {named}"))
         _print_blockers(decision.get("blockers") or [])
+        _print_findings(api, decision)
     return CLEARED if decision.get("cleared") else BLOCKED
 
 
@@ -305,35 +374,118 @@ def _id_token(audience: str) -> str:
     return value
 
 
-def _token_by_oidc(url: str, audience: str, project: str | None) -> str:
-    """Exchange the job's ID token at releasegate for a service token of a few minutes."""
-    body: dict[str, Any] = {"token": _id_token(audience)}
-    if project:
-        body["project"] = project
-    try:
-        response = httpx.post(
-            url.rstrip("/") + "/api/v1/oidc/exchange",
-            json=body,
-            headers={"User-Agent": "releasegate-cli"},
-            timeout=REQUEST_TIMEOUT,
-        )
-    except httpx.HTTPError as error:
-        raise Unreachable(f"cannot reach releasegate: {error.__class__.__name__}") from None
-    if response.status_code >= 500:
-        raise Unreachable(f"releasegate answered {response.status_code} to the OIDC exchange")
-    try:
-        answer = response.json()
-    except ValueError:
-        raise Unreachable(f"releasegate answered {response.status_code} without JSON") from None
-    if response.status_code != 201 or not isinstance(answer.get("token"), str):
-        raise _refusal(response.status_code, answer if isinstance(answer, dict) else {})
-    print(
-        f"exchanged the CI's ID token for a token of {answer.get('project')} "
-        f"({', '.join(answer.get('scopes') or [])}) until {answer.get('expires_at')}",
-        file=sys.stderr,
+def _in_github_actions() -> bool:
+    return bool(
+        os.environ.get("ACTIONS_ID_TOKEN_REQUEST_URL")
+        and os.environ.get("ACTIONS_ID_TOKEN_REQUEST_TOKEN")
     )
-    token: str = answer["token"]
-    return token
+
+
+def _id_token_expiry(raw: str) -> datetime | None:
+    """The `exp` of an ID token, read without verifying it (only to say why a wait failed:
+    releasegate verifies the token itself)."""
+    try:
+        payload = raw.split(".")[1]
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+        return datetime.fromtimestamp(int(claims["exp"]), tz=UTC)
+    except (IndexError, ValueError, KeyError, TypeError, OverflowError):
+        return None
+
+
+def _seconds_left(answer: dict[str, Any], response: httpx.Response) -> float:
+    """How long the minted token lives, by releasegate's clock (its Date header) rather than
+    this runner's, which may be off."""
+    try:
+        expires = datetime.fromisoformat(str(answer.get("expires_at")).replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    try:
+        now = email.utils.parsedate_to_datetime(response.headers.get("date", ""))
+    except (TypeError, ValueError):
+        now = datetime.now(UTC)
+    return max(0.0, (expires - now).total_seconds())
+
+
+class OidcToken:
+    """The service token got by exchanging this CI job's OIDC ID token, exchanged again before
+    it expires (minted tokens live at most 15 minutes; a `--wait` may be longer).
+
+    In GitHub Actions each exchange asks the runner for a new ID token. RELEASEGATE_ID_TOKEN
+    (GitLab's `id_tokens:`) is one token, exchanged once (releasegate refuses a `jti` it has
+    seen): a wait longer than the minted token fails with a message saying which ran out."""
+
+    def __init__(self, url: str, audience: str, project: str | None):
+        self.url, self.audience, self.project = url, audience, project
+        self._token: str | None = None
+        self._renew_at = 0.0  # time.monotonic()
+        self._until = ""
+        self._static_id_token: str | None = None
+
+    def current(self) -> str:
+        if self._token is None or time.monotonic() >= self._renew_at:
+            self.renew()
+        assert self._token is not None
+        return self._token
+
+    def renew(self) -> None:
+        if self._token is not None and not _in_github_actions():
+            raise Failed(self._outlived())
+        first = self._token is None
+        id_token = _id_token(self.audience)
+        if not _in_github_actions():
+            self._static_id_token = id_token
+        self._token, seconds = self._exchange(id_token, first=first)
+        # Renew a minute before the end, or a quarter of the lifetime for a short one; a token
+        # that cannot be renewed is used to its end.
+        margin = min(60.0, seconds / 4) if _in_github_actions() else 0.0
+        self._renew_at = time.monotonic() + seconds - margin
+
+    def _outlived(self) -> str:
+        expiry = _id_token_expiry(self._static_id_token or "")
+        if expiry is not None and expiry <= datetime.now(UTC):
+            return (
+                f"the wait outlived the ID token: RELEASEGATE_ID_TOKEN expired at "
+                f"{expiry.isoformat()}, and the token it was exchanged for ended {self._until}; "
+                "a job's id_tokens cannot be renewed from inside it: keep --wait within the "
+                "trust policy's token lifetime"
+            )
+        return (
+            f"the wait outlived the minted token (it ends {self._until}): RELEASEGATE_ID_TOKEN "
+            "was exchanged once and releasegate exchanges an ID token only once; keep --wait "
+            "within the trust policy's lifetime"
+        )
+
+    def _exchange(self, id_token: str, *, first: bool) -> tuple[str, float]:
+        """Exchange at releasegate for a service token of a few minutes: it and its life left."""
+        body: dict[str, Any] = {"token": id_token}
+        if self.project:
+            body["project"] = self.project
+        try:
+            response = httpx.post(
+                self.url.rstrip("/") + "/api/v1/oidc/exchange",
+                json=body,
+                headers={"User-Agent": "releasegate-cli"},
+                timeout=REQUEST_TIMEOUT,
+            )
+        except httpx.HTTPError as error:
+            raise Unreachable(f"cannot reach releasegate: {error.__class__.__name__}") from None
+        if response.status_code >= 500:
+            raise Unreachable(f"releasegate answered {response.status_code} to the OIDC exchange")
+        try:
+            answer = response.json()
+        except ValueError:
+            raise Unreachable(f"releasegate answered {response.status_code} without JSON") from None
+        if response.status_code != 201 or not isinstance(answer.get("token"), str):
+            raise _refusal(response.status_code, answer if isinstance(answer, dict) else {})
+        self._until = str(answer.get("expires_at"))
+        what = "exchanged the CI's ID token" if first else "renewed: exchanged a new CI ID token"
+        scopes = ", ".join(answer.get("scopes") or [])
+        print(
+            f"{what} for a token of {answer.get('project')} ({scopes}) until {self._until}",
+            file=sys.stderr,
+        )
+        token: str = answer["token"]
+        return token, _seconds_left(answer, response)
 
 
 def _attest(api: Api, args: argparse.Namespace) -> int:
@@ -414,11 +566,12 @@ def _verify(args: argparse.Namespace) -> int:
     return CLEARED
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line read and checked, without any network: a usage error exits 2."""
     parser = _parser()
     args = parser.parse_args(argv)
     if args.command == "verify":
-        return _verify(args)
+        return args
     if args.command == "attest" and (args.release is None) == (
         args.project is None or args.version is None
     ):
@@ -429,9 +582,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error("gate takes --version or --digest, not both")
     if not re.match(r"^https?://", args.url or ""):
         parser.error("--url must be an http(s) URL")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command == "verify":
+        return _verify(args)
+    token: str | OidcToken
     if args.oidc:
+        token = OidcToken(args.url, args.audience, getattr(args, "project", None))
         try:
-            token = _token_by_oidc(args.url, args.audience, getattr(args, "project", None))
+            token.current()
         except Failed as error:
             print(str(error), file=sys.stderr)
             return USAGE
@@ -440,9 +602,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return UNREACHABLE
     else:
         token = os.environ.get("RELEASEGATE_TOKEN", "").strip()
-    if not token:
-        print("RELEASEGATE_TOKEN is not set.", file=sys.stderr)
-        return USAGE
+        if not token:
+            print("RELEASEGATE_TOKEN is not set.", file=sys.stderr)
+            return USAGE
     api = Api(args.url, token)
     run = {"gate": _gate, "promote": _promote, "report-check": _report, "attest": _attest}[
         args.command

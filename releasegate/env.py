@@ -5,9 +5,11 @@ deployment never silently falls back to a default.
 """
 
 import os
+import re
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlparse
 
+import httpx
 from django.core.exceptions import ImproperlyConfigured
 
 _TRUE = {"1", "true", "yes", "on"}
@@ -48,6 +50,68 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if raw is None:
         return default
     return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def url_origin(url: object) -> str | None:
+    """`scheme://host[:port]` of an http(s) URL as httpx, which sends the requests, reads it: the
+    host lower-cased, a default port left out. None for anything else."""
+    if not isinstance(url, str):
+        return None
+    try:
+        parsed = httpx.URL(url)
+    except (httpx.InvalidURL, ValueError):
+        return None
+    if parsed.scheme not in {"http", "https"} or not parsed.host:
+        return None
+    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    return f"{parsed.scheme}://{host}" + (f":{parsed.port}" if parsed.port is not None else "")
+
+
+_ENV_NAME_RE = re.compile(r"\A[A-Z_][A-Z0-9_]{0,127}\Z")
+_ORIGIN_RE = re.compile(r"\Ahttps?://[^/?#@\s\\]+/?\Z")
+# The service's own secrets: never a CI token, whatever a deployment's variable says.
+_NEVER_SENT = frozenset(
+    {
+        "SECRET_KEY",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "CELERY_BROKER_URL",
+        "RELEASEGATE_SIGNING_KEY",
+        "OIDC_CLIENT_SECRET",
+        "METRICS_TOKEN",
+        "EMAIL_HOST_PASSWORD",
+        "RELEASEGATE_TOKEN",
+    }
+)
+
+
+def env_token_origins(name: str) -> dict[str, str]:
+    """`NAME=https://host[:port] OTHER=https://...` (separated by spaces or newlines): each
+    environment variable a worker may send as a bearer token, bound to the one origin it may be
+    sent to. Unset or empty: none."""
+    raw = os.environ.get(name, "")
+    found: dict[str, str] = {}
+    for entry in raw.split():
+        variable, equals, origin = entry.partition("=")
+        if not equals or not _ENV_NAME_RE.fullmatch(variable):
+            raise ImproperlyConfigured(
+                f"{name}: {entry!r} is not NAME=ORIGIN (NAME an environment variable in capitals, "
+                "e.g. GITHUB_CI_TOKEN=https://api.github.com)"
+            )
+        if variable in _NEVER_SENT:
+            raise ImproperlyConfigured(
+                f"{name}: {variable} is one of releasegate's own secrets, never a CI token"
+            )
+        if variable in found:
+            raise ImproperlyConfigured(f"{name}: {variable} is bound twice; one origin each")
+        normalized = url_origin(origin) if _ORIGIN_RE.fullmatch(origin) else None
+        if normalized is None:
+            raise ImproperlyConfigured(
+                f"{name}: {variable}={origin!r} must name an origin only: http(s)://host[:port], "
+                "no path, query or user"
+            )
+        found[variable] = normalized
+    return found
 
 
 def database_from_url(name: str, default: str) -> dict[str, object]:

@@ -10,7 +10,14 @@ from pathlib import Path
 from csp import constants as csp_constants
 from django.core.exceptions import ImproperlyConfigured
 
-from releasegate.env import database_from_url, env_bool, env_int, env_list, env_str
+from releasegate.env import (
+    database_from_url,
+    env_bool,
+    env_int,
+    env_list,
+    env_str,
+    env_token_origins,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("RELEASEGATE_DATA_DIR", str(BASE_DIR / "data")))
@@ -52,6 +59,7 @@ INSTALLED_APPS = [
     "releasegate.api",
     "releasegate.web",
     "releasegate.ops",
+    "releasegate.notifications",
     "releasegate.signing",
     "releasegate.attestations",
     "releasegate.incidents",
@@ -266,6 +274,9 @@ RELEASEGATE_CHECK_RETRY_BACKOFF_MAX_SECONDS = 300
 RELEASEGATE_EXTERNAL_CI_TIMEOUT_SECONDS = env_int(
     "RELEASEGATE_EXTERNAL_CI_TIMEOUT_SECONDS", 10, minimum=1
 )
+# The only environment variables a worker sends as a CI bearer token (policy.external_ci
+# token_env), each to its one origin: a project admin names a variable, never a secret.
+RELEASEGATE_EXTERNAL_CI_TOKENS = env_token_origins("RELEASEGATE_EXTERNAL_CI_TOKENS")
 if CELERY_BROKER_URL != "filesystem://":
     # The visibility timeout must outlast any task and any retry delay (see the Redis branch).
     CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = max(
@@ -370,6 +381,9 @@ RELEASEGATE_OIDC_ISSUERS = env_list(
     ["https://token.actions.githubusercontent.com", "https://gitlab.com"],
 )
 RELEASEGATE_OIDC_ALLOW_LOOPBACK_HTTP = DEBUG
+# The shortest life of a minted token (a trust policy's lifetime), 5 minutes. Not read from the
+# environment: the tests shorten it to watch `releasegate --oidc gate --wait` outlive one.
+RELEASEGATE_OIDC_MIN_LIFETIME_SECONDS = 300
 RELEASEGATE_OIDC_TIMEOUT_SECONDS = env_int("RELEASEGATE_OIDC_TIMEOUT_SECONDS", 5, minimum=1)
 RELEASEGATE_OIDC_JWKS_CACHE_SECONDS = env_int(
     "RELEASEGATE_OIDC_JWKS_CACHE_SECONDS", 900, minimum=60

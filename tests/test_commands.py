@@ -1,13 +1,13 @@
-"""Management commands: seed_demo (the brief's demo) and verify_audit's exit status."""
+"""Management commands: seed_demo (the brief's demo), verify_audit's exit status, create_project."""
 
 import io
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
-from django.core.management.base import CommandError
+from django.core.management import CommandError, call_command
 
-from releasegate.accounts.roles import Role, roles_for
+from releasegate.accounts.roles import Role
+from releasegate.accounts.selectors import roles_for
 from releasegate.audit.models import AuditEvent
 from releasegate.releases.models import Project
 from releasegate.releases.selectors import policy_facts
@@ -126,3 +126,18 @@ def test_create_project_refuses_an_unknown_admin_and_creates_nothing(db):
     with pytest.raises(CommandError, match="No user 'nobody'"):
         call_command("create_project", "fraud-model", "--name", "Fraud", "--admin", "nobody")
     assert not Project.objects.filter(slug="fraud-model").exists()
+
+
+@pytest.mark.parametrize(
+    "slug", ["new-project\n", "new-pr\u043eject", "New-Project", "new-project ", "x" * 65]
+)
+def test_create_project_refuses_a_slug_that_is_not_matched_whole(personas, slug):
+    before = Project.objects.count()
+    with pytest.raises(CommandError, match="slug"):
+        call_command("create_project", slug, "--name", "New", "--admin", personas.admin.username)
+    assert Project.objects.count() == before
+
+
+def test_create_token_names_no_project_for_a_slug_with_a_trailing_newline(personas):
+    with pytest.raises(CommandError, match="No project"):
+        call_command("create_token", "--project", "support-assistant\n", "--scopes", "gate:read")

@@ -40,6 +40,13 @@ def _start(tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
         ("DATABASE_URL", "postgres://localhost"),
         ("SECURE_HSTS_SECONDS", "a year"),
         ("RELEASEGATE_MAX_BODY_BYTES", "-5"),
+        ("RELEASEGATE_EXTERNAL_CI_TOKENS", "GITHUB_CI_TOKEN=https://api.github.com/repos/o/r"),
+        ("RELEASEGATE_EXTERNAL_CI_TOKENS", "GITHUB_CI_TOKEN"),
+        ("RELEASEGATE_EXTERNAL_CI_TOKENS", "github_token=https://api.github.com"),
+        ("RELEASEGATE_EXTERNAL_CI_TOKENS", "DATABASE_URL=https://collector.example.net"),
+        ("RELEASEGATE_EXTERNAL_CI_TOKENS", "A=https://ci.example.com A=https://other.example.com"),
+        ("RELEASEGATE_EXTERNAL_CI_TOKENS", "A=https://user@ci.example.com"),
+        ("RELEASEGATE_EXTERNAL_CI_TOKENS", "A=ftp://ci.example.com"),
     ],
 )
 def test_malformed_value_fails_start_up_naming_the_variable(tmp_path, variable, value):
@@ -69,5 +76,26 @@ def test_debug_on_starts_without_a_secret_key(tmp_path):
 
 
 def test_debug_off_with_a_real_secret_key_starts(tmp_path):
-    started = _start(tmp_path, DEBUG="false", SECRET_KEY=GOOD_KEY, ALLOWED_HOSTS="example.com")
+    started = _start(
+        tmp_path,
+        DEBUG="false",
+        SECRET_KEY=GOOD_KEY,
+        ALLOWED_HOSTS="example.com",
+        RELEASEGATE_SIGNING_KEY=os.environ["RELEASEGATE_SIGNING_KEY"],
+    )
     assert started.returncode == 0, started.stderr
+
+
+def test_ci_token_bindings_are_read_as_origins(monkeypatch):
+    from releasegate.env import env_token_origins
+
+    monkeypatch.setenv(
+        "RELEASEGATE_EXTERNAL_CI_TOKENS",
+        "GITHUB_CI_TOKEN=https://API.github.com:443/\n  GITLAB_TOKEN=https://gitlab.example.com:8443",
+    )
+    assert env_token_origins("RELEASEGATE_EXTERNAL_CI_TOKENS") == {
+        "GITHUB_CI_TOKEN": "https://api.github.com",
+        "GITLAB_TOKEN": "https://gitlab.example.com:8443",
+    }
+    monkeypatch.delenv("RELEASEGATE_EXTERNAL_CI_TOKENS")
+    assert env_token_origins("RELEASEGATE_EXTERNAL_CI_TOKENS") == {}

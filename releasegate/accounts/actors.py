@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from releasegate.accounts.roles import Role, roles_for
+from releasegate.accounts.roles import Role
+from releasegate.accounts.selectors import roles_for
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import User

@@ -14,7 +14,7 @@ from django.urls import reverse
 
 from releasegate.accounts.actors import Actor
 from releasegate.accounts.models import ApiToken
-from releasegate.accounts.roles import roles_by_project
+from releasegate.accounts.selectors import roles_by_project
 from releasegate.accounts.tokens import token_revoke
 from releasegate.accounts.users import user_change_record
 from releasegate.readonly_admin import ReadOnlyAdmin

@@ -16,6 +16,7 @@ from datetime import timedelta
 from functools import cache
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
@@ -113,7 +114,12 @@ def token_create(
     errors = []
     if not isinstance(name, str) or not name.strip() or len(name.strip()) > 100:
         errors.append(FieldError("name", "1 to 100 characters"))
-    if not isinstance(expires_in, timedelta) or not MIN_EXPIRY <= expires_in <= MAX_EXPIRY:
+    shortest = (
+        timedelta(seconds=settings.RELEASEGATE_OIDC_MIN_LIFETIME_SECONDS)
+        if oidc_policy is not None
+        else MIN_EXPIRY
+    )
+    if not isinstance(expires_in, timedelta) or not shortest <= expires_in <= MAX_EXPIRY:
         errors.append(FieldError("expires_in", "between 5 minutes and 365 days"))
     if kind == ApiToken.Kind.PERSONAL and (
         user is None or project is not None or owner is not None

@@ -7,9 +7,10 @@ from typing import Any
 from django.contrib.auth.models import User
 
 from releasegate.accounts.actors import Actor
-from releasegate.accounts.notify import people_tell
-from releasegate.accounts.roles import Role, holder_ids, roles_by_project
+from releasegate.accounts.roles import Role
+from releasegate.accounts.selectors import holder_ids, roles_by_project
 from releasegate.audit.services import audit_record
+from releasegate.notifications.people import people_tell
 from releasegate.releases.models import Project
 from releasegate.transactions import service
 

@@ -28,9 +28,8 @@ from releasegate.api.parsers import BoundedJSONParser
 from releasegate.errors import FieldError, InvalidInput, NotFound
 from releasegate.releases import selectors
 from releasegate.releases.gate import GateDecision
+from releasegate.releases.identifiers import MAX_ID
 from releasegate.releases.models import Project, Release
-
-MAX_ID = 2**63 - 1  # larger ids cannot exist; asking for one is a 404, not a database error
 
 
 class HasActor(BasePermission):

@@ -4,6 +4,7 @@ Typed service errors (releasegate.errors) keep their status and code; Django RES
 errors are given stable codes; nothing else is caught, so a bug is never dressed up as a 4xx.
 """
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
@@ -14,7 +15,10 @@ from rest_framework.views import set_rollback
 
 from releasegate.errors import ReleasegateError, Unavailable
 from releasegate.ops.middleware import mark_database_failed
+from releasegate.signing.keys import SigningKeyError
 from releasegate.transactions import database_failed
+
+logger = logging.getLogger(__name__)
 
 
 class RequestTooLarge(exceptions.APIException):
@@ -87,6 +91,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         unavailable = Unavailable()
         body, code = {**unavailable.as_dict(), "errors": []}, unavailable.status
         headers["Retry-After"] = str(unavailable.RETRY_AFTER_SECONDS)
+    elif isinstance(exc, SigningKeyError):
+        # A misconfigured key (`manage.py check` names it): the operator's log says which file
+        # and why; the caller learns only that signing is unavailable.
+        logger.error("signing key unusable: %s", exc)
+        body = error_body(
+            "signing_unavailable", "The service cannot sign now; its operator has been told."
+        )
+        code = 503
     elif isinstance(exc, RequestDataTooBig):
         body, code = error_body("too_large", "The request body is too large."), 413
     elif isinstance(exc, Http404):

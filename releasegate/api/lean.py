@@ -42,7 +42,6 @@ from rest_framework.response import Response
 from releasegate.accounts.models import ApiToken
 from releasegate.accounts.tokens import TokenRejected, token_parts
 from releasegate.api.authentication import GateBearerAuthentication, principal_for, rejected
-from releasegate.api.base import MAX_ID
 from releasegate.api.errors import exception_handler
 from releasegate.api.parsers import load_checked_json
 from releasegate.api.views import plain_gate_query
@@ -50,7 +49,7 @@ from releasegate.attestations import admission
 from releasegate.errors import NotFound
 from releasegate.ops.middleware import mark_database_failed
 from releasegate.releases import selectors
-from releasegate.releases.identifiers import ENVIRONMENT_RE
+from releasegate.releases.identifiers import ENVIRONMENT_RE, MAX_ID
 from releasegate.transactions import database_failed
 
 _PATHS = re.compile(

@@ -5,6 +5,7 @@ from typing import Any
 from releasegate.accounts.actors import Actor
 from releasegate.audit import selectors as audit_selectors
 from releasegate.audit.models import AuditEvent
+from releasegate.checks.findings import check_findings
 from releasegate.checks.models import CheckResult, Waiver
 from releasegate.releases.models import (
     Approval,
@@ -48,6 +49,10 @@ def evidence_dict(evidence: Evidence) -> dict[str, Any]:
 
 
 def check_dict(result: CheckResult, manifest: str) -> dict[str, Any]:
+    """A result; one on the current evidence with its findings, exactly as the release page
+    lists them (`check_findings`), an older one without (null)."""
+    current = result.manifest_digest == manifest
+    found = check_findings(result.check_name, result.details) if current else None
     return {
         "id": result.pk,
         "check": result.check_name,
@@ -57,8 +62,10 @@ def check_dict(result: CheckResult, manifest: str) -> dict[str, Any]:
         "summary": result.summary,
         "details_url": result.details_url,
         "manifest_digest": result.manifest_digest,
-        "current": result.manifest_digest == manifest,
+        "current": current,
         "updated_at": _iso(result.updated_at),
+        "findings": [f.as_dict() for f in found.listed] if found is not None else None,
+        "unlisted_counting": found.unlisted_counting if found is not None else None,
     }
 
 
@@ -169,6 +176,7 @@ def governance_change_dict(change: GovernanceChange, actor: Actor) -> dict[str, 
         "note": change.note,
         "user": change.subject.get_username() if change.subject is not None else None,
         "role": change.role or None,
+        "group": change.group or None,
         "from_version": change.base_policy_version,
         "policy": change.policy or None,
         "weakenings": change.weakenings,

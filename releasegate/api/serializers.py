@@ -6,6 +6,7 @@ that is wrong, so no rule lives here twice.
 
 from typing import Any
 
+from drf_spectacular.utils import PolymorphicProxySerializer, extend_schema_field
 from rest_framework import serializers
 
 from releasegate.checks.models import CheckStatus
@@ -156,6 +157,139 @@ class EvidenceAttachedSerializer(EvidenceSerializer):
     manifest_digest = serializers.CharField()
 
 
+# Findings (releasegate.checks.findings): what a check found, one shape per `kind` -------------
+
+
+class _FindingSerializer(serializers.Serializer):
+    kind = serializers.CharField(help_text="Which fields follow (the discriminator).")
+    counts = serializers.BooleanField(
+        help_text="Counts against the gate: the check fails because of it."
+    )
+    text = serializers.CharField(help_text="One line for people, as the release page shows it.")
+    severity = serializers.CharField(
+        allow_blank=True, help_text="low, medium, high or critical where the finding has one."
+    )
+
+
+class WaiverStateSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    expires_at = serializers.DateTimeField()
+
+
+class AdvisoryFindingSerializer(_FindingSerializer):
+    """vulnerabilities: an advisory affecting a component of the SBOM."""
+
+    advisory = serializers.CharField(help_text="The OSV id.")
+    aliases = serializers.ListField(child=serializers.CharField(), help_text="CVE, GHSA, ...")
+    component = serializers.CharField()
+    version = serializers.CharField()
+    purl = serializers.CharField()
+    severity_given = serializers.BooleanField(
+        help_text="False when the advisory names no severity (counted as high)."
+    )
+    fixed_versions = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="The first fixed version after this one in each affecting range; may be empty.",
+    )
+    # Plain strings: `status` and evidence enums elsewhere in the schema would collide by name.
+    status = serializers.CharField(
+        help_text="`failing` (counts), `waived` (an active waiver covers it) or "
+        "`below_threshold` (under the policy's vulnerability_threshold)."
+    )
+    waiver = WaiverStateSerializer(allow_null=True, help_text="The waiver that covers it.")
+
+
+class LicenseFindingSerializer(_FindingSerializer):
+    """licenses: a component whose license cannot be honoured without a denied one."""
+
+    component = serializers.CharField()
+    version = serializers.CharField()
+    license = serializers.CharField(help_text="As the SBOM states it (an SPDX expression).")
+    denied = serializers.ListField(child=serializers.CharField())
+
+
+class PipelineFindingSerializer(_FindingSerializer):
+    """pipeline_findings: an open high or critical finding of the pipeline review."""
+
+    id = serializers.CharField()
+    title = serializers.CharField(allow_blank=True)
+
+
+class DataFlowFindingSerializer(_FindingSerializer):
+    """data_flow: a flow that breaks a rule."""
+
+    flow = serializers.CharField()
+    rule = serializers.ChoiceField(choices=["credentials_to_third_party", "agreement_missing"])
+    reason = serializers.CharField()
+
+
+class AccessFindingSerializer(_FindingSerializer):
+    """least_privilege: an identity that breaks a rule."""
+
+    identity = serializers.CharField()
+    rule = serializers.ChoiceField(choices=["unjustified_permission", "no_authentication"])
+    reason = serializers.CharField()
+
+
+class MonitoringGapSerializer(_FindingSerializer):
+    """monitoring_coverage: what the plan lacks."""
+
+    gap = serializers.CharField(help_text="e.g. `no output_anomaly signal`, `no owner`.")
+
+
+class SchemaProblemSerializer(_FindingSerializer):
+    """sbom_valid: where the document breaks its schema."""
+
+    where = serializers.CharField()
+    problem = serializers.CharField()
+
+
+class CiRunFindingSerializer(_FindingSerializer):
+    """external_ci (GitHub check-runs): one run; counts unless completed and passing."""
+
+    name = serializers.CharField()
+    status = serializers.CharField()
+    conclusion = serializers.CharField(allow_blank=True)
+
+
+class CiPipelineFindingSerializer(_FindingSerializer):
+    """external_ci (GitLab): the pipeline; counts unless it succeeded."""
+
+    status = serializers.CharField()
+    web_url = serializers.CharField(allow_blank=True)
+
+
+class MissingEvidenceFindingSerializer(_FindingSerializer):
+    """Any check whose evidence is not attached."""
+
+    evidence = serializers.CharField(help_text="The evidence kind, e.g. `sbom`.")
+
+
+FINDING_SERIALIZERS = {
+    "advisory": AdvisoryFindingSerializer,
+    "license": LicenseFindingSerializer,
+    "pipeline_finding": PipelineFindingSerializer,
+    "data_flow": DataFlowFindingSerializer,
+    "access": AccessFindingSerializer,
+    "monitoring_gap": MonitoringGapSerializer,
+    "schema_problem": SchemaProblemSerializer,
+    "ci_run": CiRunFindingSerializer,
+    "ci_pipeline": CiPipelineFindingSerializer,
+    "missing_evidence": MissingEvidenceFindingSerializer,
+}
+
+
+@extend_schema_field(
+    PolymorphicProxySerializer(
+        component_name="Finding",
+        serializers=FINDING_SERIALIZERS,
+        resource_type_field_name="kind",
+    )
+)
+class FindingField(serializers.JSONField):
+    pass
+
+
 class CheckResultSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     check = serializers.CharField()
@@ -167,6 +301,17 @@ class CheckResultSerializer(serializers.Serializer):
     manifest_digest = serializers.CharField()
     current = serializers.BooleanField(help_text="Computed on the current evidence.")
     updated_at = serializers.DateTimeField()
+    findings = serializers.ListField(
+        child=FindingField(),
+        allow_null=True,
+        help_text="Every finding the result lists, those that count against the gate first "
+        "(null for a result on older evidence): the release page's list.",
+    )
+    unlisted_counting = serializers.IntegerField(
+        allow_null=True,
+        help_text="Findings that count against the gate but are not listed (a check lists at "
+        "most 200 of each kind).",
+    )
 
 
 class ApprovalSerializer(serializers.Serializer):
@@ -305,13 +450,21 @@ class GovernanceChangeSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     project = serializers.CharField()
     # Plain strings: `kind` and `status` enums elsewhere in the schema would collide by name.
-    kind = serializers.CharField(help_text="`policy`, `role_grant` or `role_revoke`.")
+    kind = serializers.CharField(
+        help_text="`policy`, `role_grant`, `role_revoke`, `group_mapping_add` or "
+        "`group_mapping_remove`."
+    )
     status = serializers.CharField(help_text="`pending`, `applied`, `rejected` or `cancelled`.")
     requested_by = serializers.CharField()
     requested_at = serializers.DateTimeField()
     note = serializers.CharField(allow_blank=True)
     user = serializers.CharField(allow_null=True, help_text="Role changes: whose role.")
-    role = serializers.CharField(allow_null=True, help_text="Role changes: which role.")
+    role = serializers.CharField(
+        allow_null=True, help_text="Role and group mapping changes: which role."
+    )
+    group = serializers.CharField(
+        allow_null=True, help_text="Group mapping changes: the IdP group."
+    )
     from_version = serializers.IntegerField(
         allow_null=True, help_text="Policy changes: the version it applies to."
     )

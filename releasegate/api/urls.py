@@ -45,6 +45,16 @@ urlpatterns: list[URLPattern | URLResolver] = [
         identity_api.TrustPolicyView.as_view(),
         name="api-trust-policy",
     ),
+    path(
+        "projects/<str:slug>/group-mappings",
+        identity_api.GroupMappingsView.as_view(),
+        name="api-group-mappings",
+    ),
+    path(
+        "projects/<str:slug>/group-mappings/<str:mapping_id>",
+        identity_api.GroupMappingView.as_view(),
+        name="api-group-mapping",
+    ),
     path("projects/<str:slug>/alerts", incidents.AlertsView.as_view(), name="api-alerts"),
     path(
         "releases/<int:release_id>/holds/<int:hold_id>/lift",

@@ -27,9 +27,10 @@ from releasegate.audit.selectors import may_read_project_trail
 from releasegate.checks.services import check_result_record
 from releasegate.checks.waivers import advisory_waive
 from releasegate.errors import FieldError, InvalidInput, NotFound, NotPermitted
-from releasegate.releases import selectors, services
+from releasegate.releases import services
 from releasegate.releases.identifiers import DIGEST_RE, ENVIRONMENT_RE, SLUG_RE, VERSION_RE
 from releasegate.releases.models import EvidenceKind, GovernanceChange, Project, Veto
+from releasegate.releases.permissions import veto_through
 
 _ERROR_TEXT = {
     400: "Bad input; `errors` names the fields.",
@@ -298,18 +299,7 @@ class VetoLiftView(ScopedAPIView):
     def post(self, request: Request, release_id: int, veto_id: int) -> Response:
         release = self.release(release_id)
         body = self.body_object()
-        veto = None
-        if veto_id <= MAX_ID:
-            veto = (
-                Veto.objects.filter(pk=veto_id, release_id=release.pk).first()
-                or selectors.active_vetoes_for(release).filter(pk=veto_id).first()
-            )
-        if veto is not None and veto.project_id not in self.visible_project_ids():
-            # A veto on the same artifact in a project the caller cannot see: as unknown as any
-            # other id, so its existence cannot be probed for through this release.
-            veto = None
-        if veto is None:
-            raise NotFound("No such veto on this release.")
+        veto = veto_through(self.actor, release, veto_id)
         lifted = services.veto_lift(veto=veto, actor=self.actor, reason=body.get("reason"))
         return Response(present.veto_dict(lifted))
 
@@ -522,8 +512,9 @@ class GovernanceRequestsView(ScopedAPIView):
         operation_id="governance_requests_list",
         summary="The project's governance requests waiting for confirmation",
         description=(
-            "Policy changes that loosen the gate and grants or revocations of guarded roles, "
-            "oldest first, each with whether the caller may confirm or cancel it."
+            "Policy changes that loosen the gate, grants or revocations of guarded roles, and "
+            "IdP group mappings of guarded roles (or their removal), oldest first, each with "
+            "whether the caller may confirm or cancel it."
         ),
         responses={200: s.GovernanceChangeListSerializer, **errors(*READ_ERRORS)},
         tags=["governance"],

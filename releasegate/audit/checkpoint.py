@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from django.utils.dateparse import parse_datetime
 
 from releasegate.audit.models import AuditChain, AuditEvent
-from releasegate.audit.services import entry_hash, link_hash
+from releasegate.audit.services import HASHED_FIELDS, entry_hash, link_hash
 from releasegate.signing import keys
 from releasegate.signing.models import SigningKey
 
@@ -229,20 +229,11 @@ def extension_problems(checkpoint: Checkpoint) -> list[str]:
 
 
 def _event_entry(event: dict[str, Any]) -> str:
-    created_at = parse_datetime(str(event["created_at"]))
-    if created_at is None:
+    fields = {name: event[name] for name in HASHED_FIELDS}
+    fields["created_at"] = parse_datetime(str(event["created_at"]))
+    if fields["created_at"] is None:
         raise ValueError("created_at")
-    return entry_hash(
-        chain=event["chain"],
-        seq=event["seq"],
-        created_at=created_at,
-        action=event["action"],
-        actor=event["actor"],
-        actor_user_id=event["actor_user_id"],
-        project_id=event["project_id"],
-        release_id=event["release_id"],
-        data=event["data"],
-    )
+    return entry_hash(AuditEvent(**fields), chain=event["chain"])
 
 
 def export_problems(document: dict[str, Any], checkpoint: Checkpoint) -> tuple[int, list[str]]:

@@ -19,7 +19,7 @@ appends to one chain; were one ever to append to two, it would have to lock them
 
 import hashlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
@@ -30,7 +30,7 @@ from releasegate.audit.models import GENESIS_HASH, AuditChain, AuditEvent
 from releasegate.releases.models import Project
 from releasegate.transactions import lock_audit_head, service
 
-__all__ = ["GENESIS_HASH", "audit_record", "entry_hash", "link_hash"]
+__all__ = ["GENESIS_HASH", "HASHED_FIELDS", "audit_record", "entry_hash", "link_hash"]
 
 
 def _canonical(value: Any) -> Any:
@@ -38,30 +38,29 @@ def _canonical(value: Any) -> Any:
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
-def entry_hash(
-    *,
-    chain: str,
-    seq: int,
-    created_at: datetime,
-    action: str,
-    actor: str,
-    actor_user_id: int | None,
-    project_id: int | None,
-    release_id: int | None,
-    data: Any,
-) -> str:
-    """SHA-256 of the event's every field, as canonical JSON (sorted keys, no spaces, ASCII)."""
-    payload = {
-        "chain": chain,
-        "seq": seq,
-        "created_at": created_at.astimezone(UTC).isoformat(timespec="microseconds"),
-        "action": action,
-        "actor": actor,
-        "actor_user_id": actor_user_id,
-        "project_id": project_id,
-        "release_id": release_id,
-        "data": _canonical(data),
-    }
+# What an event's entry hash commits to, with the name of its chain: every field it was appended
+# with. An export carries them under the same names.
+HASHED_FIELDS = (
+    "seq",
+    "created_at",
+    "action",
+    "actor",
+    "actor_user_id",
+    "project_id",
+    "release_id",
+    "data",
+)
+
+
+def entry_hash(event: AuditEvent, *, chain: str) -> str:
+    """SHA-256 of the event's every field and its chain's name, as canonical JSON (sorted keys,
+    no spaces, ASCII)."""
+    payload = {name: getattr(event, name) for name in HASHED_FIELDS}
+    payload.update(
+        chain=chain,
+        created_at=event.created_at.astimezone(UTC).isoformat(timespec="microseconds"),
+        data=_canonical(event.data),
+    )
     encoded = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(encoded.encode()).hexdigest()
 
@@ -123,17 +122,7 @@ def audit_record(
         data=clean,
         prev_hash=head.head_hash,
     )
-    event.entry_hash = entry_hash(
-        chain=head.name,
-        seq=seq,
-        created_at=created_at,
-        action=action,
-        actor=event.actor,
-        actor_user_id=event.actor_user_id,
-        project_id=project_id,
-        release_id=release_id,
-        data=clean,
-    )
+    event.entry_hash = entry_hash(event, chain=head.name)
     event.hash = link_hash(head.head_hash, event.entry_hash)
     event.save(force_insert=True)
     head.size = seq

@@ -41,20 +41,6 @@ def _events(chain: AuditChain, batch_size: int) -> Iterator[AuditEvent]:
         last = batch[-1].seq
 
 
-def recomputed_entry_hash(event: AuditEvent, chain: AuditChain) -> str:
-    return entry_hash(
-        chain=chain.name,
-        seq=event.seq,
-        created_at=event.created_at,
-        action=event.action,
-        actor=event.actor,
-        actor_user_id=event.actor_user_id,
-        project_id=event.project_id,
-        release_id=event.release_id,
-        data=event.data,
-    )
-
-
 def verify_one(chain: AuditChain, *, batch_size: int = 2000) -> tuple[int, ChainProblem | None]:
     """Recompute one chain. Returns how many events fit and the first that does not."""
     prev_hash = GENESIS_HASH
@@ -66,7 +52,7 @@ def verify_one(chain: AuditChain, *, batch_size: int = 2000) -> tuple[int, Chain
     for event in _events(chain, batch_size):
         if event.seq != expected:
             return problem(expected, f"event #{expected} is missing (next present is #{event.seq})")
-        entry = recomputed_entry_hash(event, chain)
+        entry = entry_hash(event, chain=chain.name)
         if event.prev_hash != prev_hash:
             if entry == event.entry_hash and link_hash(event.prev_hash, entry) == event.hash:
                 # This event is intact and chains to what its predecessor used to be: the

@@ -16,6 +16,7 @@ from typing import Any
 from django.db import transaction
 from django.utils.dateparse import parse_datetime
 
+from releasegate.checks.invalidation import check_results_invalidate
 from releasegate.checks.models import Advisory, AffectedPackage
 from releasegate.checks.osv import (
     advisory_severity,
@@ -23,7 +24,6 @@ from releasegate.checks.osv import (
     base_ecosystem,
     normalize_name,
 )
-from releasegate.checks.services import check_results_invalidate
 
 BATCH = 2000
 

@@ -6,12 +6,14 @@ transient (the task retries it with backoff, then records `error`); anything els
 """
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import httpx
 from django.conf import settings
 
 from releasegate.checks.outcome import Outcome
+from releasegate.env import url_origin
 
 GITHUB_PASSING = {"success", "neutral", "skipped"}
 GITLAB_WAITING = {
@@ -23,6 +25,37 @@ GITLAB_WAITING = {
     "scheduled",
     "manual",
 }
+
+
+CI_TOKEN_RULE = (
+    "a CI token is sent only to the origin the operator binds it to in "
+    "RELEASEGATE_EXTERNAL_CI_TOKENS"
+)
+
+
+def ci_token_refusal(config: Mapping[str, Any], url: str | None = None) -> str | None:
+    """Why the worker may not send the token named by `config["token_env"]` to `url` (the
+    policy's URL when not given), or None when it may or no token is named. The operator binds
+    each variable a worker may send to one origin (`RELEASEGATE_EXTERNAL_CI_TOKENS`); a project
+    admin only chooses among them, so no policy can ship another secret of the worker's
+    environment (DATABASE_URL, the signing key) to a server of its choosing."""
+    token_env = config.get("token_env")
+    if token_env is None or token_env == "":
+        return None
+    if not isinstance(token_env, str):
+        return f"token_env must be the name of an environment variable ({CI_TOKEN_RULE})"
+    bound = settings.RELEASEGATE_EXTERNAL_CI_TOKENS.get(token_env)
+    if bound is None:
+        listed = ", ".join(sorted(settings.RELEASEGATE_EXTERNAL_CI_TOKENS)) or "none"
+        return (
+            f"{token_env[:100]} is not a CI token the operator lets workers send ({CI_TOKEN_RULE}; "
+            f"listed: {listed})"
+        )
+    origin = url_origin(config.get("url") if url is None else url)
+    if origin != bound:
+        where = origin or "a URL without an http(s) origin"
+        return f"{token_env} may be sent only to {bound}, not to {where} ({CI_TOKEN_RULE})"
+    return None
 
 
 class TransientCheckError(Exception):
@@ -76,6 +109,11 @@ def check_external_ci(config: dict[str, Any], *, version: str, artifact_digest: 
     url = url.replace("{version}", version).replace("{artifact_digest}", artifact_digest)
     headers = {"Accept": "application/json", "User-Agent": "releasegate"}
     token_env = config.get("token_env")
+    # Again here, on the URL about to be asked: a policy row written before the binding (or
+    # under another one) must not take the token anywhere else.
+    refused = ci_token_refusal(config, url)
+    if refused is not None:
+        return Outcome("error", f"the CI token is not sent: {refused}"[:1000], {"url": url})
     if token_env:
         token = os.environ.get(str(token_env))
         if not token:
@@ -85,7 +123,10 @@ def check_external_ci(config: dict[str, Any], *, version: str, artifact_digest: 
         headers["Authorization"] = f"Bearer {token}"
     timeout = httpx.Timeout(settings.RELEASEGATE_EXTERNAL_CI_TIMEOUT_SECONDS)
     try:
-        with httpx.Client(timeout=timeout, transport=httpx.HTTPTransport(retries=1)) as client:
+        # Never redirected: the token goes to the bound origin and nowhere it points to.
+        with httpx.Client(
+            timeout=timeout, transport=httpx.HTTPTransport(retries=1), follow_redirects=False
+        ) as client:
             response = client.get(url, headers=headers)
     except httpx.TimeoutException as exc:
         raise TransientCheckError(f"{url} did not answer in time") from exc

@@ -188,6 +188,33 @@ def is_affected(
     return False
 
 
+def fixed_versions(ecosystem: str, version: str, ranges: Sequence[dict[str, Any]]) -> list[str]:
+    """The versions that fix `version` of a package: in each ECOSYSTEM or SEMVER range that
+    affects it, the first `fixed` event after it (the end of the interval it falls in), in
+    ascending order. Empty when no such range names a fix (there may be none yet)."""
+    found: dict[str, Version] = {}
+    for range_ in ranges:
+        range_type = range_.get("type", "ECOSYSTEM")
+        if range_type not in {"ECOSYSTEM", "SEMVER"}:
+            continue
+        current = parse_version(ecosystem, range_type, version)
+        try:
+            if current is None or not _in_range(ecosystem, range_, current):
+                continue
+        except NotComparable:
+            continue
+        later = []
+        for event in range_.get("events") or []:
+            fixed = event.get("fixed") if isinstance(event, dict) else None
+            parsed = parse_version(ecosystem, range_type, str(fixed)) if fixed else None
+            if parsed is not None and parsed > current:
+                later.append((parsed, str(fixed)))
+        if later:
+            parsed, text = min(later, key=lambda pair: pair[0])
+            found.setdefault(text, parsed)
+    return [text for text, _ in sorted(found.items(), key=lambda pair: pair[1])]
+
+
 def _cvss_severity(kind: str, vector: str) -> str | None:
     scorer = {"CVSS_V2": CVSS2, "CVSS_V3": CVSS3, "CVSS_V4": CVSS4}.get(kind)
     if scorer is None:

@@ -6,8 +6,8 @@ from typing import Any
 
 from django.dispatch import receiver
 
-from releasegate.checks.enqueue import enqueue_checks
 from releasegate.checks.selectors import checks_due
+from releasegate.checks.tasks import enqueue_checks
 from releasegate.releases.signals import release_event
 
 

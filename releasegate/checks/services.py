@@ -4,17 +4,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
-from django.db.models import F
+from django.db import connection
+from django.db.models import QuerySet
 from django.utils import timezone
 
 from releasegate.accounts.actors import Actor, Capability
 from releasegate.audit.services import audit_record
 from releasegate.checks.models import (
-    AdvisoryGeneration,
     CheckResult,
     CheckStatus,
-    WaiverGeneration,
 )
 from releasegate.checks.selectors import current_inputs_digest
 from releasegate.errors import FieldError, InvalidInput, NotPermitted
@@ -197,12 +195,15 @@ class Claim:
 # The claim as one upsert on the partial unique index of worker rows (PostgreSQL and SQLite both
 # have ON CONFLICT ... WHERE and RETURNING); the ORM's upsert can neither target a partial index
 # nor make the update conditional. A fresh run after a final result starts counting attempts again.
+# The conflict target spells the condition of the partial unique index
+# `one_worker_result_per_manifest` as a literal: SQLite (the demo's database) matches an upsert to
+# a partial index only when it can read the condition, never through a bound parameter.
 _CLAIM_SQL = """
     INSERT INTO checks_checkresult (release_id, check_name, manifest_digest, source, status,
         attempts, claimed_until, inputs_digest, external_id, summary, details, details_url,
         valid_until, reported_by_label, created_at, updated_at)
     VALUES (%s, %s, %s, %s, %s, 1, %s, '', '', '', '{}', '', NULL, 'system', %s, %s)
-    ON CONFLICT (release_id, check_name, manifest_digest) WHERE source = %s
+    ON CONFLICT (release_id, check_name, manifest_digest) WHERE source = 'worker'
     DO UPDATE SET status = excluded.status, claimed_until = excluded.claimed_until,
         updated_at = excluded.updated_at,
         attempts = CASE WHEN checks_checkresult.status = %s
@@ -245,7 +246,7 @@ def check_claim(
         cursor.execute(
             _CLAIM_SQL,
             [
-                *(release_id, check, manifest_digest, worker, running, until, at, at, worker),
+                *(release_id, check, manifest_digest, worker, running, until, at, at),
                 *(pending, pending, error, CheckStatus.PASSED, CheckStatus.FAILED),
                 *(at, inputs_digest),
             ],
@@ -259,6 +260,21 @@ def check_claim(
         )
         row = cursor.fetchone()
     return Claim(attempt=row[0], taken_over=True) if row is not None else None
+
+
+def _claimed_row(
+    *, release_id: int, check: str, manifest_digest: str, attempt: int
+) -> QuerySet[CheckResult]:
+    """The worker row of one check while the claim numbered `attempt` still holds it: empty once
+    the claim was taken over, given back or invalidated."""
+    return CheckResult.objects.filter(
+        release_id=release_id,
+        check_name=check,
+        manifest_digest=manifest_digest,
+        source=CheckResult.Source.WORKER,
+        status=CheckStatus.RUNNING,
+        attempts=attempt,
+    )
 
 
 @service
@@ -281,17 +297,11 @@ def check_complete(
     # The release first, then its result row (the lock order), then the audit chain: the row is
     # locked only while this worker's claim on it still holds.
     release = lock_one(Release.objects.only("id", "project_id"), LockRank.RELEASE, pk=release_id)
+    claimed = _claimed_row(
+        release_id=release_id, check=check, manifest_digest=manifest_digest, attempt=attempt
+    )
     try:
-        result = lock_one(
-            CheckResult.objects.all(),
-            LockRank.RELEASE_ROWS,
-            release_id=release_id,
-            check_name=check,
-            manifest_digest=manifest_digest,
-            source=CheckResult.Source.WORKER,
-            status=CheckStatus.RUNNING,
-            attempts=attempt,
-        )
+        result = lock_one(claimed, LockRank.RELEASE_ROWS)
     except CheckResult.DoesNotExist:
         return None
     _store(
@@ -315,46 +325,6 @@ def check_complete(
 
 def check_claim_release(*, release_id: int, check: str, manifest_digest: str, attempt: int) -> None:
     """Let go of a claim before a retry, so the retried task (or the sweep) may claim it again."""
-    CheckResult.objects.filter(
-        release_id=release_id,
-        check_name=check,
-        manifest_digest=manifest_digest,
-        source=CheckResult.Source.WORKER,
-        status=CheckStatus.RUNNING,
-        attempts=attempt,
+    _claimed_row(
+        release_id=release_id, check=check, manifest_digest=manifest_digest, attempt=attempt
     ).update(status=CheckStatus.PENDING, claimed_until=None, updated_at=timezone.now())
-
-
-def _generation_bump(model: type[AdvisoryGeneration] | type[WaiverGeneration], **key: Any) -> None:
-    if not model.objects.filter(**key).update(value=F("value") + 1):
-        _, created = model.objects.get_or_create(**key, defaults={"value": 1})
-        if not created:
-            model.objects.filter(**key).update(value=F("value") + 1)
-
-
-def check_results_invalidate(*, project_id: int | None, check: str) -> int:
-    """The inputs of a check beyond the evidence and the policy changed for the project (a waiver)
-    or, with None, for every project (new advisories). For `vulnerabilities` this bumps the
-    waiver or advisory generation, so no result computed before counts again, on any manifest;
-    and the worker results of releases in review go back to pending and run again after commit."""
-    if check == "vulnerabilities":
-        if project_id is None:
-            _generation_bump(AdvisoryGeneration, pk=1)
-        else:
-            _generation_bump(WaiverGeneration, project_id=project_id)
-    rows = CheckResult.objects.filter(
-        release__state=Release.State.IN_REVIEW,
-        release__manifest_digest=F("manifest_digest"),
-        check_name=check,
-        source=CheckResult.Source.WORKER,
-    )
-    if project_id is not None:
-        rows = rows.filter(release__project_id=project_id)
-    due = list(rows.values_list("release_id", "manifest_digest"))
-    # A running worker loses its claim too: what it computed predates the change and is dropped.
-    count = rows.update(status=CheckStatus.PENDING, claimed_until=None, updated_at=timezone.now())
-    if due:
-        from releasegate.checks.enqueue import enqueue_checks
-
-        transaction.on_commit(lambda: enqueue_checks([(r, check, m) for r, m in due]))
-    return count

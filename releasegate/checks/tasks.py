@@ -1,14 +1,17 @@
-"""Celery tasks: take ids, claim the work in the database, compute, record, return.
+"""Celery tasks: take ids, claim the work in the database, compute, record, return; and their
+publishing (`enqueue_checks`).
 
 Reliability lives in settings (late acks, re-queue on a lost worker, prefetch of one, time limits,
 a broker visibility timeout longer than any of them) and here: bounded retries with exponential
 backoff and full jitter for transient failures, and `error` recorded when a check raises, times out
 or runs out of retries (fail closed). The database decides what runs: a duplicate message finds
-nothing to claim, a lost one is enqueued again by the sweep.
+nothing to claim, a lost one is enqueued again by the sweep. A broker that is down must not fail
+the request that enqueues a check: the database keeps what is due, and the next sweep enqueues it.
 """
 
 import logging
 import random
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -17,8 +20,8 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.utils.time import get_exponential_backoff_interval
 from django.conf import settings
 from django.db import DatabaseError
+from kombu.exceptions import OperationalError
 
-from releasegate.checks.enqueue import enqueue_checks
 from releasegate.checks.external_ci import TransientCheckError
 from releasegate.checks.outcome import Outcome
 from releasegate.checks.runner import StaleManifest, compute_check
@@ -124,6 +127,35 @@ def _run_claimed(self: Task, key: dict[str, Any], claimed: list[Claim]) -> str:
         valid_until=outcome.valid_until,
     )
     return outcome.status if recorded is not None else "superseded"
+
+
+# Publishing checks
+
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+
+
+def _expires() -> float:
+    # A message not started within two sweeps is dropped: the sweep has enqueued it again by then,
+    # so a slow or stopped worker does not let duplicates pile up in the queue.
+    return 2.0 * settings.RELEASEGATE_SWEEP_SECONDS
+
+
+def enqueue_checks(due: Iterable[tuple[int, str, str]]) -> int:
+    """Publish one run_check message per (release id, check, manifest digest); returns how many."""
+    sent = 0
+    for release_id, check, manifest in due:
+        try:
+            run_check.apply_async(
+                args=(release_id, check, manifest),
+                expires=_expires(),
+                retry=True,
+                retry_policy=PUBLISH_RETRY,
+            )
+        except OperationalError:
+            log.warning("broker unavailable; the sweep will enqueue %s of %s", check, release_id)
+            return sent
+        sent += 1
+    return sent
 
 
 @shared_task(name="releasegate.checks.sweep")

@@ -17,6 +17,7 @@ from releasegate.checks.osv import (
     UNKNOWN_SEVERITY,
     NotComparable,
     at_or_above,
+    fixed_versions,
     is_affected,
     purl_package,
 )
@@ -143,6 +144,7 @@ def evaluate_vulnerabilities(
                 "component": component.name,
                 "version": version,
                 "purl": component.purl,
+                "fixed": fixed_versions(ecosystem, version, entry.ranges),
             }
             cover = waiver_for.get(entry.advisory_id)
             if not at_or_above(entry.severity, threshold):
@@ -161,6 +163,7 @@ def evaluate_vulnerabilities(
         "failing": failing[:MAX_LISTED],
         "failing_count": len(failing),
         "waived": waived[:MAX_LISTED],
+        "waived_count": len(waived),
         "below_threshold": below[:MAX_LISTED],
         "below_threshold_count": len(below),
         "not_compared": not_compared[:MAX_LISTED],

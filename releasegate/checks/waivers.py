@@ -14,14 +14,16 @@ from django.utils import timezone
 
 from releasegate.accounts.actors import Actor, Capability
 from releasegate.audit.services import audit_record
+from releasegate.checks.invalidation import check_results_invalidate
 from releasegate.checks.models import Advisory, Waiver
-from releasegate.checks.services import check_results_invalidate
 from releasegate.errors import Conflict, FieldError, InvalidInput, NotFound, NotPermitted
 from releasegate.releases.models import Project
 from releasegate.releases.permissions import may_waive_advisory
 from releasegate.transactions import LockRank, lock_one, service
+from releasegate.validation import required_text, text_problem
 
 MAX_WAIVER_DAYS = 365
+MAX_WAIVER_REASON = 2000
 
 
 def _authorize(actor: Actor, project: Project) -> None:
@@ -29,15 +31,6 @@ def _authorize(actor: Actor, project: Project) -> None:
         raise NotFound("No such project.")
     if not actor.can(project, Capability.WAIVE_ADVISORY):
         raise NotPermitted("Only a holder of the project's security role may waive advisories.")
-
-
-def _reason(value: Any, errors: list[FieldError]) -> str:
-    if not isinstance(value, str) or not value.strip():
-        errors.append(FieldError("reason", "a written reason is required"))
-        return ""
-    if len(value) > 2000:
-        errors.append(FieldError("reason", "at most 2000 characters"))
-    return value.strip()
 
 
 @service
@@ -54,7 +47,10 @@ def advisory_waive(
     not for an advisory that affects a release they requested (`may_waive_advisory`)."""
     _authorize(actor, project)
     errors: list[FieldError] = []
-    text = _reason(reason, errors)
+    problem = text_problem(reason, limit=MAX_WAIVER_REASON)
+    if problem is not None:
+        errors.append(FieldError("reason", problem))
+    text = reason.strip() if problem is None else ""
     advisory = None
     if not isinstance(advisory_id, str) or not advisory_id.strip() or len(advisory_id) > 100:
         errors.append(FieldError("advisory_id", "an advisory id such as PYSEC-2023-74 or a CVE"))
@@ -113,10 +109,7 @@ def advisory_waive(
 def waiver_revoke(*, waiver: Waiver, actor: Actor, reason: Any) -> Waiver:
     """End a waiver before it expires, with a written reason; the advisory fails the check again."""
     _authorize(actor, waiver.project)
-    errors: list[FieldError] = []
-    text = _reason(reason, errors)
-    if errors:
-        raise InvalidInput("The revocation is not valid.", code="invalid_waiver", errors=errors)
+    text = required_text(reason, limit=MAX_WAIVER_REASON)
     locked = lock_one(Waiver.objects.all(), LockRank.RELEASE_ROWS, pk=waiver.pk)
     if not locked.is_active():
         raise Conflict("This waiver has already been revoked or has expired.", code="waiver_ended")

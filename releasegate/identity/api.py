@@ -1,5 +1,6 @@
-"""API of the identity area: the OIDC exchange (no credential but the ID token itself) and a
-project's trust policies (its admins, signed in; a token never sets who may mint tokens)."""
+"""API of the identity area: the OIDC exchange (no credential but the ID token itself), a
+project's trust policies (its admins, signed in; a token never sets who may mint tokens) and its
+IdP group mappings (its admins, signed in)."""
 
 from typing import Any
 
@@ -17,17 +18,21 @@ from rest_framework.views import APIView
 
 from releasegate.api.base import ScopedAPIView
 from releasegate.api.parsers import BoundedJSONParser
+from releasegate.api.present import governance_change_dict
 from releasegate.api.serializers import ErrorSerializer
 from releasegate.api.views import errors
 from releasegate.errors import FieldError, InvalidInput, NotFound
 from releasegate.identity import selectors
-from releasegate.identity.models import TrustPolicy
+from releasegate.identity.models import GroupMapping, TrustPolicy
 from releasegate.identity.services import (
+    group_mapping_add,
+    group_mapping_remove,
     oidc_exchange,
     parse_lifetime,
     trust_policy_add,
     trust_policy_remove,
 )
+from releasegate.releases.models import GovernanceChange
 
 _REFUSED = OpenApiResponse(
     ErrorSerializer,
@@ -171,3 +176,95 @@ class TrustPolicyView(ScopedAPIView):
             raise NotFound("No such trust policy.")
         trust_policy_remove(policy=policy, actor=self.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+def mapping_dict(mapping: GroupMapping) -> dict[str, Any]:
+    return {
+        "id": mapping.pk,
+        "project": mapping.project.slug,
+        "group": mapping.group,
+        "role": mapping.role,
+        "created_by": mapping.created_by.get_username(),
+        "created_at": mapping.created_at,
+        "confirmed_by": mapping.confirmed_by.get_username() if mapping.confirmed_by else None,
+        "in_force_since": mapping.in_force_since,
+    }
+
+
+def _made(made: GroupMapping | GovernanceChange | None, actor: Any) -> Response:
+    """201 with the mapping in force, 202 with the governance request that waits, 204 when a
+    removal took effect."""
+    if isinstance(made, GroupMapping):
+        return Response(mapping_dict(made), status=status.HTTP_201_CREATED)
+    if isinstance(made, GovernanceChange):
+        return Response(
+            {"request": governance_change_dict(made, actor)}, status=status.HTTP_202_ACCEPTED
+        )
+    return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class GroupMappingsView(ScopedAPIView):
+    @extend_schema(
+        operation_id="group_mappings_list",
+        summary="The project's IdP group mappings in force",
+        responses={200: OpenApiResponse(description="`{results: [...]}`"), **errors(401, 404)},
+        tags=["identity"],
+    )
+    def get(self, request: Request, slug: str) -> Response:
+        project = self.project(slug)
+        found = [mapping_dict(m) for m in selectors.group_mappings_of(project)]
+        for item in found:
+            item["project"] = project.slug
+        return Response({"results": found})
+
+    @extend_schema(
+        operation_id="group_mappings_add",
+        summary="Map an IdP group to a project role (project admin, signed in)",
+        description=(
+            "201 with the mapping when it is in force at once; 202 with the governance request "
+            "when the role is guarded and a holder of it must confirm (see governance-requests)."
+        ),
+        request=inline_serializer(
+            "GroupMappingRequest",
+            {"group": serializers.CharField(), "role": serializers.CharField()},
+        ),
+        responses={
+            201: OpenApiResponse(description="The mapping, in force."),
+            202: OpenApiResponse(description="`{request: …}`: it waits for confirmation."),
+            **errors(400, 401, 403, 404, 409, 413, 415),
+        },
+        tags=["identity"],
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        project = self.project(slug)
+        body = self.body_object()
+        made = group_mapping_add(
+            project=project, actor=self.actor, group=body.get("group"), role=body.get("role")
+        )
+        return _made(made, self.actor)
+
+
+class GroupMappingView(ScopedAPIView):
+    @extend_schema(
+        operation_id="group_mappings_remove",
+        summary="Remove an IdP group mapping (project admin, signed in)",
+        description=(
+            "204 when removed (the roles it gave are revoked at once); 202 with the governance "
+            "request when the role is guarded and a holder of it must confirm."
+        ),
+        parameters=[OpenApiParameter("mapping_id", int, OpenApiParameter.PATH)],
+        responses={
+            202: OpenApiResponse(description="`{request: …}`: it waits for confirmation."),
+            204: None,
+            **errors(401, 403, 404, 409),
+        },
+        tags=["identity"],
+    )
+    def delete(self, request: Request, slug: str, mapping_id: str) -> Response:
+        project = self.project(slug)
+        if not (mapping_id.isascii() and mapping_id.isdigit()):
+            raise NotFound("No such group mapping.")
+        mapping = selectors.group_mapping_for(project, int(mapping_id))
+        if mapping is None:
+            raise NotFound("No such group mapping.")
+        return _made(group_mapping_remove(mapping=mapping, actor=self.actor), self.actor)

@@ -75,8 +75,13 @@ class ExternalIdentity(models.Model):
 
 
 class GroupMapping(models.Model):
-    """Members of the IdP group `group` hold `role` on `project`, granted in the name of the
-    project admin who made the mapping (so nobody is granted a role by themselves)."""
+    """Members of the IdP group `group` hold `role` on `project`, granted and revoked at each of
+    their sign-ins as their identity provider says.
+
+    A row is a mapping in force. Mapping a group to a guarded role (releases.permissions
+    `guarded_roles`) is itself the governance change: it waits, as a GovernanceChange, for a
+    current holder of the role other than its author, and the row is written when confirmed
+    (`confirmed_by`; None when the role was not guarded, or had no holder yet, when it was made)."""
 
     project = models.ForeignKey(
         "releases.Project", on_delete=models.CASCADE, related_name="group_mappings"
@@ -84,9 +89,13 @@ class GroupMapping(models.Model):
     group = models.CharField(max_length=200)
     role = models.CharField(max_length=16, choices=[(r.value, r.value) for r in Role])
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(default=timezone.now)
+    confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    in_force_since = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["group", "role"]
@@ -99,8 +108,8 @@ class GroupMapping(models.Model):
 
 
 class IdpRoleGrant(models.Model):
-    """A role a person holds because their IdP said so; roles without such a row were granted
-    by hand and are never touched by a sign-in."""
+    """A role a person holds because their IdP said so, through the mapping of `group`; roles
+    without such a row were granted by hand and are never touched by a sign-in."""
 
     project = models.ForeignKey(
         "releases.Project", on_delete=models.CASCADE, related_name="idp_role_grants"
@@ -110,9 +119,6 @@ class IdpRoleGrant(models.Model):
     )
     role = models.CharField(max_length=16, choices=[(r.value, r.value) for r in Role])
     group = models.CharField(max_length=200)
-    granted_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
-    )
     granted_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

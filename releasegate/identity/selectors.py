@@ -6,7 +6,7 @@ from django.db.models import QuerySet
 
 from releasegate.api.base import MAX_ID
 from releasegate.identity.models import GroupMapping, IdpRoleGrant, TrustPolicy
-from releasegate.releases.models import Project
+from releasegate.releases.models import GovernanceChange, Project
 from releasegate.web.selectors import role_holders
 
 
@@ -28,7 +28,31 @@ def trust_policy_for(project: Project, policy_id: int) -> TrustPolicy | None:
 
 
 def group_mappings_of(project: Project) -> QuerySet[GroupMapping]:
-    return GroupMapping.objects.filter(project=project).select_related("created_by")
+    """The project's mappings in force (one query)."""
+    return GroupMapping.objects.filter(project=project).select_related("created_by", "confirmed_by")
+
+
+def group_mapping_for(project: Project, mapping_id: int) -> GroupMapping | None:
+    if mapping_id > MAX_ID:
+        return None
+    found = GroupMapping.objects.select_related("project", "created_by", "confirmed_by")
+    return found.filter(project=project, pk=mapping_id).first()
+
+
+def group_mapping_requests_of(project: Project) -> QuerySet[GovernanceChange]:
+    """Group mapping changes waiting for a holder's confirmation, oldest first (one query)."""
+    return (
+        GovernanceChange.objects.filter(
+            project=project,
+            status=GovernanceChange.Status.PENDING,
+            kind__in=[
+                GovernanceChange.Kind.GROUP_MAPPING_ADD,
+                GovernanceChange.Kind.GROUP_MAPPING_REMOVE,
+            ],
+        )
+        .select_related("requested_by")
+        .order_by("requested_at", "id")
+    )
 
 
 @dataclass(frozen=True)
@@ -55,3 +79,33 @@ def roles_by_source(project: Project) -> tuple[list[RoleSource], list[RoleSource
             else:
                 idp.append(RoleSource(holder.username, role, group))
     return by_hand, idp
+
+
+@dataclass(frozen=True)
+class HeldRole:
+    role: str
+    group: str  # "" when granted by hand
+
+
+@dataclass(frozen=True)
+class HolderRoles:
+    username: str
+    roles: list[HeldRole]
+
+
+def holders_with_sources(project: Project) -> list[HolderRoles]:
+    """Who holds which role on the project, each role with the IdP group it came from ("" when
+    granted by hand), for the project page (two queries)."""
+    from_idp = {
+        (user_id, role): group
+        for user_id, role, group in IdpRoleGrant.objects.filter(project=project).values_list(
+            "user_id", "role", "group"
+        )
+    }
+    return [
+        HolderRoles(
+            holder.username,
+            [HeldRole(role, from_idp.get((holder.user_id, role), "")) for role in holder.roles],
+        )
+        for holder in role_holders(project)
+    ]

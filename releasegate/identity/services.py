@@ -1,5 +1,6 @@
 """Writes of the identity area: trust policies and the OIDC exchange (CI), single sign-on and
-IdP group mappings (people). Each is audited; role changes go through the role services."""
+IdP group mappings (people). Each is audited. A mapping of a guarded role is a governance change
+(releases.services), and once in force, sign-ins grant and revoke its role directly."""
 
 import re
 from collections.abc import Mapping
@@ -8,17 +9,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from releasegate.accounts.actors import Actor, Capability, Scope
+from releasegate.accounts.actors import Actor, Scope
 from releasegate.accounts.models import ApiToken
-from releasegate.accounts.roles import Role, roles_for
+from releasegate.accounts.roles import Role
+from releasegate.accounts.selectors import holder_ids, roles_for
 from releasegate.accounts.tokens import token_create
 from releasegate.audit.services import audit_record
-from releasegate.errors import FieldError, InvalidInput, NotFound, NotPermitted, ReleasegateError
+from releasegate.errors import FieldError, InvalidInput, NotPermitted, ReleasegateError
 from releasegate.identity import issuers
 from releasegate.identity.models import (
     ExternalIdentity,
@@ -27,12 +30,14 @@ from releasegate.identity.models import (
     SeenTokenId,
     TrustPolicy,
 )
+from releasegate.identity.permissions import can_manage_trust, can_map_groups, idp_role_refusal
 from releasegate.identity.trust import claims_match, clean_claims
-from releasegate.releases.models import Project
-from releasegate.releases.services import role_grant, role_revoke
+from releasegate.notifications.people import people_tell
+from releasegate.releases.models import GovernanceChange, Project
+from releasegate.releases.permissions import guarded_roles
+from releasegate.releases.services import group_mapping_request, role_apply_by_idp
 from releasegate.transactions import LockRank, lock_one, service
 
-MIN_LIFETIME = timedelta(minutes=5)  # the shortest token accounts.tokens issues
 MAX_LIFETIME = timedelta(minutes=15)
 DEFAULT_LIFETIME = timedelta(minutes=10)
 LEEWAY_SECONDS = 60
@@ -59,23 +64,6 @@ AUDITED_CLAIMS = (
     "pipeline_id",
     "job_id",
 )
-
-
-# Who may -------------------------------------------------------------------------------------
-
-
-def can_manage_trust(actor: Actor, project: Project) -> bool:
-    """A project admin, in person: a token (even a personal one) never sets who may mint tokens."""
-    return actor.token is None and actor.can(project, Capability.MANAGE_SERVICE_TOKENS)
-
-
-def can_map_groups(actor: Actor, project: Project) -> bool:
-    """A project admin, in person (the mapping grants roles in their name)."""
-    return (
-        actor.token is None
-        and actor.person is not None
-        and actor.can(project, Capability.MANAGE_ROLES)
-    )
 
 
 # Trust policies ------------------------------------------------------------------------------
@@ -119,7 +107,8 @@ def trust_policy_add(
     errors += claim_errors
     clean_scopes, scope_errors = _clean_scopes(scopes)
     errors += scope_errors
-    if not isinstance(lifetime, timedelta) or not MIN_LIFETIME <= lifetime <= MAX_LIFETIME:
+    shortest = timedelta(seconds=settings.RELEASEGATE_OIDC_MIN_LIFETIME_SECONDS)
+    if not isinstance(lifetime, timedelta) or not shortest <= lifetime <= MAX_LIFETIME:
         errors.append(FieldError("lifetime", "between 5 and 15 minutes"))
     if errors:
         raise InvalidInput("The trust policy is not accepted.", errors=errors)
@@ -320,61 +309,239 @@ def _mint(*, policy: TrustPolicy, claims: Mapping[str, Any]) -> Minted:
 # Group mappings ------------------------------------------------------------------------------
 
 
-def _role_value(raw: Any) -> str:
+def _role_value(raw: Any) -> Role:
     if raw not in {r.value for r in Role}:
         raise InvalidInput(
             "Unknown role.",
             errors=[FieldError("role", f"one of {', '.join(r.value for r in Role)}")],
         )
-    return str(raw)
+    return Role(raw)
 
 
-@service
-def group_mapping_add(*, project: Project, actor: Actor, group: Any, role: Any) -> GroupMapping:
-    """Members of IdP `group` get `role` on `project` at their next sign-in."""
-    if not can_map_groups(actor, project):
-        raise NotPermitted("Only a project admin, signed in, may map IdP groups to roles.")
-    clean_role = _role_value(role)
-    if not isinstance(group, str) or not group.strip() or len(group) > 200:
+def _group_name(raw: Any) -> str:
+    if not isinstance(raw, str) or not raw.strip() or len(raw) > 200:
         raise InvalidInput(
             "Invalid group.", errors=[FieldError("group", "the IdP group name, 1 to 200 chars")]
         )
-    if GroupMapping.objects.filter(project=project, group=group, role=clean_role).exists():
+    if raw != raw.strip() or not raw.isprintable():
+        # Compared exactly with what the IdP sends: a stray space would match nobody.
+        raise InvalidInput(
+            "Invalid group.", errors=[FieldError("group", "printable, without spaces around")]
+        )
+    return raw
+
+
+def _locked_project(project: Project) -> Project:
+    return lock_one(
+        Project.objects.select_related("current_policy"), LockRank.PROJECT, pk=project.pk
+    )
+
+
+def mapping_waits(project: Project, role: Role) -> bool:
+    """Whether mapping a group to `role`, or removing such a mapping, waits for a holder: the
+    role is guarded on the project and somebody holds it (a deactivated holder too, as for a
+    grant by hand). Otherwise it applies at once, as the first grant of a role does."""
+    return role in guarded_roles(project.current_policy) and bool(
+        holder_ids(project, {role}, active_only=False)
+    )
+
+
+@service
+def group_mapping_add(
+    *, project: Project, actor: Actor, group: Any, role: Any
+) -> GroupMapping | GovernanceChange:
+    """Members of IdP `group` hold `role` on `project`, as each of their sign-ins finds them.
+
+    Mapping a guarded role is a governance change: it is returned pending, and the mapping is
+    made when a current holder of the role other than `actor` confirms it. Any other mapping
+    is in force at once."""
+    if not can_map_groups(actor, project):
+        raise NotPermitted("Only a project admin, signed in, may map IdP groups to roles.")
+    clean_role = _role_value(role)
+    clean_group = _group_name(group)
+    locked = _locked_project(project)
+    if GroupMapping.objects.filter(
+        project=locked, group=clean_group, role=clean_role.value
+    ).exists():
         raise InvalidInput(
             "This mapping exists already.", errors=[FieldError("group", "already mapped")]
         )
+    if mapping_waits(locked, clean_role):
+        return group_mapping_request(
+            project=locked, group=clean_group, role=clean_role, actor=actor, remove=False
+        )
     assert actor.person is not None  # can_map_groups
+    return _mapping_write(
+        project=locked, group=clean_group, role=clean_role, author=actor.person, actor=actor
+    )
+
+
+def _mapping_write(
+    *,
+    project: Project,
+    group: str,
+    role: Role,
+    author: User,
+    actor: Actor,
+    confirmer: User | None = None,
+    **why: Any,
+) -> GroupMapping:
     mapping = GroupMapping.objects.create(
-        project=project, group=group, role=clean_role, created_by=actor.person
+        project=project, group=group, role=role.value, created_by=author, confirmed_by=confirmer
     )
     audit_record(
         action="group_mapping_added",
         actor=actor,
         project_id=project.pk,
-        data={"mapping": mapping.pk, "group": group, "role": clean_role},
+        data={
+            "mapping": mapping.pk,
+            "group": group,
+            "role": role.value,
+            "requested_by": author.get_username(),
+            "confirmed_by": confirmer.get_username() if confirmer is not None else None,
+            **why,
+        },
     )
     return mapping
 
 
 @service
-def group_mapping_remove(*, mapping: GroupMapping, actor: Actor) -> None:
-    """Stop mapping; roles it granted are revoked at each member's next sign-in."""
+def group_mapping_remove(*, mapping: GroupMapping, actor: Actor) -> GovernanceChange | None:
+    """Stop mapping the group: the roles the mapping gave go at once (see `_mapping_drop`).
+    Removing a guarded role's mapping takes roles from its holders, so, as a revocation by hand,
+    it waits for a current holder of the role other than `actor`: returned pending."""
     if not can_map_groups(actor, mapping.project):
         raise NotPermitted("Only a project admin, signed in, may remove group mappings.")
+    locked = _locked_project(mapping.project)
+    current = GroupMapping.objects.filter(pk=mapping.pk).select_related("created_by").first()
+    if current is None:
+        return None  # removed already
+    role = Role(current.role)
+    if mapping_waits(locked, role):
+        return group_mapping_request(
+            project=locked, group=current.group, role=role, actor=actor, remove=True
+        )
+    _mapping_drop(project=locked, mapping=current, actor=actor)
+    return None
+
+
+def group_mapping_confirmed(*, change: GovernanceChange, actor: Actor) -> None:
+    """Apply a group mapping request that `actor` confirmed. Called by
+    `governance_change_confirm`, which holds the project's lock and decided who may confirm."""
+    role = Role(change.role)
+    found = (
+        GroupMapping.objects.filter(project_id=change.project_id, group=change.group, role=role)
+        .select_related("created_by", "confirmed_by")
+        .first()
+    )
+    why = {"request": change.pk}
+    if change.kind == GovernanceChange.Kind.GROUP_MAPPING_ADD:
+        if found is None:
+            _mapping_write(
+                project=change.project,
+                group=change.group,
+                role=role,
+                author=change.requested_by,
+                confirmer=actor.person,
+                actor=actor,
+                **why,
+            )
+    elif found is not None:
+        _mapping_drop(
+            project=change.project,
+            mapping=found,
+            actor=actor,
+            requested_by=change.requested_by.get_username(),
+            confirmed_by=actor.label,
+            **why,
+        )
+
+
+def _last_groups(user_ids: list[int]) -> dict[int, set[str]]:
+    """The groups each person had at their last sign-in (one query)."""
+    found: dict[int, set[str]] = {}
+    for user_id, groups in ExternalIdentity.objects.filter(user_id__in=user_ids).values_list(
+        "user_id", "groups"
+    ):
+        found.setdefault(user_id, set()).update(g for g in groups if isinstance(g, str))
+    return found
+
+
+def _mapping_drop(*, project: Project, mapping: GroupMapping, actor: Actor, **why: Any) -> None:
+    """Delete the mapping and take its role at once from those who hold it through it, unless
+    another mapping in force of the same role covers a group they had at their last sign-in
+    (and they may hold it from that one): their role then stays, through that mapping. The
+    caller holds the project's lock."""
+    role = Role(mapping.role)
     audit_record(
         action="group_mapping_removed",
         actor=actor,
-        project_id=mapping.project_id,
-        data={"mapping": mapping.pk, "group": mapping.group, "role": mapping.role},
+        project_id=project.pk,
+        data={"mapping": mapping.pk, "group": mapping.group, "role": role.value, **why},
     )
     mapping.delete()
+    grants = list(
+        IdpRoleGrant.objects.filter(project=project, role=role, group=mapping.group)
+        .select_related("user")
+        .order_by("user_id")
+    )
+    if not grants:
+        return
+    others = list(
+        GroupMapping.objects.filter(project=project, role=role).select_related(
+            "created_by", "confirmed_by"
+        )
+    )
+    groups_of = _last_groups([g.user_id for g in grants])
+    guarded = guarded_roles(project.current_policy)
+    revoked: list[User] = []
+    for grant in grants:
+        user = grant.user
+        held = roles_for(user, project)
+        other = next(
+            (
+                m
+                for m in others
+                if m.group in groups_of.get(user.pk, set())
+                and idp_role_refusal(user, m, held, guarded) is None
+            ),
+            None,
+        )
+        if other is not None:
+            grant.group = other.group
+            grant.save(update_fields=["group"])
+            continue
+        role_apply_by_idp(
+            project=project,
+            user=user,
+            role=role,
+            grant=False,
+            source="idp",
+            group=mapping.group,
+            reason="the group mapping was removed",
+        )
+        grant.delete()
+        revoked.append(user)
+    if revoked:
+        _tell_veto_holders_changed(project, role, granted=[], revoked=revoked, why="")
 
 
-def group_mapping_for(actor: Actor, mapping_id: int) -> GroupMapping:
-    mapping = GroupMapping.objects.select_related("project").filter(pk=mapping_id).first()
-    if mapping is None or not actor.can(mapping.project, Capability.READ):
-        raise NotFound("No such group mapping.")
-    return mapping
+def _tell_veto_holders_changed(
+    project: Project, role: Role, *, granted: list[User], revoked: list[User], why: str
+) -> None:
+    """Tell the project's security holders (other than those concerned) when the IdP changes
+    who holds a veto role, as they are told of other changes to who guards the gate."""
+    policy = project.current_policy
+    if policy is None or role.value not in policy.veto_roles or not (granted or revoked):
+        return
+    concerned = {u.pk for u in granted + revoked}
+    lines = [f"{u.get_username()} now holds it (from the IdP{why})." for u in granted]
+    lines += [f"{u.get_username()} no longer holds it (from the IdP)." for u in revoked]
+    people_tell(
+        user_ids=[uid for uid in holder_ids(project, {Role.SECURITY}) if uid not in concerned],
+        subject=f"[releasegate] {project.slug}: who holds {role.value} changed by single sign-on",
+        body="\n".join(lines) + f"\nSee the identities page of {project.slug} and its audit trail.",
+    )
 
 
 # Single sign-on ------------------------------------------------------------------------------
@@ -420,12 +587,12 @@ def sso_sign_in(*, issuer: str, claims: Mapping[str, Any], groups_claim: str) ->
     IdP-sourced roles granted and revoked to match their groups. An e-mail is never used to
     find anyone: a changed or shared address takes over nobody.
 
-    The person is recorded in one transaction, then each role change runs as its own service
-    (each takes its project's lock before its audit event, releasegate/transactions.py): one
-    transaction over several projects' grants would lock a project after an audit head. A role
-    change that failed is reconciled at the next sign-in."""
+    The person is recorded in one transaction, then each project's IdP roles are brought in
+    line in a transaction of their own (its project's lock, then its audit events,
+    releasegate/transactions.py): one transaction over several projects would lock a project
+    after an audit head. A project whose sync failed is reconciled at the next sign-in."""
     result, groups = _identity_record(issuer=issuer, claims=claims, groups_claim=groups_claim)
-    _sync_idp_roles(result, groups)
+    _sync_idp_roles(result, groups, issuer)
     audit_record(
         action="sso_signed_in",
         actor=Actor.for_user(result.user),
@@ -488,61 +655,113 @@ def _identity_record(
     return SignInResult(user=user, created=created), groups
 
 
-def _sync_idp_roles(result: SignInResult, groups: list[str]) -> None:
-    """Grant the roles the person's groups map to and revoke IdP-sourced roles they no longer
-    map to, each through role_grant / role_revoke in the name of the admin who made the mapping:
-    every rule of those services holds (nobody grants themselves a role, confirmations of
-    veto-role changes). A role held by hand is left alone and stays hand-granted."""
+@dataclass
+class _Synced:
+    granted: list[str] = field(default_factory=list)
+    revoked: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)
+
+
+def _sync_idp_roles(result: SignInResult, groups: list[str], issuer: str) -> None:
+    """Bring the person's IdP-sourced roles in line with their groups, one project at a time
+    (each its own transaction: a project's lock, then its audit events)."""
     user = result.user
-    desired: dict[tuple[int, str], GroupMapping] = {}
-    for mapping in GroupMapping.objects.filter(group__in=groups).select_related(
-        "project", "created_by"
+    projects = set(
+        GroupMapping.objects.filter(group__in=groups).values_list("project_id", flat=True)
+    ) | set(IdpRoleGrant.objects.filter(user=user).values_list("project_id", flat=True))
+    for project_id in sorted(projects):
+        synced = _idp_roles_sync(project_id=project_id, user=user, groups=groups, issuer=issuer)
+        result.granted += synced.granted
+        result.revoked += synced.revoked
+        result.refused += synced.refused
+
+
+@service
+def _idp_roles_sync(*, project_id: int, user: User, groups: list[str], issuer: str) -> _Synced:
+    """On one project: grant each role a mapping in force of one of `groups` gives, and revoke
+    the IdP-sourced roles none gives any more, directly (the mapping was the governance change).
+    Nobody holds a role the rules of `idp_role_refusal` deny, whatever the IdP says: that is
+    refused, recorded (`idp_role_refused`) and shown to the person. A role held by hand is left
+    alone and stays hand-granted.
+
+    Unguarded roles are settled first, so whether the person is an admin, which decides
+    whether they may hold a guarded role from the IdP, is settled before guarded roles are."""
+    project = lock_one(
+        Project.objects.select_related("current_policy"), LockRank.PROJECT, pk=project_id
+    )
+    guarded = guarded_roles(project.current_policy)
+    held = set(roles_for(user, project))
+    by_role: dict[Role, list[GroupMapping]] = {}
+    for mapping in GroupMapping.objects.filter(project=project, group__in=groups).select_related(
+        "created_by", "confirmed_by"
     ):
-        desired.setdefault((mapping.project_id, mapping.role), mapping)
-    existing = {
-        (g.project_id, g.role): g
-        for g in IdpRoleGrant.objects.filter(user=user).select_related("project", "granted_by")
-    }
-    for _key, mapping in sorted(desired.items()):
-        label = f"{mapping.project.slug}:{mapping.role}"
-        held = roles_for(user, mapping.project)
-        if Role(mapping.role) in held:
-            continue  # from the IdP already, or by hand (then it stays the admin's grant)
-        try:
-            role_grant(
-                project=mapping.project,
-                user=user,
-                role=mapping.role,
-                actor=Actor.for_user(mapping.created_by),
+        by_role.setdefault(Role(mapping.role), []).append(mapping)
+    grants: dict[Role, IdpRoleGrant] = {}
+    for grant in IdpRoleGrant.objects.filter(project=project, user=user):
+        if Role(grant.role) in held:
+            grants[Role(grant.role)] = grant
+        else:
+            grant.delete()  # revoked by hand since: no longer the IdP's
+    synced = _Synced()
+    changed: dict[Role, tuple[list[User], list[User], str]] = {}
+    for role in sorted(set(by_role) | set(grants), key=lambda r: (r in guarded, r.value)):
+        label = f"{project.slug}:{role.value}"
+        if role in held and role not in grants:
+            continue  # held by hand: stays the admin's grant, whatever the IdP says
+        allowed: GroupMapping | None = None
+        refusals: list[tuple[GroupMapping, NotPermitted]] = []
+        for mapping in sorted(by_role.get(role, []), key=lambda m: m.group):
+            refusal = idp_role_refusal(user, mapping, frozenset(held), guarded)
+            if refusal is None:
+                allowed = mapping
+                break
+            refusals.append((mapping, refusal))
+        why: dict[str, Any] = {"source": "idp", "issuer": issuer}
+        if allowed is not None:
+            why.update(
+                group=allowed.group,
+                mapping=allowed.pk,
+                mapped_by=allowed.created_by.get_username(),
+                confirmed_by=(
+                    allowed.confirmed_by.get_username() if allowed.confirmed_by else None
+                ),
             )
-        except ReleasegateError as refused:
-            result.refused.append(f"{label}: {refused.message}")
+            if role not in held:
+                role_apply_by_idp(project=project, user=user, role=role, grant=True, **why)
+                IdpRoleGrant.objects.create(
+                    project=project, user=user, role=role.value, group=allowed.group
+                )
+                held.add(role)
+                synced.granted.append(label)
+                changed[role] = ([user], [], f" group {allowed.group}")
+            elif grants[role].group != allowed.group:
+                grants[role].group = allowed.group
+                grants[role].save(update_fields=["group"])
             continue
-        if Role(mapping.role) in roles_for(user, mapping.project):
-            IdpRoleGrant.objects.update_or_create(
-                project=mapping.project,
-                user=user,
-                role=mapping.role,
-                defaults={"group": mapping.group, "granted_by": mapping.created_by},
+        if role in grants:
+            why["group"] = grants[role].group
+            if refusals:
+                why["reason"] = refusals[0][1].message
+            role_apply_by_idp(project=project, user=user, role=role, grant=False, **why)
+            grants[role].delete()
+            held.discard(role)
+            synced.revoked.append(label)
+            changed[role] = ([], [user], "")
+        for mapping, refusal in refusals:
+            synced.refused.append(f"{label}: {refusal.message}")
+            audit_record(
+                action="idp_role_refused",
+                actor=Actor.system_actor(),
+                project_id=project.pk,
+                data={
+                    "user": user.get_username(),
+                    "role": role.value,
+                    "group": mapping.group,
+                    "mapping": mapping.pk,
+                    "code": refusal.code,
+                    "reason": refusal.message,
+                },
             )
-            result.granted.append(label)
-    for key, grant in sorted(existing.items()):
-        if key in desired:
-            continue
-        label = f"{grant.project.slug}:{grant.role}"
-        if grant.granted_by is None:
-            result.refused.append(f"{label}: the admin who granted it no longer exists")
-            continue
-        try:
-            role_revoke(
-                project=grant.project,
-                user=user,
-                role=grant.role,
-                actor=Actor.for_user(grant.granted_by),
-            )
-        except ReleasegateError as refused:
-            result.refused.append(f"{label}: {refused.message}")
-            continue
-        if Role(grant.role) not in roles_for(user, grant.project):
-            grant.delete()
-            result.revoked.append(label)
+    for role, (granted, revoked, why_text) in changed.items():
+        _tell_veto_holders_changed(project, role, granted=granted, revoked=revoked, why=why_text)
+    return synced

@@ -13,6 +13,7 @@ from authlib.integrations.django_client import DjangoOAuth2App, OAuth
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
+from releasegate.identity.backends import local_login_enabled
 from releasegate.identity.issuers import url_problem
 
 TIMEOUT_SECONDS = 10
@@ -20,6 +21,11 @@ TIMEOUT_SECONDS = 10
 
 def sso_enabled() -> bool:
     return bool(settings.OIDC_ISSUER)
+
+
+def sign_in_options() -> dict[str, Any]:
+    """What the sign-in page offers: passwords, single sign-on, or both."""
+    return {"local_login": local_login_enabled(), "sso_enabled": sso_enabled()}
 
 
 @cache

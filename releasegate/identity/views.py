@@ -19,19 +19,17 @@ from joserfc.errors import JoseError
 
 from releasegate.errors import InvalidInput, ReleasegateError
 from releasegate.identity import selectors, sso
-from releasegate.identity.backends import local_login_enabled
 from releasegate.identity.forms import GroupMappingForm, TrustPolicyForm
-from releasegate.identity.models import GroupMapping
+from releasegate.identity.permissions import can_manage_trust, can_map_groups
 from releasegate.identity.services import (
-    can_manage_trust,
-    can_map_groups,
     group_mapping_add,
     group_mapping_remove,
     sso_sign_in,
     trust_policy_add,
     trust_policy_remove,
 )
-from releasegate.releases.models import Project
+from releasegate.releases.models import GovernanceChange, Project
+from releasegate.releases.permissions import guarded_roles
 from releasegate.web.forms import apply_errors
 from releasegate.web.views import _refused, actor_of, project_view
 
@@ -42,16 +40,11 @@ SESSION_ID_TOKEN = "releasegate_sso_id_token"
 BACKEND = "releasegate.identity.backends.LocalPasswordBackend"
 
 
-def sign_in_options(request: HttpRequest) -> dict[str, Any]:
-    """What the sign-in page offers: passwords, single sign-on, or both."""
-    return {"local_login": local_login_enabled(), "sso_enabled": sso.sso_enabled()}
-
-
 def _failed(request: HttpRequest, message: str, status: int = 400) -> HttpResponse:
     return render(
         request,
         "identity/sso_failed.html",
-        {"message": message, **sign_in_options(request)},
+        {"message": message, **sso.sign_in_options()},
         status=status,
     )
 
@@ -148,8 +141,10 @@ def _context(request: HttpRequest, project: Project, **forms: Any) -> dict[str, 
         "project": project,
         "policies": selectors.trust_policies_of(project),
         "mappings": selectors.group_mappings_of(project),
+        "mapping_requests": selectors.group_mapping_requests_of(project),
         "by_hand": by_hand,
         "from_idp": from_idp,
+        "guarded": sorted(r.value for r in guarded_roles(project.current_policy)),
         "can_manage_trust": can_manage_trust(actor, project),
         "can_map_groups": can_map_groups(actor, project),
         "trust_form": forms.get("trust_form") or TrustPolicyForm(),
@@ -209,13 +204,20 @@ def trust_policy_remove_view(
     return redirect(_back(project))
 
 
+def _waits(change: GovernanceChange) -> str:
+    return (
+        f"Nothing changed yet: request {change.pk} waits for a {change.role} holder other than "
+        "you to confirm it, on the project page."
+    )
+
+
 @project_view
 @require_POST
 def group_mapping_add_view(request: HttpRequest, project: Project) -> HttpResponse:
     form = GroupMappingForm(request.POST)
     if form.is_valid():
         try:
-            group_mapping_add(
+            made = group_mapping_add(
                 project=project,
                 actor=actor_of(request),
                 group=form.cleaned_data["group"],
@@ -226,11 +228,13 @@ def group_mapping_add_view(request: HttpRequest, project: Project) -> HttpRespon
         except ReleasegateError as error:
             return _refused(request, error, _back(project))
         else:
-            messages.success(
-                request,
-                f"Members of {form.cleaned_data['group']} get {form.cleaned_data['role']} "
-                "at their next sign-in.",
-            )
+            if isinstance(made, GovernanceChange):
+                messages.warning(request, _waits(made))
+            else:
+                messages.success(
+                    request,
+                    f"Members of {made.group} get {made.role} at their next sign-in.",
+                )
             return redirect(_back(project))
     context = _context(request, project, group_form=form)
     return render(request, "identity/project.html", context, status=400)
@@ -241,12 +245,15 @@ def group_mapping_add_view(request: HttpRequest, project: Project) -> HttpRespon
 def group_mapping_remove_view(
     request: HttpRequest, project: Project, mapping_id: int
 ) -> HttpResponse:
-    mapping = GroupMapping.objects.filter(project=project, pk=mapping_id).first()
+    mapping = selectors.group_mapping_for(project, mapping_id)
     if mapping is None:
         raise Http404("No such group mapping.")
     try:
-        group_mapping_remove(mapping=mapping, actor=actor_of(request))
+        pending = group_mapping_remove(mapping=mapping, actor=actor_of(request))
     except ReleasegateError as error:
         return _refused(request, error, _back(project))
-    messages.success(request, "Mapping removed; its roles go at each member's next sign-in.")
+    if pending is not None:
+        messages.warning(request, _waits(pending))
+    else:
+        messages.success(request, "Mapping removed; the roles it gave are revoked.")
     return redirect(_back(project))

@@ -15,39 +15,19 @@ from releasegate.accounts.actors import Actor, Capability
 from releasegate.accounts.roles import Role
 from releasegate.attestations.services import attestations_revoke
 from releasegate.audit.services import audit_record
-from releasegate.errors import Conflict, FieldError, InvalidInput, NotPermitted
+from releasegate.errors import Conflict, NotPermitted
 from releasegate.incidents.alertmanager import Alert, read_notification
 from releasegate.incidents.models import BreakGlass, Hold
-from releasegate.incidents.notifications import (
-    NO_SIGNAL,
-    break_glass_text,
-    hold_text,
-    holders_tell,
-)
+from releasegate.notifications.incidents import NO_SIGNAL, break_glass_text, hold_text
+from releasegate.notifications.people import holders_tell
 from releasegate.releases.models import Evidence, EvidenceKind, Project, Release
 from releasegate.releases.signals import send_after_commit
 from releasegate.transactions import LockRank, lock_many, lock_one, lock_project, service
+from releasegate.validation import MAX_TEXT, required_text
 
 CONFIRM_WINDOW = timedelta(minutes=30)
-MAX_TEXT = 5000
 MAX_INCIDENT = 200
 DIGEST_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
-
-
-def _text(value: Any, name: str, limit: int = MAX_TEXT) -> str:
-    text = value.strip() if isinstance(value, str) else ""
-    if not text:
-        raise InvalidInput(
-            f"A written {name} is required.",
-            code=f"{name}_required",
-            errors=[FieldError(name, "must not be empty")],
-        )
-    if len(text) > limit or "\x00" in text:
-        raise InvalidInput(
-            f"The {name} is too long.",
-            errors=[FieldError(name, f"at most {limit} characters, no NUL")],
-        )
-    return text
 
 
 # Who may do what (pages and API ask these; the services raise on their "no") ----------------
@@ -74,27 +54,50 @@ def may_request_break_glass(actor: Actor, release: Release) -> str | None:
     return None
 
 
-def may_confirm_break_glass(actor: Actor, bg: BreakGlass, release: Release) -> str | None:
+def _security_but_no_requester(
+    actor: Actor, bg: BreakGlass, release: Release, *, act: str, verb: str
+) -> str | None:
+    # The second person of a break-glass: a security holder who asked for neither.
     person = actor.person
     if person is None or Role.SECURITY not in actor.roles(release.project):
-        return "Only a security holder of the project may confirm a break-glass."
+        return f"Only a security holder of the project may {act}."
     if person.pk in {bg.requested_by_id, release.requester_id}:
-        return "The requester of the release or of the break-glass may not confirm it."
+        return f"The requester of the release or of the break-glass may not {verb} it."
     return None
+
+
+def may_confirm_break_glass(actor: Actor, bg: BreakGlass, release: Release) -> str | None:
+    return _security_but_no_requester(
+        actor, bg, release, act="confirm a break-glass", verb="confirm"
+    )
 
 
 def may_review_break_glass(actor: Actor, bg: BreakGlass, release: Release) -> str | None:
-    person = actor.person
-    if person is None or Role.SECURITY not in actor.roles(release.project):
-        return "Only a security holder of the project may file the post-incident review."
-    if person.pk in {bg.requested_by_id, release.requester_id}:
-        return "The requester of the release or of the break-glass may not review it."
-    return None
+    return _security_but_no_requester(
+        actor, bg, release, act="file the post-incident review", verb="review"
+    )
 
 
 def _allowed(answer: str | None, code: str) -> None:
     if answer is not None:
         raise NotPermitted(answer, code=code)
+
+
+def _record_and_tell(
+    *,
+    event: str,
+    actor: Actor,
+    project: Project,
+    release: Release,
+    incident_id: int,
+    text: str,
+    data: dict[str, Any],
+) -> None:
+    """How every hold and break-glass act ends: audited (the last lock), its notification
+    targets told through the outbox, and the project's role holders e-mailed after commit."""
+    audit_record(action=event, actor=actor, project_id=project.pk, release_id=release.pk, data=data)
+    send_after_commit(event, release_id=release.pk, incident_id=incident_id)
+    holders_tell(project=project, release=release, event=event, text=text)
 
 
 # Alerts and holds -----------------------------------------------------------------------------
@@ -189,6 +192,22 @@ def _existing_hold(
     )
 
 
+def _note_alert_status(
+    hold: Hold, status: str, *, resolved_at: datetime | None, actor: Actor, action: str
+) -> None:
+    """Note on a hold what its alert does now (resolved, firing again); the hold stays."""
+    hold.alert_status = status
+    hold.resolved_at = resolved_at
+    hold.save(update_fields=["alert_status", "resolved_at"])
+    audit_record(
+        action=action,
+        actor=actor,
+        project_id=hold.project_id,
+        release_id=hold.release_id,
+        data={"hold_id": hold.pk, "fingerprint": hold.fingerprint},
+    )
+
+
 def _place_or_note(
     *,
     project: Project,
@@ -208,15 +227,12 @@ def _place_or_note(
             )
             return
         if existing.alert_status != Hold.AlertStatus.RESOLVED:
-            existing.alert_status = Hold.AlertStatus.RESOLVED
-            existing.resolved_at = alert.ends_at or timezone.now()
-            existing.save(update_fields=["alert_status", "resolved_at"])
-            audit_record(
-                action="hold_alert_resolved",
+            _note_alert_status(
+                existing,
+                Hold.AlertStatus.RESOLVED,
+                resolved_at=alert.ends_at or timezone.now(),
                 actor=actor,
-                project_id=release.project_id,
-                release_id=release.pk,
-                data={"hold_id": existing.pk, "fingerprint": alert.fingerprint},
+                action="hold_alert_resolved",
             )
             intake.holds.append(_hold_dict(existing, release, "resolved_noted"))
         else:
@@ -228,15 +244,12 @@ def _place_or_note(
             # does not hold again; a new firing of it (a new startsAt) does.
             intake.holds.append(_hold_dict(existing, release, "lifted_already"))
         elif existing.alert_status == Hold.AlertStatus.RESOLVED:
-            existing.alert_status = Hold.AlertStatus.FIRING
-            existing.resolved_at = None
-            existing.save(update_fields=["alert_status", "resolved_at"])
-            audit_record(
-                action="hold_alert_firing_again",
+            _note_alert_status(
+                existing,
+                Hold.AlertStatus.FIRING,
+                resolved_at=None,
                 actor=actor,
-                project_id=release.project_id,
-                release_id=release.pk,
-                data={"hold_id": existing.pk, "fingerprint": alert.fingerprint},
+                action="hold_alert_firing_again",
             )
             intake.holds.append(_hold_dict(existing, release, "firing_again"))
         else:
@@ -257,11 +270,14 @@ def _place_or_note(
         generator_url=alert.generator_url[:1000],
         since=alert.starts_at,
     )
-    audit_record(
-        action="hold_placed",
+    active[(release.pk, hold.fingerprint)] = hold
+    _record_and_tell(
+        event="hold_placed",
         actor=actor,
-        project_id=release.project_id,
-        release_id=release.pk,
+        project=project,
+        release=release,
+        incident_id=hold.pk,
+        text=hold_text(hold, "hold_placed"),
         data={
             "hold_id": hold.pk,
             "alert": hold.alert_name,
@@ -271,11 +287,6 @@ def _place_or_note(
             "since": hold.since,
             "summary": hold.summary,
         },
-    )
-    active[(release.pk, hold.fingerprint)] = hold
-    send_after_commit("hold_placed", release_id=release.pk, incident_id=hold.pk)
-    holders_tell(
-        project=project, release=release, event="hold_placed", text=hold_text(hold, "hold_placed")
     )
     intake.holds.append(_hold_dict(hold, release, "placed"))
 
@@ -359,7 +370,7 @@ def hold_lift(*, hold: Hold, actor: Actor, reason: Any) -> Hold:
     reason. A resolved alert never does this by itself."""
     release = Release.objects.select_related("project").get(pk=hold.release_id)
     _allowed(may_lift_hold(actor, release), "not_a_holder")
-    text = _text(reason, "reason")
+    text = required_text(reason)
     lock_one(Release.objects.only("id"), LockRank.RELEASE, pk=release.pk)
     locked = lock_one(Hold.objects.all(), LockRank.RELEASE_ROWS, pk=hold.pk)
     if locked.lifted_at is not None:
@@ -368,19 +379,14 @@ def hold_lift(*, hold: Hold, actor: Actor, reason: Any) -> Hold:
     locked.lifted_by = actor.person
     locked.lift_reason = text
     locked.save(update_fields=["lifted_at", "lifted_by", "lift_reason"])
-    audit_record(
-        action="hold_lifted",
+    _record_and_tell(
+        event="hold_lifted",
         actor=actor,
-        project_id=locked.project_id,
-        release_id=locked.release_id,
-        data={"hold_id": locked.pk, "alert": locked.alert_name, "reason": text},
-    )
-    send_after_commit("hold_lifted", release_id=locked.release_id, incident_id=locked.pk)
-    holders_tell(
         project=release.project,
         release=release,
-        event="hold_lifted",
+        incident_id=locked.pk,
         text=hold_text(locked, "hold_lifted"),
+        data={"hold_id": locked.pk, "alert": locked.alert_name, "reason": text},
     )
     return locked
 
@@ -416,8 +422,8 @@ def break_glass_request(
     """Open a break-glass on a release in review: the requester or a project admin. It does
     nothing until a security holder other than them confirms it within 30 minutes."""
     _allowed(may_request_break_glass(actor, release), "not_permitted")
-    text = _text(reason, "reason")
-    ticket = _text(incident, "incident", MAX_INCIDENT)
+    text = required_text(reason)
+    ticket = required_text(incident, "incident", limit=MAX_INCIDENT)
     now = now or timezone.now()
     locked = _lock_release(release)
     if locked.state != Release.State.IN_REVIEW:
@@ -443,24 +449,19 @@ def break_glass_request(
         requested_at=now,
         confirm_by=now + CONFIRM_WINDOW,
     )
-    audit_record(
-        action="break_glass_requested",
+    _record_and_tell(
+        event="break_glass_requested",
         actor=actor,
-        project_id=locked.project_id,
-        release_id=locked.pk,
+        project=locked.project,
+        release=locked,
+        incident_id=bg.pk,
+        text=break_glass_text(bg, "break_glass_requested"),
         data={
             "break_glass_id": bg.pk,
             "reason": text,
             "incident": ticket,
             "confirm_by": bg.confirm_by,
         },
-    )
-    send_after_commit("break_glass_requested", release_id=locked.pk, incident_id=bg.pk)
-    holders_tell(
-        project=locked.project,
-        release=locked,
-        event="break_glass_requested",
-        text=break_glass_text(bg, "break_glass_requested"),
     )
     return bg
 
@@ -474,7 +475,7 @@ def break_glass_confirm(
     Its post-incident review falls due `break_glass_review_days` after."""
     release = Release.objects.select_related("project").get(pk=break_glass.release_id)
     _allowed(may_confirm_break_glass(actor, break_glass, release), "not_permitted")
-    text = _text(reason, "reason")
+    text = required_text(reason)
     now = now or timezone.now()
     locked_release = _lock_release(release)
     bg = lock_one(BreakGlass.objects.all(), LockRank.RELEASE_ROWS, pk=break_glass.pk)
@@ -496,11 +497,13 @@ def break_glass_confirm(
     bg.until = now + timedelta(hours=policy.break_glass_hours)
     bg.review_due = now + timedelta(days=policy.break_glass_review_days)
     bg.save(update_fields=["confirmed_by", "confirmed_at", "confirm_reason", "until", "review_due"])
-    audit_record(
-        action="break_glass_confirmed",
+    _record_and_tell(
+        event="break_glass_confirmed",
         actor=actor,
-        project_id=bg.project_id,
-        release_id=bg.release_id,
+        project=locked_release.project,
+        release=locked_release,
+        incident_id=bg.pk,
+        text=break_glass_text(bg, "break_glass_confirmed"),
         data={
             "break_glass_id": bg.pk,
             "reason": text,
@@ -508,13 +511,6 @@ def break_glass_confirm(
             "review_due": bg.review_due,
             "policy_version": policy.version,
         },
-    )
-    send_after_commit("break_glass_confirmed", release_id=bg.release_id, incident_id=bg.pk)
-    holders_tell(
-        project=locked_release.project,
-        release=locked_release,
-        event="break_glass_confirmed",
-        text=break_glass_text(bg, "break_glass_confirmed"),
     )
     return bg
 
@@ -527,7 +523,7 @@ def break_glass_review(
     the requesters. Until it is filed past its due date, no release of the project is cleared."""
     release = Release.objects.select_related("project").get(pk=break_glass.release_id)
     _allowed(may_review_break_glass(actor, break_glass, release), "not_permitted")
-    text = _text(summary, "summary")
+    text = required_text(summary, "summary")
     now = now or timezone.now()
     _lock_release(release)
     bg = lock_one(BreakGlass.objects.all(), LockRank.RELEASE_ROWS, pk=break_glass.pk)
@@ -539,22 +535,17 @@ def break_glass_review(
     bg.reviewed_at = now
     bg.review_summary = text
     bg.save(update_fields=["reviewed_by", "reviewed_at", "review_summary"])
-    audit_record(
-        action="break_glass_reviewed",
+    _record_and_tell(
+        event="break_glass_reviewed",
         actor=actor,
-        project_id=bg.project_id,
-        release_id=bg.release_id,
+        project=release.project,
+        release=release,
+        incident_id=bg.pk,
+        text=break_glass_text(bg, "break_glass_reviewed"),
         data={
             "break_glass_id": bg.pk,
             "summary": text,
             "was_overdue": bool(bg.review_due and bg.review_due <= now),
         },
-    )
-    send_after_commit("break_glass_reviewed", release_id=bg.release_id, incident_id=bg.pk)
-    holders_tell(
-        project=release.project,
-        release=release,
-        event="break_glass_reviewed",
-        text=break_glass_text(bg, "break_glass_reviewed"),
     )
     return bg

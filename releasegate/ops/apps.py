@@ -4,7 +4,7 @@ from django.apps import AppConfig
 class OpsConfig(AppConfig):
     name = "releasegate.ops"
     label = "ops"
-    verbose_name = "Operations and notifications"
+    verbose_name = "Operations"
 
     def ready(self) -> None:
         from releasegate.ops import receivers  # noqa: F401 - connects the signal receivers

@@ -79,7 +79,7 @@ class DatabaseCollector(Collector):
             checks.add_metric([status], by_status.get(status, 0))
         yield checks
 
-        from releasegate.ops.models import Delivery
+        from releasegate.notifications.models import Delivery
 
         by_outcome = {
             row["status"]: row["n"]

@@ -1,5 +1,4 @@
-"""Signal receivers: metrics from the gate, notifications from release events, request ids and
-task latency across Celery."""
+"""Signal receivers: metrics from the gate, request ids and task latency across Celery."""
 
 import logging
 import os
@@ -22,28 +21,9 @@ from django.dispatch import receiver
 from releasegate.ops import metrics
 from releasegate.ops.context import current_request_id, request_id_var
 from releasegate.releases.gate import GateDecision
-from releasegate.releases.signals import gate_evaluated, release_event_in_transaction
+from releasegate.releases.signals import gate_evaluated
 
 logger = logging.getLogger(__name__)
-
-# Told as they happen, about the release they happened to.
-DIRECT_EVENTS = frozenset(
-    {"review_requested", "veto_cast", "veto_lifted", "promoted", "attestation_revoked"}
-)
-# Holds and break-glass: `incident_id` names the hold or the break-glass.
-INCIDENT_EVENTS = frozenset(
-    {
-        "hold_placed",
-        "hold_lifted",
-        "break_glass_requested",
-        "break_glass_confirmed",
-        "break_glass_reviewed",
-    }
-)
-# Acts after which a release may have become cleared.
-MAY_CLEAR_EVENTS = frozenset(
-    {"approved", "check_recorded", "veto_lifted", "hold_lifted", "break_glass_confirmed"}
-)
 
 REQUEST_ID_HEADER = "request_id"
 
@@ -52,29 +32,6 @@ REQUEST_ID_HEADER = "request_id"
 def count_gate_query(sender: Any, decision: GateDecision, **kwargs: Any) -> None:
     # No database here: the gate endpoint's query count is pinned.
     metrics.GATE_QUERIES.labels(outcome="cleared" if decision.cleared else "blocked").inc()
-
-
-@receiver(release_event_in_transaction, dispatch_uid="ops.notifications.release_event")
-def record_notices(sender: Any, event: str, release_id: int | None, **extra: Any) -> None:
-    """Runs inside the act's transaction: the outbox rows commit with the act; their enqueue
-    runs after commit and may fail (the sweep takes them up)."""
-    from releasegate.ops.services import notices_record
-
-    if release_id is None:
-        return
-    wanted = []
-    if event in DIRECT_EVENTS or event in INCIDENT_EVENTS:
-        wanted.append(event)
-    # A check that did not pass cannot have cleared the release.
-    if event in MAY_CLEAR_EVENTS and (event != "check_recorded" or extra.get("status") == "passed"):
-        wanted.append("cleared")
-    if wanted:
-        notices_record(
-            release_id=release_id,
-            events=wanted,
-            veto_id=extra.get("veto_id"),
-            incident_id=extra.get("incident_id") if event in INCIDENT_EVENTS else None,
-        )
 
 
 @before_task_publish.connect(dispatch_uid="ops.request_id.publish")

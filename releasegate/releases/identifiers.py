@@ -10,6 +10,9 @@ artifact has one spelling.
 import re
 from typing import Any
 
+# A database id larger than this cannot exist: asking for one is a 404, not a database error.
+MAX_ID = 2**63 - 1
+
 DIGEST_RE = re.compile(r"\Asha256:[0-9a-f]{64}\Z")
 VERSION_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._+\-]{0,99}\Z")
 SLUG_RE = re.compile(r"\A[a-z0-9][a-z0-9\-]{0,63}\Z")

@@ -219,7 +219,9 @@ class GovernanceChange(models.Model):
 
     A policy change that weakens the gate waits for a `security` holder other than its author; a
     grant or revocation of a guarded role (a veto role, or one whose approval is required) waits
-    for a current holder of that role other than its author (and, for a grant, the grantee).
+    for a current holder of that role other than its author (and, for a grant, the grantee); so
+    does mapping an IdP group to a guarded role, or removing such a mapping (its members then
+    hold the role as their identity provider says, see releasegate/identity).
     Nothing changes until it is confirmed; a rejected or cancelled request changes nothing ever.
     """
 
@@ -227,6 +229,8 @@ class GovernanceChange(models.Model):
         POLICY = "policy", "Policy change"
         ROLE_GRANT = "role_grant", "Role grant"
         ROLE_REVOKE = "role_revoke", "Role revocation"
+        GROUP_MAPPING_ADD = "group_mapping_add", "IdP group mapping"
+        GROUP_MAPPING_REMOVE = "group_mapping_remove", "Removal of an IdP group mapping"
 
     class Status(models.TextChoices):
         PENDING = "pending", "Pending"
@@ -237,7 +241,7 @@ class GovernanceChange(models.Model):
     project = models.ForeignKey(
         Project, on_delete=models.CASCADE, related_name="governance_changes"
     )
-    kind = models.CharField(max_length=16, choices=Kind.choices)
+    kind = models.CharField(max_length=24, choices=Kind.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
@@ -255,6 +259,8 @@ class GovernanceChange(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     role = models.CharField(max_length=32, blank=True)
+    # Group mapping changes: the IdP group whose members would hold (or no longer hold) `role`.
+    group = models.CharField(max_length=200, blank=True)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
@@ -271,12 +277,25 @@ class GovernanceChange(models.Model):
                 condition=models.Q(status="pending", kind__in=["role_grant", "role_revoke"]),
                 name="one_pending_role_change",
             ),
+            models.UniqueConstraint(
+                fields=["project", "kind", "group", "role"],
+                condition=models.Q(
+                    status="pending", kind__in=["group_mapping_add", "group_mapping_remove"]
+                ),
+                name="one_pending_group_mapping_change",
+            ),
             models.CheckConstraint(
                 name="governance_change_shape",
                 condition=(
                     models.Q(kind="policy", subject__isnull=True, base_policy_version__isnull=False)
                     | models.Q(kind__in=["role_grant", "role_revoke"], subject__isnull=False)
                     & ~models.Q(role="")
+                    | models.Q(
+                        kind__in=["group_mapping_add", "group_mapping_remove"],
+                        subject__isnull=True,
+                    )
+                    & ~models.Q(role="")
+                    & ~models.Q(group="")
                 ),
             ),
         ]
@@ -289,3 +308,7 @@ class GovernanceChange(models.Model):
     @property
     def is_pending(self) -> bool:
         return self.status == self.Status.PENDING
+
+    @property
+    def is_group_mapping(self) -> bool:
+        return self.kind in (self.Kind.GROUP_MAPPING_ADD, self.Kind.GROUP_MAPPING_REMOVE)

@@ -6,14 +6,16 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import User
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from releasegate.accounts.actors import Actor, Capability
-from releasegate.accounts.roles import REVIEWER_ROLES, Role, roles_by_project
+from releasegate.accounts.roles import REVIEWER_ROLES, Role
+from releasegate.accounts.selectors import roles_by_project
 from releasegate.checks.sbom import components
 from releasegate.checks.vulnerabilities import evaluate_vulnerabilities, load_affected
-from releasegate.errors import Conflict, NotPermitted, ReleasegateError
+from releasegate.errors import Conflict, NotFound, NotPermitted, ReleasegateError
 from releasegate.releases.gate import GateDecision
+from releasegate.releases.identifiers import MAX_ID
 from releasegate.releases.models import (
     Approval,
     Evidence,
@@ -24,6 +26,7 @@ from releasegate.releases.models import (
     Release,
     Veto,
 )
+from releasegate.releases.selectors import active_vetoes_for
 
 
 def may_manage_role(actor: Actor, project: Project, role: Role) -> bool:
@@ -48,8 +51,9 @@ def guarded_roles(policy: GatePolicy | None) -> frozenset[Role]:
 
 def may_confirm_change(actor: Actor, change: GovernanceChange) -> bool:
     """Confirm (or reject) a pending governance change: a person other than its author who holds,
-    now, the role that guards it: `security` for a policy change; for a role change, that role
-    (never the grantee; the holder whose role is revoked may consent to it)."""
+    now, the role that guards it: `security` for a policy change; for a role change or an IdP
+    group mapping of a role, that role (never the grantee; the holder whose role is revoked may
+    consent to it)."""
     person = actor.person
     if person is None or not change.is_pending or person.pk == change.requested_by_id:
         return False
@@ -247,6 +251,38 @@ def lift_refusal(actor: Actor, veto: Veto) -> ReleasegateError | None:
 
 def may_lift(actor: Actor, veto: Veto) -> bool:
     return lift_refusal(actor, veto) is None
+
+
+def _reachable_through(release: Release) -> QuerySet[Veto]:
+    carried = active_vetoes_for(release)
+    return (
+        Veto.objects.filter(Q(release_id=release.pk) | Q(pk__in=carried.values("pk")))
+        .select_related("user", "lifted_by", "release", "project")
+        .order_by("created_at", "id")
+    )
+
+
+def _seen_by(actor: Actor, release: Release, veto: Veto) -> bool:
+    # One carried from another project (the same artifact) only to who may see that project:
+    # to anyone else it is not there, and its id cannot be probed for through this release.
+    return veto.project_id == release.project_id or actor.can(veto.project, Capability.READ)
+
+
+def vetoes_through(actor: Actor, release: Release) -> list[Veto]:
+    """The vetoes the page lists on `release` and whose lift may be asked through it (page and
+    API alike): its own, active or lifted, and the active ones carried forward to it (from its
+    project and environment, or on the same artifact in a project the actor may see). Whether
+    the actor may lift one is `lift_refusal`'s to say. One query (and one per other project
+    with a veto on the same artifact, to ask whether the actor sees it)."""
+    return [v for v in _reachable_through(release) if _seen_by(actor, release, v)]
+
+
+def veto_through(actor: Actor, release: Release, veto_id: int) -> Veto:
+    """One of `vetoes_through`, by id; a 404 for any other id, whether it exists or not."""
+    veto = _reachable_through(release).filter(pk=veto_id).first() if veto_id <= MAX_ID else None
+    if veto is None or not _seen_by(actor, release, veto):
+        raise NotFound("No such veto on this release.")
+    return veto
 
 
 def promote_refusal(

@@ -12,7 +12,8 @@ from guardian.models import UserObjectPermission
 
 from releasegate.accounts.actors import Actor, Capability
 from releasegate.accounts.models import ApiToken
-from releasegate.accounts.roles import ROLE_PERMISSION_PREFIX, project_ids_with_role
+from releasegate.accounts.roles import ROLE_PERMISSION_PREFIX
+from releasegate.accounts.selectors import project_ids_with_role
 from releasegate.checks.models import AdvisoryGeneration, CheckResult, WaiverGeneration
 from releasegate.errors import NotFound
 from releasegate.incidents.selectors import (

@@ -7,7 +7,6 @@ writes, runs in one transaction, records an audit event, and announces what happ
 import hashlib
 import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
@@ -17,17 +16,12 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
 from releasegate.accounts.actors import Actor, Capability
-from releasegate.accounts.notify import people_tell
-from releasegate.accounts.roles import (
-    REVIEWER_ROLES,
-    Role,
-    holder_ids,
-    permission_codename,
-    roles_for,
-)
+from releasegate.accounts.roles import REVIEWER_ROLES, Role, permission_codename
+from releasegate.accounts.selectors import holder_ids, roles_for
 from releasegate.attestations.selectors import releases_a_veto_revokes
 from releasegate.attestations.services import attestations_revoke
 from releasegate.audit.services import audit_record
+from releasegate.checks.external_ci import ci_token_refusal
 from releasegate.errors import (
     Conflict,
     FieldError,
@@ -36,6 +30,7 @@ from releasegate.errors import (
     NotPermitted,
     ReleasegateError,
 )
+from releasegate.notifications.people import people_tell
 from releasegate.releases.evidence import evidence_digest, manifest_digest, validate_document
 from releasegate.releases.gate import GateDecision, evaluate_gate
 from releasegate.releases.governance import policy_weakenings
@@ -78,8 +73,7 @@ from releasegate.releases.policy import PolicySpec, policy_spec_from
 from releasegate.releases.selectors import gate_release_queryset, load_gate_facts
 from releasegate.releases.signals import send_after_commit
 from releasegate.transactions import LockRank, lock_artifact, lock_one, lock_project, service
-
-MAX_REASON = 5000
+from releasegate.validation import MAX_TEXT, required_text
 
 
 def _require(actor: Actor, project: Project, capability: Capability, message: str) -> None:
@@ -90,23 +84,6 @@ def _require(actor: Actor, project: Project, capability: Capability, message: st
 def _refuse(refusal: ReleasegateError | None) -> None:
     if refusal is not None:
         raise refusal
-
-
-def _reason(value: Any, field: str = "reason") -> str:
-    text = value.strip() if isinstance(value, str) else ""
-    if not text:
-        raise InvalidInput(
-            "A written reason is required.",
-            code="reason_required",
-            errors=[FieldError(field, "must not be empty")],
-        )
-    if len(text) > MAX_REASON:
-        raise InvalidInput(
-            "The reason is too long.",
-            code="invalid",
-            errors=[FieldError(field, f"at most {MAX_REASON} characters")],
-        )
-    return text
 
 
 def _lock_for_gate(release: Release) -> Release:
@@ -136,6 +113,7 @@ def project_create(
     if Project.objects.filter(slug=slug).exists():
         raise Conflict(f"A project {slug!r} exists already.", code="duplicate_project")
     spec = policy_spec_from(policy or {}, PolicySpec())
+    _ci_token_bound(spec.external_ci)
     project = Project.objects.create(slug=slug, name=name.strip())
     first = GatePolicy.objects.create(
         project=project,
@@ -215,22 +193,16 @@ def _policy_apply(
     return new
 
 
-def _origin(url: Any) -> tuple[str, str] | None:
-    if not isinstance(url, str):
-        return None
-    parts = urlsplit(url)
-    return parts.scheme.lower(), parts.netloc.lower()
-
-
-def _without_moved_ci_token(changes: dict[str, Any], current: GatePolicy) -> dict[str, Any]:
-    """The worker's bearer token (`token_env`) was configured for the current CI origin: sending
-    it to another one a project admin names would hand them the operator's credential. Moving
-    the URL to another origin drops it, whoever asks and through whichever door."""
-    moved = changes.get("external_ci")
-    old_url = (current.external_ci or {}).get("url")
-    if not isinstance(moved, dict) or not old_url or _origin(moved.get("url")) == _origin(old_url):
-        return changes
-    return {**changes, "external_ci": {k: v for k, v in moved.items() if k != "token_env"}}
+def _ci_token_bound(external_ci: dict[str, Any]) -> None:
+    """Refuse a policy whose external CI would have the worker send a token it may not: one the
+    operator has not listed, or to another origin than the one it is bound to."""
+    refused = ci_token_refusal(external_ci)
+    if refused is not None:
+        raise InvalidInput(
+            "The external CI token may not be sent there.",
+            code="ci_token_not_allowed",
+            errors=[FieldError("external_ci.token_env", refused)],
+        )
 
 
 def _spec_of(policy: GatePolicy) -> PolicySpec:
@@ -265,7 +237,9 @@ def policy_change(
     current = locked.current_policy
     assert current is not None
     base = _spec_of(current)
-    spec = policy_spec_from(_without_moved_ci_token(changes, current), base)
+    spec = policy_spec_from(changes, base)
+    if "external_ci" in changes:
+        _ci_token_bound(spec.external_ci)
     weakenings = policy_weakenings(base, spec)
     person = actor.person
     if not weakenings:
@@ -297,6 +271,19 @@ def _pending_recorded(change: GovernanceChange, actor: Actor) -> None:
         )
         guard = {Role.SECURITY}
         what = "a policy change that loosens the gate: " + "; ".join(change.weakenings)
+    elif change.is_group_mapping:
+        data.update(group=change.group, role=change.role)
+        guard = {Role(change.role)}
+        if change.kind == GovernanceChange.Kind.GROUP_MAPPING_ADD:
+            what = (
+                f"mapping the IdP group {change.group} to the {change.role} role (its members "
+                "then get the role at each sign-in)"
+            )
+        else:
+            what = (
+                f"removing the mapping of the IdP group {change.group} to the {change.role} role "
+                "(the role goes at once from those who hold it through that mapping)"
+            )
     else:
         assert change.subject is not None
         data.update(user=change.subject.get_username(), role=change.role)
@@ -346,6 +333,45 @@ def _role_request(
     )
     _pending_recorded(change, actor)
     return change
+
+
+def group_mapping_request(
+    *, project: Project, group: str, role: Role, actor: Actor, remove: bool
+) -> GovernanceChange:
+    """Ask for an IdP group mapping of a guarded role (or its removal) to be confirmed by a
+    current holder of the role. The caller (identity.services) holds the project's lock and has
+    checked that `actor` may map groups; confirming it applies it (`governance_change_confirm`).
+    """
+    kinds = GovernanceChange.Kind
+    kind = kinds.GROUP_MAPPING_REMOVE if remove else kinds.GROUP_MAPPING_ADD
+    person = actor.person
+    assert person is not None
+    if GovernanceChange.objects.filter(
+        project=project, kind=kind, group=group, role=role.value, status="pending"
+    ).exists():
+        raise Conflict("The same request is pending already.", code="already_pending")
+    change = GovernanceChange.objects.create(
+        project=project, kind=kind, requested_by=person, group=group, role=role.value
+    )
+    _pending_recorded(change, actor)
+    return change
+
+
+def role_apply_by_idp(*, project: Project, user: User, role: Role, grant: bool, **why: Any) -> bool:
+    """Grant or revoke a role as an IdP group mapping in force says (at a sign-in, or when the
+    mapping is removed): the mapping was the governance change, confirmed by a holder when the
+    role is guarded, so this applies at once, in the system's name, with `why` (the group, the
+    mapping's author and confirmer) in the audit event. Whether anything changed.
+
+    Not a service of its own: the caller (identity.services) holds the project's lock, has
+    decided that the person may hold the role from the IdP, and may apply several changes in
+    one transaction (each appends an audit event, so it takes no lock after this)."""
+    if (role in roles_for(user, project)) == grant:
+        return False
+    _role_apply(
+        project=project, user=user, role=role, actor=Actor.system_actor(), grant=grant, **why
+    )
+    return True
 
 
 def _role_apply(
@@ -455,7 +481,7 @@ def _decided(locked: GovernanceChange, *, actor: Actor, status: str, reason: str
 def _optional_reason(value: Any) -> str:
     if value is None or value == "":
         return ""
-    return _reason(value)
+    return required_text(value)
 
 
 @service
@@ -484,6 +510,15 @@ def governance_change_confirm(
                 "Its author may cancel it and ask again.",
                 code="policy_moved",
             )
+        proposed = locked.policy.get("external_ci") or {}
+        refused = ci_token_refusal(proposed) if proposed != current.external_ci else None
+        if refused is not None:
+            # Asked for under another binding (the operator has changed it since).
+            raise Conflict(
+                f"This request cannot be applied: {refused}. Its author may cancel it and ask "
+                "again.",
+                code="ci_token_not_allowed",
+            )
         locked.applied_policy = _policy_apply(
             project=project,
             actor=actor,
@@ -493,6 +528,11 @@ def governance_change_confirm(
             requested_by=locked.requested_by.get_username(),
             **why,
         )
+    elif locked.is_group_mapping:
+        # The identity area owns group mappings and imports this module, hence here.
+        from releasegate.identity.services import group_mapping_confirmed
+
+        group_mapping_confirmed(change=locked, actor=actor)
     else:
         subject = locked.subject
         assert subject is not None
@@ -517,7 +557,7 @@ def governance_change_reject(
     *, change: GovernanceChange, actor: Actor, reason: Any = ""
 ) -> GovernanceChange:
     """Refuse a pending request, with a reason: whoever may confirm it may reject it instead."""
-    text = _reason(reason)
+    text = required_text(reason)
     locked = _decidable(change)
     if not may_confirm_change(actor, locked):
         raise NotPermitted(
@@ -738,7 +778,7 @@ def release_withdraw(*, release: Release, actor: Actor, reason: Any) -> Release:
     project admin (`may_withdraw`). A withdrawn release is never cleared and cannot be edited."""
     locked = _lock_for_gate(release)
     _refuse(withdraw_refusal(actor, locked))
-    text = _reason(reason)
+    text = required_text(reason)
     locked.state = Release.State.WITHDRAWN
     locked.withdrawn_at = timezone.now()
     locked.save(update_fields=["state", "withdrawn_at"])
@@ -780,9 +820,9 @@ def approval_give(*, release: Release, actor: Actor, role: Any, comment: Any = "
     locked = _lock_for_gate(release)
     mine = list(Approval.objects.filter(release=locked, user_id=person.pk))
     _refuse(approve_refusal(actor, locked, held, mine, timezone.now()))
-    if not isinstance(comment, str) or len(comment) > MAX_REASON:
+    if not isinstance(comment, str) or len(comment) > MAX_TEXT:
         raise InvalidInput(
-            "Invalid comment.", errors=[FieldError("reason", f"at most {MAX_REASON} characters")]
+            "Invalid comment.", errors=[FieldError("reason", f"at most {MAX_TEXT} characters")]
         )
     approval = Approval.objects.create(
         release=locked,
@@ -814,7 +854,7 @@ def veto_cast(
     held = _reviewer_role(actor, role)
     locked = _lock_for_gate(release)
     _refuse(veto_refusal(actor, locked, held))
-    text = _reason(reason)
+    text = required_text(reason)
     if scope not in Veto.Scope.values:
         raise InvalidInput(
             "Unknown veto scope.",
@@ -855,7 +895,7 @@ def veto_lift(*, veto: Veto, actor: Actor, reason: Any) -> Veto:
     _refuse(lift_refusal(actor, locked))
     person = actor.person
     assert person is not None
-    text = _reason(reason)
+    text = required_text(reason)
     locked.lifted_at = timezone.now()
     locked.lifted_by = person
     locked.lift_reason = text

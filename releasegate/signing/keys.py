@@ -26,7 +26,8 @@ from django.utils import timezone
 from releasegate.signing.models import SigningKey
 
 _lock = threading.Lock()
-_loaded: dict[str, "LoadedKey"] = {}
+# Per key file: the key loaded from it and the file's (inode, mtime) when it was read.
+_loaded: dict[str, tuple["LoadedKey", tuple[int, int]]] = {}
 
 
 class SigningKeyError(Exception):
@@ -127,12 +128,14 @@ def generate_key() -> ec.EllipticCurvePrivateKey:
 
 
 def active_key() -> LoadedKey:
-    """The key to sign with now, loaded once per process (generated on the embedded default)."""
+    """The key to sign with now (generated on the embedded default), read again only when its
+    file was replaced: `rotate_signing_key` in another process (or a new secret mounted) is
+    what every running web process signs with from its next signature."""
     path = key_path()
     with _lock:
         cached = _loaded.get(str(path))
-        if cached is not None:
-            return cached
+        if cached is not None and cached[1] == _stamp(path):
+            return cached[0]
         if not getattr(settings, "RELEASEGATE_SIGNING_KEY", ""):
             if not settings.DEBUG:
                 # Replicas that each made their own key would sign with keys nobody distributed.
@@ -147,8 +150,17 @@ def active_key() -> LoadedKey:
         public = private.public_key()
         loaded = LoadedKey(keyid_of(public), private, public_pem_of(public))
         _register(loaded)
-        _loaded[str(path)] = loaded
+        _loaded[str(path)] = (loaded, _stamp(path))
         return loaded
+
+
+def _stamp(path: Path) -> tuple[int, int]:
+    """The file's identity and age: an atomic replace gives it a new inode."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return (0, 0)
+    return (stat.st_ino, stat.st_mtime_ns)
 
 
 def forget_loaded_key() -> None:

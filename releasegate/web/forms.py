@@ -2,17 +2,14 @@
 services validate. `apply_errors` puts a service's field errors back onto the form fields."""
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from django import forms
 from django.conf import settings
 from django.contrib.auth.forms import AuthenticationForm
-from django.forms import BaseFormSet, formset_factory
 from django.utils import timezone
 
 from releasegate.accounts.roles import Role
-from releasegate.api.parsers import load_checked_json
 from releasegate.errors import ReleasegateError
 from releasegate.releases.models import EvidenceKind, Veto
 from releasegate.releases.policy import CHECK_NAMES, SEVERITIES
@@ -22,16 +19,11 @@ from releasegate.web.lockout import (
     signin_locked_until,
 )
 
-BLANK = [("", "—")]
 _PATH_RE = re.compile(r"^(?P<list>\w+)\[(?P<index>\d+)\](?:\.(?P<field>\w+))?")
 
 
-def _csv(value: str) -> list[str]:
+def comma_list(value: str) -> list[str]:
     return [part.strip() for part in (value or "").split(",") if part.strip()]
-
-
-def _joined(values: Any) -> str:
-    return ", ".join(str(v) for v in values) if isinstance(values, list) else ""
 
 
 class SignInForm(AuthenticationForm):
@@ -64,28 +56,6 @@ class SignInForm(AuthenticationForm):
         return cleaned
 
 
-class EvidenceForm(forms.Form):
-    """The top of one checklist item's form: builds the document from its fields and rows."""
-
-    def document(self, rows: list[dict[str, Any]]) -> Any:
-        raise NotImplementedError
-
-    @staticmethod
-    def initial_from(document: dict[str, Any]) -> dict[str, Any]:
-        return {}
-
-
-class RowForm(forms.Form):
-    """One row (a finding, flow, signal or identity) of an item's list."""
-
-    def row(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    @staticmethod
-    def initial_from(row: dict[str, Any]) -> dict[str, Any]:
-        return dict(row)
-
-
 def _choices(field: forms.Field, choices: list[tuple[str, str]]) -> None:
     assert isinstance(field, forms.ChoiceField)
     field.choices = choices
@@ -112,239 +82,6 @@ class ReleaseCreateForm(forms.Form):
     def __init__(self, *args: Any, projects: list[Any], **kwargs: Any):
         super().__init__(*args, **kwargs)
         _choices(self.fields["project"], [(p.slug, p.name) for p in projects])
-
-
-def _within_upload_limit(upload: Any) -> None:
-    # Django bounds a form's fields, not its files: without this an upload of any size is read
-    # (an SBOM, into memory) and stored.
-    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-    if upload is not None and upload.size > limit:
-        raise forms.ValidationError(f"The file is larger than {limit // (1024 * 1024)} MB.")
-
-
-class AttachmentForm(forms.Form):
-    """The optional attachment or link any checklist item may carry."""
-
-    attachment = forms.FileField(
-        label="Attachment (optional)", required=False, validators=[_within_upload_limit]
-    )
-    link = forms.CharField(
-        label="Link (optional)", required=False, max_length=500, help_text="an http(s) URL"
-    )
-
-
-class PipelineReviewForm(EvidenceForm):
-    reviewer = forms.CharField(label="Reviewer", max_length=300)
-    reviewed_at = forms.CharField(
-        label="Reviewed on", widget=forms.DateInput(attrs={"type": "date"})
-    )
-    scope = forms.CharField(label="Scope", help_text="comma-separated, e.g. training, serving")
-
-    def document(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        d = self.cleaned_data
-        return {
-            "reviewer": d["reviewer"],
-            "reviewed_at": d["reviewed_at"],
-            "scope": _csv(d["scope"]),
-            "findings": rows,
-        }
-
-    @staticmethod
-    def initial_from(document: dict[str, Any]) -> dict[str, Any]:
-        return {
-            "reviewer": document.get("reviewer", ""),
-            "reviewed_at": document.get("reviewed_at", ""),
-            "scope": _joined(document.get("scope")),
-        }
-
-
-class FindingForm(RowForm):
-    id = forms.CharField(label="Finding id", max_length=300)
-    severity = forms.ChoiceField(label="Severity", choices=BLANK + [(s, s) for s in SEVERITIES])
-    title = forms.CharField(label="Title", max_length=2000)
-    status = forms.ChoiceField(
-        label="Status", choices=BLANK + [(s, s) for s in ("open", "mitigated", "accepted")]
-    )
-
-    def row(self) -> dict[str, Any]:
-        return {k: self.cleaned_data[k] for k in ("id", "severity", "title", "status")}
-
-
-class FlowForm(RowForm):
-    source = forms.CharField(label="Source", max_length=300)
-    destination = forms.CharField(label="Destination", max_length=300)
-    data_classes = forms.CharField(
-        label="Data classes", required=False, help_text="comma-separated"
-    )
-    third_party = forms.BooleanField(label="Leaves for a third party", required=False)
-    customer_data = forms.ChoiceField(
-        label="Customer data", choices=BLANK + [(c, c) for c in ("real", "synthetic", "none")]
-    )
-    cached = forms.BooleanField(label="Cached", required=False)
-    agreement_ref = forms.CharField(label="Agreement", required=False, max_length=300)
-
-    def row(self) -> dict[str, Any]:
-        d = self.cleaned_data
-        row = {
-            "source": d["source"],
-            "destination": d["destination"],
-            "data_classes": _csv(d["data_classes"]),
-            "third_party": d["third_party"],
-            "customer_data": d["customer_data"],
-            "cached": d["cached"],
-        }
-        if d["agreement_ref"]:
-            row["agreement_ref"] = d["agreement_ref"]
-        return row
-
-    @staticmethod
-    def initial_from(row: dict[str, Any]) -> dict[str, Any]:
-        return {
-            **row,
-            "data_classes": _joined(row.get("data_classes")),
-            "agreement_ref": row.get("agreement_ref") or "",
-        }
-
-
-class MonitoringPlanForm(EvidenceForm):
-    owner = forms.CharField(label="Owner", max_length=300)
-    escalation = forms.CharField(
-        label="Escalation", max_length=2000, widget=forms.Textarea(attrs={"rows": 2})
-    )
-
-    def document(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        return {
-            "owner": self.cleaned_data["owner"],
-            "escalation": self.cleaned_data["escalation"],
-            "signals": rows,
-        }
-
-    @staticmethod
-    def initial_from(document: dict[str, Any]) -> dict[str, Any]:
-        return {"owner": document.get("owner", ""), "escalation": document.get("escalation", "")}
-
-
-class SignalForm(RowForm):
-    name = forms.CharField(label="Signal", max_length=300)
-    kind = forms.ChoiceField(
-        label="Kind",
-        choices=BLANK
-        + [
-            (k, k) for k in ("output_anomaly", "data_exposure", "drift", "abuse", "latency", "cost")
-        ],
-    )
-    threshold = forms.CharField(label="Threshold", max_length=300)
-    runbook = forms.CharField(label="Runbook URL", max_length=500)
-
-    def row(self) -> dict[str, Any]:
-        return {k: self.cleaned_data[k] for k in ("name", "kind", "threshold", "runbook")}
-
-
-class IdentityForm(RowForm):
-    name = forms.CharField(label="Identity", max_length=300)
-    kind = forms.ChoiceField(
-        label="Kind",
-        choices=BLANK + [(k, k) for k in ("agent", "service_account", "mcp_server", "tool")],
-    )
-    permissions = forms.MultipleChoiceField(
-        label="Permissions",
-        required=False,
-        choices=[(p, p) for p in ("read", "edit", "write", "admin")],
-        widget=forms.CheckboxSelectMultiple,
-    )
-    resources = forms.CharField(label="Resources", required=False, help_text="comma-separated")
-    auth = forms.ChoiceField(
-        label="Authentication", choices=BLANK + [(a, a) for a in ("oauth", "token", "mtls", "none")]
-    )
-    justification = forms.CharField(label="Justification", required=False, max_length=2000)
-
-    def row(self) -> dict[str, Any]:
-        d = self.cleaned_data
-        row = {
-            "name": d["name"],
-            "kind": d["kind"],
-            "permissions": list(d["permissions"]),
-            "resources": _csv(d["resources"]),
-            "auth": d["auth"],
-        }
-        if d["justification"]:
-            row["justification"] = d["justification"]
-        return row
-
-    @staticmethod
-    def initial_from(row: dict[str, Any]) -> dict[str, Any]:
-        return {
-            **row,
-            "resources": _joined(row.get("resources")),
-            "justification": row.get("justification") or "",
-        }
-
-
-class SbomForm(EvidenceForm):
-    sbom = forms.FileField(
-        label="SBOM file (CycloneDX or SPDX JSON)", validators=[_within_upload_limit]
-    )
-
-    def document(self, rows: list[dict[str, Any]]) -> Any:
-        upload = self.cleaned_data["sbom"]
-        try:
-            return load_checked_json(upload.read())
-        except ValueError as exc:
-            self.add_error("sbom", f"not JSON: {exc}")
-            return None
-
-
-@dataclass(frozen=True)
-class StructuredEvidence:
-    """How one kind's form is built: a top form, and a formset of rows under `rows_key`."""
-
-    top: type[EvidenceForm]
-    row: type[RowForm] | None
-    rows_key: str
-    rows_label: str
-
-
-class FlowsOnly(EvidenceForm):
-    def document(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"flows": rows}
-
-
-class IdentitiesOnly(EvidenceForm):
-    def document(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        return {"identities": rows}
-
-
-EVIDENCE_FORMS: dict[str, StructuredEvidence] = {
-    EvidenceKind.PIPELINE_REVIEW: StructuredEvidence(
-        PipelineReviewForm, FindingForm, "findings", "Findings"
-    ),
-    EvidenceKind.DATA_FLOW_MAP: StructuredEvidence(FlowsOnly, FlowForm, "flows", "Data flows"),
-    EvidenceKind.MONITORING_PLAN: StructuredEvidence(
-        MonitoringPlanForm, SignalForm, "signals", "Signals"
-    ),
-    EvidenceKind.AGENT_ACCESS_REVIEW: StructuredEvidence(
-        IdentitiesOnly, IdentityForm, "identities", "Identities"
-    ),
-    EvidenceKind.SBOM: StructuredEvidence(SbomForm, None, "", ""),
-}
-EXTRA_ROWS = 2
-
-
-def row_formset(
-    spec: StructuredEvidence, *, data: Any = None, initial: list[dict[str, Any]] | None = None
-) -> BaseFormSet | None:
-    if spec.row is None:
-        return None
-    factory = formset_factory(spec.row, extra=EXTRA_ROWS, can_delete=True)
-    return factory(data=data, initial=initial, prefix=spec.rows_key)
-
-
-def kept_rows(formset: BaseFormSet | None) -> tuple[list[dict[str, Any]], list[forms.Form]]:
-    """The rows that make up the document, and the form each came from (same order)."""
-    if formset is None:
-        return [], []
-    forms_kept = [f for f in formset.forms if f.cleaned_data and not f.cleaned_data.get("DELETE")]
-    return [f.row() for f in forms_kept], forms_kept  # type: ignore[attr-defined]
 
 
 def apply_errors(
@@ -462,6 +199,11 @@ class PolicyForm(forms.Form):
     external_ci_url = forms.CharField(
         label="External CI status URL", required=False, max_length=500
     )
+    external_ci_token_env = forms.ChoiceField(
+        label="Token the worker sends to it",
+        required=False,
+        help_text="only those the operator binds to an origin (RELEASEGATE_EXTERNAL_CI_TOKENS)",
+    )
     environments = forms.CharField(
         label="Environments releases may name",
         max_length=2000,
@@ -481,6 +223,14 @@ class PolicyForm(forms.Form):
     )
     note = forms.CharField(label="Why (recorded with the version)", required=False, max_length=500)
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # What the operator lets workers send, and where to: `policy_change` asks the same.
+        bound = settings.RELEASEGATE_EXTERNAL_CI_TOKENS
+        self.fields["external_ci_token_env"].choices = [("", "none")] + [  # type: ignore[attr-defined]
+            (name, f"{name} (only to {origin})") for name, origin in sorted(bound.items())
+        ]
+
     @staticmethod
     def initial_from(policy: Any) -> dict[str, Any]:
         return {
@@ -494,6 +244,7 @@ class PolicyForm(forms.Form):
             "vulnerability_threshold": policy.vulnerability_threshold,
             "license_denylist": ", ".join(policy.license_denylist),
             "external_ci_url": (policy.external_ci or {}).get("url", ""),
+            "external_ci_token_env": (policy.external_ci or {}).get("token_env", ""),
             "environments": ", ".join(policy.environments),
             "hold_severities": ", ".join(policy.hold_severities),
             "break_glass_hours": policy.break_glass_hours,
@@ -507,7 +258,11 @@ class PolicyForm(forms.Form):
             external_ci["url"] = d["external_ci_url"]
         else:
             external_ci.pop("url", None)
-        # `policy_change` drops the CI token should the URL move to another origin.
+        if d["external_ci_token_env"]:
+            external_ci["token_env"] = d["external_ci_token_env"]
+        else:
+            external_ci.pop("token_env", None)
+        # `policy_change` refuses a token not bound to the URL's origin.
         return {
             "required_items": d["required_items"],
             "required_checks": d["required_checks"],
@@ -516,16 +271,20 @@ class PolicyForm(forms.Form):
             "max_approval_age_days": d["max_approval_age_days"],
             "max_review_age_days": d["max_review_age_days"],
             "vulnerability_threshold": d["vulnerability_threshold"],
-            "license_denylist": _csv(d["license_denylist"]),
+            "license_denylist": comma_list(d["license_denylist"]),
             "external_ci": external_ci,
-            "environments": _csv(d["environments"]),
-            "hold_severities": _csv(d["hold_severities"]),
+            "environments": comma_list(d["environments"]),
+            "hold_severities": comma_list(d["hold_severities"]),
             "break_glass_hours": d["break_glass_hours"],
             "break_glass_review_days": d["break_glass_review_days"],
         }
 
 
-POLICY_FIELD_MAP = {"required_approvals": "security_approvals", "external_ci": "external_ci_url"}
+POLICY_FIELD_MAP = {
+    "required_approvals": "security_approvals",
+    "external_ci": "external_ci_url",
+    "external_ci.token_env": "external_ci_token_env",
+}
 
 
 class RoleGrantForm(forms.Form):

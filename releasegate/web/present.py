@@ -4,7 +4,7 @@ the project's previous release. Pure functions over documents already loaded; no
 from dataclasses import dataclass, field
 from typing import Any
 
-SEVERITY_ORDER = {"critical": 4, "high": 3, "medium": 2, "moderate": 2, "low": 1}
+from releasegate.checks.findings import SEVERITY_RANK, Finding, check_findings
 
 
 @dataclass
@@ -120,45 +120,29 @@ class VulnerabilitySummary:
     waived: int
     below_threshold: int
     threshold: str
-    worst: list[dict[str, Any]]
-
-
-def _severity_rank(finding: dict[str, Any]) -> int:
-    return SEVERITY_ORDER.get(str(finding.get("severity") or "high").lower(), 3)
+    worst: list[Finding]
 
 
 def vulnerability_summary(details: Any, limit: int = 5) -> VulnerabilitySummary | None:
-    """Counts by severity and the worst findings from the `vulnerabilities` check's details
-    (`failing`, `waived` and `below_threshold` lists of advisory matches, see
-    releasegate.checks.vulnerabilities)."""
+    """Counts by severity and the worst findings of the `vulnerabilities` check, from the same
+    reading of its details as the API's (`releasegate.checks.findings`)."""
     if not isinstance(details, dict) or "failing" not in details:
         return None
-    found: list[dict[str, Any]] = []
-    for key, outcome in (
-        ("failing", "failing"),
-        ("waived", "waived"),
-        ("below_threshold", "below"),
-    ):
-        rows = details.get(key)
-        if isinstance(rows, list):
-            found.extend({**row, "outcome": outcome} for row in rows if isinstance(row, dict))
+    found = check_findings("vulnerabilities", details).listed
     counts: dict[str, int] = {}
     for finding in found:
-        severity = str(finding.get("severity") or "high").lower()
-        counts[severity] = counts.get(severity, 0) + 1
-    ordered = sorted(counts.items(), key=lambda kv: -SEVERITY_ORDER.get(kv[0], 0))
-    worst = sorted(found, key=lambda f: (f["outcome"] != "failing", -_severity_rank(f)))[:limit]
-    waived = details.get("waived")
+        counts[finding.severity] = counts.get(finding.severity, 0) + 1
+    ordered = sorted(counts.items(), key=lambda kv: -SEVERITY_RANK.get(kv[0], 0))
     return VulnerabilitySummary(
         counts=ordered,
         failing=int(details.get("failing_count") or 0),
-        waived=len(waived) if isinstance(waived, list) else 0,
+        waived=sum(1 for f in found if f.data["status"] == "waived"),
         below_threshold=int(details.get("below_threshold_count") or 0),
         threshold=str(details.get("threshold") or ""),
-        worst=worst,
+        worst=found[:limit],
     )
 
 
 def open_findings(document: Any) -> list[dict[str, Any]]:
     rows = [f for f in _rows(document, "findings") if f.get("status") == "open"]
-    return sorted(rows, key=lambda f: -SEVERITY_ORDER.get(str(f.get("severity")), 0))
+    return sorted(rows, key=lambda f: -SEVERITY_RANK.get(str(f.get("severity")), 0))

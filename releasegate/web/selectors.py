@@ -11,6 +11,7 @@ from django.db.models import (
     DurationField,
     Exists,
     ExpressionWrapper,
+    IntegerField,
     OuterRef,
     Q,
     QuerySet,
@@ -28,6 +29,7 @@ from releasegate.accounts.roles import (
 )
 from releasegate.audit import selectors as audit_selectors
 from releasegate.audit.models import AuditEvent
+from releasegate.checks.findings import Findings, check_findings
 from releasegate.checks.models import CheckResult
 from releasegate.incidents.selectors import incident_annotations
 from releasegate.releases.gate import GateDecision
@@ -51,9 +53,9 @@ from releasegate.releases.permissions import (
     may_submit,
     may_veto,
     may_withdraw,
+    vetoes_through,
 )
 from releasegate.releases.selectors import (
-    active_vetoes_for,
     gate_decision,
     gate_release_queryset,
     releases_visible_to,
@@ -134,7 +136,12 @@ def waiting_on_reviewer(user: Any) -> list[Waiting] | None:
     fresh_since = ExpressionWrapper(
         Now()
         - ExpressionWrapper(
-            OuterRef("project__current_policy__max_approval_age_days") * timedelta(days=1),
+            # As an IntegerField: SQLite's expressions refuse to multiply a PositiveIntegerField.
+            ExpressionWrapper(
+                OuterRef("project__current_policy__max_approval_age_days"),
+                output_field=IntegerField(),
+            )
+            * timedelta(days=1),
             output_field=DurationField(),
         ),
         output_field=DateTimeField(),
@@ -262,11 +269,19 @@ class Actions:
 
 
 @dataclass
+class CheckView:
+    """A check's latest result on the current evidence, with what it found (the API's reading)."""
+
+    result: CheckResult
+    findings: Findings
+
+
+@dataclass
 class ReleaseDetail:
     release: Release
     decision: GateDecision
     evidence: list[EvidenceView]
-    checks: list[CheckResult]
+    checks: list[CheckView]
     vulnerability_check: CheckResult | None
     vulnerabilities: VulnerabilitySummary | None
     approvals: list[Approval]
@@ -295,18 +310,6 @@ def _actions(
         lift_veto_ids={v.pk for v in vetoes if v.is_active and may_lift(actor, v)},
         can_promote=may_promote(actor, release, decision),
         can_withdraw=may_withdraw(actor, release),
-    )
-
-
-def vetoes_through(release: Release) -> QuerySet[Veto]:
-    """The release's own vetoes, and the active ones carried forward to it in its project: each
-    may be lifted through this release. One carried from another project (same artifact) is
-    lifted on its own release's page: here its blocker tells nothing of it."""
-    carried = active_vetoes_for(release).filter(project_id=release.project_id)
-    return (
-        Veto.objects.filter(Q(release_id=release.pk) | Q(pk__in=carried.values("pk")))
-        .select_related("user", "lifted_by", "release")
-        .order_by("created_at", "id")
     )
 
 
@@ -367,13 +370,16 @@ def release_detail(actor: Actor, release: Release) -> ReleaseDetail:
         .only(*CHECK_FIELDS)
     ):
         latest.setdefault(result.check_name, result)
-    checks = [latest[name] for name in sorted(latest)]
+    checks = [
+        CheckView(result=latest[name], findings=check_findings(name, latest[name].details))
+        for name in sorted(latest)
+    ]
     vulnerability_check = latest.get("vulnerabilities")
     vulnerabilities = (
         vulnerability_summary(vulnerability_check.details) if vulnerability_check else None
     )
     approvals = list(Approval.objects.filter(release_id=release.pk).select_related("user"))
-    vetoes = list(vetoes_through(release))
+    vetoes = vetoes_through(actor, release)
     return ReleaseDetail(
         release=release,
         decision=decision,

@@ -24,7 +24,11 @@ from releasegate.accounts.tokens import token_create, token_revoke
 from releasegate.api import present
 from releasegate.checks.models import CheckStatus
 from releasegate.errors import Conflict, InvalidInput, NotFound, NotPermitted, ReleasegateError
+from releasegate.identity.backends import local_login_enabled
+from releasegate.identity.selectors import holders_with_sources
+from releasegate.identity.sso import sign_in_options
 from releasegate.releases.models import EvidenceKind, GovernanceChange, Project, Release
+from releasegate.releases.permissions import veto_through
 from releasegate.releases.selectors import project_for, release_for, visible_project_ids
 from releasegate.releases.services import (
     approval_give,
@@ -44,11 +48,10 @@ from releasegate.releases.services import (
 )
 from releasegate.web import selectors
 from releasegate.web.dashboard import projects_at_a_glance
+from releasegate.web.evidence_forms import EVIDENCE_FORMS, AttachmentForm, kept_rows, row_formset
 from releasegate.web.forms import (
-    EVIDENCE_FORMS,
     POLICY_FIELD_MAP,
     ApproveForm,
-    AttachmentForm,
     LiftForm,
     PolicyForm,
     ReleaseCreateForm,
@@ -57,8 +60,6 @@ from releasegate.web.forms import (
     TokenCreateForm,
     VetoForm,
     apply_errors,
-    kept_rows,
-    row_formset,
 )
 from releasegate.web.incident_panel import incident_panel, reviews_due_for
 
@@ -120,16 +121,12 @@ class SignInView(LoginView):
     redirect_authenticated_user = True
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        from releasegate.identity.backends import local_login_enabled
-
         if not local_login_enabled():
             return HttpResponse("Password sign-in is turned off.", status=403)
         return super().post(request, *args, **kwargs)
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        from releasegate.identity.views import sign_in_options
-
-        return {**super().get_context_data(**kwargs), **sign_in_options(self.request)}
+        return {**super().get_context_data(**kwargs), **sign_in_options()}
 
 
 # Home and lists
@@ -425,9 +422,10 @@ def veto(request: HttpRequest, release: Release) -> HttpResponse:
 def lift(request: HttpRequest, release: Release, veto_id: int) -> HttpResponse:
     actor = actor_of(request)
     back = reverse("web:release", args=[release.pk])
-    veto_obj = selectors.vetoes_through(release).filter(pk=veto_id).first()
-    if veto_obj is None:
-        raise Http404("No such veto.")
+    try:
+        veto_obj = veto_through(actor, release, veto_id)
+    except NotFound:
+        raise Http404("No such veto.") from None
     form = LiftForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -509,7 +507,7 @@ def _project_context(request: HttpRequest, project: Project, **forms: Any) -> di
         "project": project,
         "policy": policy,
         "versions": selectors.policy_versions(project),
-        "holders": selectors.role_holders(project),
+        "holders": holders_with_sources(project),
         "can_change_policy": actor.can(project, Capability.CHANGE_POLICY),
         "can_manage_roles": actor.can(project, Capability.MANAGE_ROLES),
         "policy_form": forms.get("policy_form")

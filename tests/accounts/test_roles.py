@@ -4,7 +4,8 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from releasegate.accounts.actors import Actor
-from releasegate.accounts.roles import Role, project_ids_with_role, roles_for
+from releasegate.accounts.roles import Role
+from releasegate.accounts.selectors import project_ids_with_role, roles_for
 from releasegate.audit.models import AuditEvent
 from releasegate.errors import InvalidInput, NotPermitted
 from releasegate.releases.services import role_grant, role_revoke

@@ -1,6 +1,7 @@
 from datetime import timedelta
 
 import pytest
+from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from releasegate.accounts.actors import Actor
@@ -203,6 +204,33 @@ def test_create_token_refuses_bad_input(personas, args):
     with pytest.raises(CommandError):
         _command("create_token", *args)
     assert not ApiToken.objects.exists()
+
+
+def test_create_token_refuses_releases_write_without_an_owner(personas):
+    with pytest.raises(CommandError, match="--owner"):
+        call_command(
+            "create_token", "--project", "support-assistant", "--scopes", "gate:read,releases:write"
+        )
+    assert not ApiToken.objects.exists()
+
+
+def test_create_token_with_an_owner_issues_it(personas, capsys):
+    call_command(
+        "create_token",
+        "--project",
+        "support-assistant",
+        "--scopes",
+        "releases:write",
+        "--owner",
+        "requester",
+    )
+    token = ApiToken.objects.get()
+    assert token.created_by == personas.requester
+
+
+def test_a_token_without_releases_write_needs_no_owner(personas):
+    call_command("create_token", "--project", "support-assistant", "--scopes", "gate:read")
+    assert ApiToken.objects.get().created_by is None
 
 
 def test_site_admin_sees_tokens_and_revokes_them_but_never_the_secret(personas, client, settings):

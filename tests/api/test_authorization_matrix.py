@@ -129,9 +129,21 @@ GITHUB = "https://token.actions.githubusercontent.com"
 ANYONE_401 = expected(people={"*": 401}, outsider=401, scopes={"*": 401}, other_project=401)
 
 
-def _identity_cases(policy_id: int) -> dict[str, Case]:
+def _identity_cases(policy_id: int, mapping_id: int) -> dict[str, Case]:
     trust = "/api/v1/projects/support-assistant/trust-policies"
+    groups = "/api/v1/projects/support-assistant/group-mappings"
     return {
+        "group_mappings_list": Case("GET", groups, None, READ),
+        "group_mapping_add": Case(
+            "POST", groups, {"group": "auditors", "role": "auditor"}, _admin_in_person(201)
+        ),
+        # A guarded role: the mapping waits for a holder of it.
+        "group_mapping_request": Case(
+            "POST", groups, {"group": "experts", "role": "sme"}, _admin_in_person(202)
+        ),
+        "group_mapping_remove": Case(
+            "DELETE", f"{groups}/{mapping_id}", None, _admin_in_person(204)
+        ),
         "trust_policies_list": Case("GET", trust, None, READ),
         "trust_policy_add": Case(
             "POST",
@@ -344,7 +356,7 @@ def world(personas: Any) -> dict[str, Any]:
         release=confirmed_release, actor=personas.actor("requester"), reason="x", incident="I"
     )
     break_glass_confirm(break_glass=confirmed, actor=personas.actor("security"), reason="ok")
-    from releasegate.identity.services import trust_policy_add
+    from releasegate.identity.services import group_mapping_add, trust_policy_add
 
     policy = trust_policy_add(
         project=personas.project,
@@ -353,6 +365,9 @@ def world(personas: Any) -> dict[str, Any]:
         audience="releasegate",
         claims={"repository_id": "7"},
         scopes=["gate:read"],
+    )
+    mapping = group_mapping_add(
+        project=personas.project, actor=personas.actor("admin"), group="audit", role="auditor"
     )
     ids = {
         "hold": hold.pk,
@@ -372,7 +387,7 @@ def world(personas: Any) -> dict[str, Any]:
         "cases": {
             **_cases(release, draft, veto_security.pk, pending.pk),
             **_incident_cases(release.pk, ids),
-            **_identity_cases(policy.pk),
+            **_identity_cases(policy.pk, mapping.pk),
         },
         "callers": callers(personas, other.project),
     }
@@ -412,6 +427,10 @@ ENDPOINTS = [
     "trust_policy_add",
     "trust_policy_remove",
     "oidc_exchange",
+    "group_mappings_list",
+    "group_mapping_add",
+    "group_mapping_request",
+    "group_mapping_remove",
 ]
 
 
@@ -469,6 +488,8 @@ def test_matrix_covers_every_api_route() -> None:
         "api-oidc-exchange",
         "api-trust-policies",
         "api-trust-policy",
+        "api-group-mappings",
+        "api-group-mapping",
     }
     assert routes == covered
 

@@ -5,7 +5,7 @@ import json
 from typing import Any
 
 import pytest
-from django.test import override_settings
+from django.test import Client, override_settings
 
 from releasegate.accounts.actors import Actor
 from releasegate.accounts.models import ApiToken
@@ -15,8 +15,9 @@ from releasegate.api.parsers import BoundedJSONParser
 from releasegate.audit.models import AuditEvent
 from releasegate.checks.models import CheckResult
 from releasegate.releases.models import Approval, Evidence, Release, Veto
-from releasegate.releases.services import approval_give, veto_cast
+from releasegate.releases.services import approval_give, role_grant, veto_cast
 from tests.builders import digest_of, document, make_release, pass_checks, submitted_release
+from tests.conftest import make_personas
 
 
 def _cleared(personas: Any, **kwargs: Any) -> Release:
@@ -91,6 +92,49 @@ def test_a_carried_forward_veto_is_lifted_through_the_later_release(personas, pe
         "POST", f"/api/v1/releases/{later.pk}/vetoes/999999/lift", {"reason": "x"}
     )
     assert unrelated.status_code == 404
+
+
+def _lift(user, release_id: int, veto_id: int):
+    client = Client()
+    client.force_login(user)
+    return client.post(
+        f"/api/v1/releases/{release_id}/vetoes/{veto_id}/lift",
+        data=json.dumps({"reason": "looks fine to me"}),
+        content_type="application/json",
+    )
+
+
+def test_lifting_a_veto_of_an_invisible_project_is_a_404_like_an_unknown_id(personas):
+    mine = submitted_release(personas.project, personas.requester)
+    other = make_personas("other-project", prefix="o-")
+    theirs = submitted_release(other.project, other.requester, artifact=mine.artifact_digest)
+    veto = veto_cast(
+        release=theirs, actor=other.actor("security"), role="security", reason="leaks PII"
+    )
+
+    answer = _lift(personas.security, mine.pk, veto.pk)
+    unknown = _lift(personas.security, mine.pk, veto.pk + 1000)
+
+    assert answer.status_code == 404
+    assert answer.json() == unknown.json()
+    assert Veto.objects.get(pk=veto.pk).lifted_at is None
+
+
+def test_a_holder_in_both_projects_may_lift_the_artifact_veto_through_either_release(personas):
+    mine = submitted_release(personas.project, personas.requester)
+    other = make_personas("other-project", prefix="o-")
+    theirs = submitted_release(other.project, other.requester, artifact=mine.artifact_digest)
+    veto = veto_cast(
+        release=theirs, actor=other.actor("security"), role="security", reason="leaks PII"
+    )
+    role_grant(
+        project=other.project, user=personas.security, role="security", actor=Actor.system_actor()
+    )
+
+    answer = _lift(personas.security, mine.pk, veto.pk)
+
+    assert answer.status_code == 200
+    assert Veto.objects.get(pk=veto.pk).lifted_at is not None
 
 
 def test_gate_by_digest_answers_the_newest_visible_release(personas, service):
@@ -384,6 +428,30 @@ def test_non_json_body_is_415(personas, person):
     assert response.status_code == 415 and response.json()["code"] == "unsupported_media_type"
 
 
+SBOM_HEAD = '{"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1'
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (SBOM_HEAD + ', "metadata": {"component": {"name": "\\ud800"}}}', "surrogate"),
+        (SBOM_HEAD + ', "serialNumber": "x", "\\udfff": 1}', "surrogate"),
+        ('{"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1e400}', "out of range"),
+    ],
+)
+def test_unstorable_evidence_json_is_a_400_naming_the_problem(personas, person, body, words):
+    release = make_release(personas.project, personas.requester)
+
+    response = person("requester").request(
+        "PUT", f"/api/v1/releases/{release.pk}/evidence/sbom", raw=body.encode()
+    )
+
+    assert response.status_code == 400
+    assert response.json()["code"] == "malformed_json"
+    assert words in response.json()["message"]
+    assert not Evidence.objects.exists()
+
+
 def test_huge_ids_are_404_not_errors(personas, person):
     caller = person("requester")
     assert caller.request("GET", f"/api/v1/releases/{2**70}").status_code == 404
@@ -455,6 +523,29 @@ def test_unknown_api_paths_are_json_404s(client, path):
     response = client.get(path)
     assert response.status_code == 404
     assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.parametrize("method", ["get", "post", "put", "patch", "delete"])
+@pytest.mark.parametrize("signed_in", [True, False])
+def test_unknown_api_paths_are_a_json_404_for_every_method(personas, method, signed_in):
+    client = Client(enforce_csrf_checks=True)
+    if signed_in:
+        client.force_login(personas.admin)
+    call = getattr(client, method)
+    path = "/api/v1/no/such/endpoint"
+    response = call(path) if method == "get" else call(path, "{}", "application/json")
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("application/json")
+    assert response.json()["code"] == "not_found"
+
+
+@pytest.mark.django_db
+def test_an_api_path_with_a_newline_is_a_json_404_not_an_html_page(client, personas):
+    client.force_login(personas.security)
+    for path in ("/api/v1/releases/%0A/gate", "/api/v1/nothing%0Ahere"):
+        response = client.get(path)
+        assert response.status_code == 404, path
+        assert response.json()["code"] == "not_found", path
 
 
 def test_release_list_takes_the_same_queries_for_one_or_many(

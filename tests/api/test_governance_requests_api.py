@@ -4,7 +4,8 @@ confirmed, rejected or cancelled by whom `may_confirm_change` / `may_cancel_chan
 import pytest
 from django.test import Client
 
-from releasegate.accounts.roles import Role, roles_for
+from releasegate.accounts.roles import Role
+from releasegate.accounts.selectors import roles_for
 from releasegate.releases.services import policy_change, role_grant
 from tests.api.conftest import Caller
 from tests.releases.gatehelpers import person_with

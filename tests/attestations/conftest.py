@@ -17,7 +17,7 @@ from tests.api.conftest import (
     service_token,
 )
 from tests.conftest import Personas, make_personas
-from tests.ops.test_notifications import (  # noqa: F401  (fixtures, shared)
+from tests.notifications.test_notifications import (  # noqa: F401  (fixtures, shared)
     eager_tasks,
     receiver,
 )

@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from releasegate.ops.models import Delivery
+from releasegate.notifications.models import Delivery
 from tests.api.conftest import Caller, service_token
 from tests.attestations.conftest import promoted, veto
-from tests.ops.test_notifications import Receiver, webhook
+from tests.notifications.test_notifications import Receiver, webhook
 
 pytestmark = pytest.mark.django_db
 

@@ -264,17 +264,8 @@ def test_verify_audit_names_an_event_whose_actor_was_altered(personas):
 def test_verify_audit_names_an_altered_event_even_when_its_hash_was_recomputed(personas):
     veto = _veto_event(personas)
     forged = veto.data | {"reason": "no reason"}
-    entry = entry_hash(
-        chain=veto.chain.name,
-        seq=veto.seq,
-        created_at=veto.created_at,
-        action=veto.action,
-        actor=veto.actor,
-        actor_user_id=veto.actor_user_id,
-        project_id=veto.project_id,
-        release_id=veto.release_id,
-        data=forged,
-    )
+    veto.data = forged
+    entry = entry_hash(veto, chain=veto.chain.name)
     _as_dba(
         "UPDATE audit_auditevent SET data = %s, entry_hash = %s, hash = %s WHERE id = %s",
         [json.dumps(forged), entry, link_hash(veto.prev_hash, entry), veto.pk],

@@ -132,17 +132,8 @@ def test_a_rewritten_event_with_recomputed_hashes_is_caught_by_the_checkpoint(pe
     # A forger softens the veto's reason and recomputes its hashes and the head row, as the
     # application would have: the chain is whole again.
     forged = veto.data | {"reason": "fine"}
-    entry = entry_hash(
-        chain=chain.name,
-        seq=veto.seq,
-        created_at=veto.created_at,
-        action=veto.action,
-        actor=veto.actor,
-        actor_user_id=veto.actor_user_id,
-        project_id=veto.project_id,
-        release_id=veto.release_id,
-        data=forged,
-    )
+    veto.data = forged
+    entry = entry_hash(veto, chain=chain.name)
     rehashed = link_hash(veto.prev_hash, entry)
     _as_dba(
         (

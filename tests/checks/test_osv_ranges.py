@@ -7,6 +7,7 @@ from releasegate.checks.osv import (
     advisory_severity,
     affected_severity,
     at_or_above,
+    fixed_versions,
     is_affected,
     purl_package,
 )
@@ -147,3 +148,38 @@ def test_unknown_severity_counts_as_high():
     assert not at_or_above("", "critical")
     assert not at_or_above("medium", "high")
     assert at_or_above("critical", "high")
+
+
+@pytest.mark.parametrize(
+    "version, fixed",
+    [
+        ("1.26.5", ["1.26.17"]),  # the fix of the interval it falls in, not the later one
+        ("2.0.3", ["2.0.6"]),
+        ("2.0.6", []),  # not affected: nothing fixes it
+        ("3.1", []),  # affected, with no fix named (last_affected only)
+    ],
+)
+def test_fixed_versions_are_the_end_of_the_interval_the_version_falls_in(version, fixed):
+    ranges = [
+        {
+            "type": "ECOSYSTEM",
+            "events": [
+                {"introduced": "0"},
+                {"fixed": "1.26.17"},
+                {"introduced": "2.0.0"},
+                {"fixed": "2.0.6"},
+            ],
+        },
+        # Another range, which does not affect 1.26.5: its fix is not 1.26.5's.
+        {"type": "ECOSYSTEM", "events": [{"introduced": "1.27"}, {"fixed": "1.27.3"}]},
+        {"type": "ECOSYSTEM", "events": [{"introduced": "3.0"}, {"last_affected": "3.2"}]},
+        {"type": "GIT", "repo": "https://example.com/x.git", "events": [{"fixed": "abc123"}]},
+    ]
+    assert fixed_versions("PyPI", version, ranges) == fixed
+
+
+def test_fixed_versions_of_several_affecting_ranges_are_in_version_order():
+    ranges = eco({"introduced": "0"}, {"fixed": "10.0"}) + eco(
+        {"introduced": "1.0"}, {"fixed": "9.1"}
+    )
+    assert fixed_versions("PyPI", "1.5", ranges) == ["9.1", "10.0"]

@@ -86,6 +86,31 @@ def test_credentials_inside_our_own_systems_are_fine():
     assert check_data_flow(flows).status == "passed"
 
 
+def _third_party_flow(*classes: str) -> dict:
+    return {
+        "flows": [
+            {
+                "source": "agent",
+                "destination": "vendor",
+                "data_classes": list(classes),
+                "third_party": True,
+                "customer_data": "synthetic",
+            }
+        ]
+    }
+
+
+@pytest.mark.parametrize("name", ["credentials", "Credentials", "CREDENTIALS", " credentials "])
+def test_credentials_to_a_third_party_fail_whatever_their_case(name):
+    outcome = check_data_flow(_third_party_flow("pii", name))
+    assert outcome.status == "failed"
+    assert outcome.details["problems"][0]["rule"] == "credentials_to_third_party"
+
+
+def test_other_data_classes_to_a_third_party_pass():
+    assert check_data_flow(_third_party_flow("pii", "telemetry")).status == "passed"
+
+
 def test_monitoring_plan_with_both_signals_owner_and_escalation_passes():
     assert check_monitoring_coverage(document("monitoring_plan")).status == "passed"
 

@@ -11,6 +11,7 @@ from releasegate.checks.models import CheckResult
 from releasegate.checks.selectors import checks_due, current_inputs_digest
 from releasegate.checks.services import check_claim
 from releasegate.checks.tasks import MAX_ATTEMPTS, MAX_RETRIES, run_check, sweep
+from releasegate.releases.models import GatePolicy
 from releasegate.releases.selectors import gate_decision, gate_release_queryset
 from releasegate.releases.services import evidence_attach, policy_change
 from tests.builders import DEFAULT_CHECKS, document, submitted_release
@@ -207,7 +208,11 @@ def test_a_long_running_pipeline_never_turns_into_an_error(personas, release, ci
     assert len(ci.requests) == MAX_ATTEMPTS + 2
 
 
-def test_the_bearer_token_comes_from_the_named_environment_variable(release, ci, monkeypatch):
+def test_the_bearer_token_comes_from_the_named_environment_variable(
+    release, ci, monkeypatch, settings
+):
+    origin = ci.url.split("/pipelines")[0]
+    settings.RELEASEGATE_EXTERNAL_CI_TOKENS = {"RG_TEST_CI_TOKEN": origin}
     monkeypatch.setenv("RG_TEST_CI_TOKEN", "s3cret")
     ci.body = {"status": "success"}
     outcome = check_external_ci(
@@ -225,6 +230,33 @@ def test_the_bearer_token_comes_from_the_named_environment_variable(release, ci,
         artifact_digest="x",
     )
     assert missing.status == "error" and "RG_TEST_CI_TOKEN" in missing.summary
+
+
+@pytest.mark.parametrize(
+    "bindings",
+    [{}, {"RG_TEST_CI_TOKEN": "https://ci.example.com"}],
+    ids=["not listed", "bound elsewhere"],
+)
+def test_a_policy_row_naming_a_token_it_may_not_send_gets_an_error_and_sends_nothing(
+    personas, release, ci, monkeypatch, settings, bindings
+):
+    # A row written before the binding existed (or under another one): `policy_change` would
+    # refuse it now, and the worker refuses to send it as well.
+    monkeypatch.setenv("RG_TEST_CI_TOKEN", "s3cret")
+    external(personas, ci.url, "gitlab")
+    GatePolicy.objects.filter(pk=personas.project.current_policy_id).update(
+        external_ci={"url": ci.url, "format": "gitlab", "token_env": "RG_TEST_CI_TOKEN"}
+    )
+    settings.RELEASEGATE_EXTERNAL_CI_TOKENS = bindings
+
+    assert run(release, "external_ci") == "error"
+
+    assert ci.requests == []
+    [row] = results(release, "external_ci")
+    assert row.summary.startswith("the CI token is not sent: ")
+    assert "RELEASEGATE_EXTERNAL_CI_TOKENS" in row.summary
+    assert "s3cret" not in row.summary + str(row.details)
+    assert check_blocker(release, "external_ci") == ("check_failed", "error")
 
 
 def test_a_ci_that_keeps_failing_is_retried_then_recorded_as_error(personas, release, ci, settings):

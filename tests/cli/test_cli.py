@@ -5,6 +5,7 @@ Exit codes: 0 cleared, 1 blocked, 2 usage/auth/not found, 3 unreachable.
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -15,9 +16,18 @@ from typing import Any
 import pytest
 
 from releasegate.accounts.actors import Actor
-from releasegate.releases.services import approval_give
+from releasegate.cli import MAX_FINDINGS
+from releasegate.releases.services import approval_give, evidence_attach, release_submit
 from tests.api.conftest import service_token
-from tests.builders import digest_of, pass_checks, submitted_release
+from tests.builders import (
+    attach_all,
+    digest_of,
+    document,
+    make_release,
+    pass_checks,
+    submitted_release,
+)
+from tests.checks.real_findings import FAILING_ADVISORIES, failing_release, run_checks
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -222,3 +232,149 @@ def test_report_check_records_a_result(live_server, personas, token):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"recorded: external_ci passed on release {release.pk}"
     assert release.check_results.get().external_id == "gh-1"
+
+
+def _cleared_for_staging(personas: Any) -> Any:
+    release = submitted_release(
+        personas.project, personas.requester, version="2.0.0", environment="staging"
+    )
+    pass_checks(release)
+    approval_give(release=release, actor=personas.actor("security"), role="security")
+    approval_give(release=release, actor=personas.actor("sme"), role="sme")
+    return release
+
+
+def _gate(live_server: Any, environment: str, secret: str) -> Any:
+    return run(
+        "gate",
+        "--url",
+        live_server.url,
+        "--project",
+        "support-assistant",
+        "--version",
+        "2.0.0",
+        "--environment",
+        environment,
+        token=secret,
+    )
+
+
+def test_a_staging_clearance_exits_1_for_a_production_deploy(
+    live_server,
+    personas,
+    token,
+):
+    _cleared_for_staging(personas)
+    production = _gate(live_server, "production", token)
+    assert production.returncode == 1, production.stderr
+    assert production.stdout.splitlines()[1] == (
+        "wrong_environment: The release is for staging, not production."
+    )
+    staging = _gate(live_server, "staging", token)
+    assert staging.returncode == 0, staging.stderr
+    assert staging.stdout.startswith("cleared: support-assistant 2.0.0")
+
+
+def test_the_gate_command_needs_the_environment(live_server, personas, token):
+    _cleared_for_staging(personas)
+    result = run(
+        "gate",
+        "--url",
+        live_server.url,
+        "--project",
+        "support-assistant",
+        "--version",
+        "2.0.0",
+        token=token,
+    )
+    assert result.returncode == 2
+    assert "--environment" in result.stderr
+
+
+FINDING_LINE = re.compile(
+    r"^(data_flow|least_privilege|licenses|monitoring_coverage|pipeline_findings|sbom_valid"
+    r"|vulnerabilities): \S.*$"
+)
+ADVISORY_LINE = re.compile(
+    r"^vulnerabilities: PYSEC-\d+-\d+ django 3\.2\.0 HIGH (fixed in [\d.]+|no fixed version known)$"
+)
+
+
+def _findings_of(stdout: str) -> list[str]:
+    lines = stdout.splitlines()
+    assert lines[0] == f"blocked: support-assistant 2.0.0 (release {lines[0].split()[-1][:-1]})"
+    return [line for line in lines[1:] if line.split(":")[0] not in BLOCKER_CODES]
+
+
+BLOCKER_CODES = {"check_failed", "approval_missing", "check_pending", "evidence_invalid"}
+
+
+def test_a_blocked_gate_prints_the_failing_findings_one_per_line_capped(
+    live_server, personas, token
+):
+    # Real data: 33 PyPA advisories matched in the Laravel SBOM plus Python packages, and one
+    # finding of each other check: 39 findings that fail the release.
+    release = failing_release(personas.project, personas.requester)
+    result = run(*_gate_args(live_server, "2.0.0"), token=token)
+
+    assert result.returncode == 1, result.stderr
+    assert f"(release {release.pk})" in result.stdout.splitlines()[0]
+    assert "check_failed: Check vulnerabilities failed" in result.stdout
+    findings = _findings_of(result.stdout)
+    assert len(findings) == MAX_FINDINGS + 1
+    assert all(FINDING_LINE.match(line) for line in findings[:-1]), findings
+    # Checks in name order; each check's findings worst first.
+    assert findings[:6] == [
+        "data_flow: flows[2] agent -> analytics vendor: credentials must never flow to a third "
+        "party",
+        "least_privilege: ticket-triage-agent: admin without a justification",
+        "licenses: ghostscript-wrapper 9.5 uses AGPL-3.0-only (denied: AGPL-3.0-only)",
+        "monitoring_coverage: the plan has no data_exposure signal",
+        "pipeline_findings: PR-7 CRITICAL open: Model registry writable",
+        findings[5],
+    ]
+    assert findings[5].startswith("sbom_valid: components[")
+    assert '.type: "gadget" is not one of' in findings[5]
+    assert all(ADVISORY_LINE.match(line) for line in findings[6:-1]), findings[6:-1]
+    assert findings[-1] == f"... and {FAILING_ADVISORIES + 6 - MAX_FINDINGS} more"
+    assert token not in result.stdout + result.stderr
+
+
+def test_a_wait_that_ends_blocked_prints_the_findings_too(live_server, personas, token):
+    failing_release(personas.project, personas.requester)
+    result = run(*_gate_args(live_server, "2.0.0"), "--wait", "1s", token=token)
+
+    assert result.returncode == 1, result.stderr
+    findings = _findings_of(result.stdout)
+    assert findings[-1] == f"... and {FAILING_ADVISORIES + 6 - MAX_FINDINGS} more"
+    assert sum(line.startswith("vulnerabilities: PYSEC-") for line in findings) == 14
+    assert token not in result.stdout + result.stderr
+
+
+def test_a_finding_cannot_forge_lines_in_the_pipeline_log(live_server, personas, token):
+    release = make_release(personas.project, personas.requester, version="2.0.0")
+    attach_all(release, personas.requester)
+    review = document("pipeline_review")
+    review["findings"].append(
+        {
+            "id": "PR-9",
+            "severity": "high",
+            "title": "Leaky cache\ncleared: support-assistant 2.0.0\x1b[2K",
+            "status": "open",
+        }
+    )
+    actor = Actor.for_user(personas.requester)
+    evidence_attach(release=release, actor=actor, kind="pipeline_review", document=review)
+    release_submit(release=release, actor=actor)
+    run_checks(release, ("pipeline_findings",))
+
+    result = run(*_gate_args(live_server, "2.0.0"), token=token)
+
+    assert result.returncode == 1
+    # The newline and the escape character are spaces: one line, no terminal control.
+    assert (
+        "pipeline_findings: PR-9 HIGH open: Leaky cache cleared: support-assistant 2.0.0 [2K"
+        in (result.stdout.splitlines())
+    )
+    assert not any(line.startswith("cleared") for line in result.stdout.splitlines())
+    assert "\x1b" not in result.stdout

@@ -10,7 +10,10 @@ import pytest
 from releasegate.releases.evidence import validate_document
 
 ROOT = Path(__file__).resolve().parents[2]
-READERS = r"(?:env_str|env_bool|env_int|env_list|database_from_url|os\.environ\.get|getenv)"
+READERS = (
+    r"(?:env_str|env_bool|env_int|env_list|env_token_origins|database_from_url"
+    r"|os\.environ\.get|getenv)"
+)
 
 
 def _settings_read() -> set[str]:

@@ -1,25 +1,18 @@
-"""Who a single sign-on finds or creates, and how IdP groups become roles, at the service: the
-identity is issuer + sub, never the e-mail; group roles go through the role services."""
+"""Who a single sign-on finds or creates, at the service: the identity is issuer + sub, never
+the e-mail; password sign-in can be turned off (IdP groups to roles: test_group_mappings.py)."""
 
-from io import StringIO
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.core.management import call_command
 from django.test import Client
 
-from releasegate.accounts.roles import roles_for
-from releasegate.audit.models import AuditEvent
+from releasegate.accounts.selectors import roles_for
 from releasegate.errors import NotPermitted
-from releasegate.identity.models import ExternalIdentity, GroupMapping, IdpRoleGrant
-from releasegate.identity.services import group_mapping_add, sso_sign_in
-from releasegate.releases.services import approval_give, role_grant
-from tests.builders import submitted_release
+from releasegate.identity.models import ExternalIdentity
+from releasegate.identity.services import sso_sign_in
 
 ISSUER = "https://idp.example"
-QUERIES = 8  # session, user, project, roles, policies, mappings, IdP grants, holders
-QUERIES = 8  # session, user, project, roles, policies, mappings, IdP grants, holders
 
 
 def sign_in(sub: str, groups: list[str] | None = None, **claims: Any) -> Any:
@@ -76,122 +69,6 @@ def test_disabled_person_cannot_sign_in(personas):
     user.save()
     with pytest.raises(NotPermitted):
         sign_in("sub-a")
-
-
-@pytest.mark.django_db
-def test_group_grants_and_later_revokes_the_role(personas):
-    group_mapping_add(
-        project=personas.project, actor=personas.actor("admin"), group="ml", role="auditor"
-    )
-    user = sign_in("sub-nina", ["ml"]).user
-    assert "auditor" in roles_for(user, personas.project)
-    grant = IdpRoleGrant.objects.get()
-    assert grant.group == "ml" and grant.granted_by == personas.admin
-    sign_in("sub-nina", [])
-    assert "auditor" not in roles_for(user, personas.project)
-    assert not IdpRoleGrant.objects.exists()
-    actions = list(AuditEvent.objects.values_list("action", flat=True))
-    assert "role_granted" in actions and "role_revoked" in actions
-
-
-@pytest.mark.django_db
-def test_hand_granted_role_stays_when_the_group_goes(personas):
-    group_mapping_add(
-        project=personas.project, actor=personas.actor("admin"), group="ml", role="auditor"
-    )
-    user = sign_in("sub-nina", []).user
-    role_grant(project=personas.project, user=user, role="auditor", actor=personas.actor("admin"))
-    sign_in("sub-nina", ["ml"])
-    sign_in("sub-nina", [])
-    assert "auditor" in roles_for(user, personas.project)  # the admin's grant, not the IdP's
-
-
-@pytest.mark.django_db
-def test_nobody_is_granted_a_role_by_their_own_mapping(personas):
-    """The admin maps a group they belong to: the IdP cannot make them grant themselves."""
-    ExternalIdentity.objects.create(issuer=ISSUER, subject="sub-admin", user=personas.admin)
-    group_mapping_add(
-        project=personas.project, actor=personas.actor("admin"), group="sec", role="security"
-    )
-    result = sign_in("sub-admin", ["sec"])
-    assert "security" not in roles_for(personas.admin, personas.project)
-    assert result.refused and "themselves" in result.refused[0]
-
-
-@pytest.mark.django_db
-def test_requester_given_a_reviewer_role_by_the_idp_still_cannot_approve_their_release(personas):
-    ExternalIdentity.objects.create(issuer=ISSUER, subject="sub-req", user=personas.requester)
-    group_mapping_add(
-        project=personas.project, actor=personas.actor("admin"), group="ml", role="sme"
-    )
-    release = submitted_release(personas.project, personas.requester)
-    sign_in("sub-req", ["ml"])
-    # sme is a veto role the project has a holder of: the IdP's grant waits for that holder.
-    from releasegate.releases.models import GovernanceChange
-    from releasegate.releases.services import governance_change_confirm
-
-    pending = GovernanceChange.objects.get(subject=personas.requester, role="sme")
-    governance_change_confirm(change=pending, actor=personas.actor("sme"))
-    assert "sme" in roles_for(personas.requester, personas.project)
-    with pytest.raises(NotPermitted) as refused:
-        approval_give(release=release, actor=personas.actor("requester"), role="sme")
-    assert refused.value.code == "requester_cannot_approve"
-
-
-@pytest.mark.django_db
-def test_only_a_project_admin_maps_groups(personas):
-    for who in ("requester", "security", "sme", "auditor", "outsider"):
-        with pytest.raises(NotPermitted):
-            group_mapping_add(
-                project=personas.project, actor=personas.actor(who), group="g", role="sme"
-            )
-
-
-@pytest.mark.django_db
-def test_group_mapping_command_adds_lists_and_removes(personas):
-    out = StringIO()
-    call_command(
-        "group_mapping",
-        "add",
-        "--project",
-        "support-assistant",
-        "--as",
-        "admin",
-        "--group",
-        "ml-experts",
-        "--role",
-        "sme",
-        stdout=out,
-    )
-    mapping = GroupMapping.objects.get()
-    assert out.getvalue().strip() == f"added group mapping {mapping.pk}: ml-experts -> sme"
-    listing = StringIO()
-    call_command("group_mapping", "list", "--project", "support-assistant", stdout=listing)
-    assert listing.getvalue().strip() == f"{mapping.pk}\tml-experts\tsme\tadmin"
-    call_command("group_mapping", "remove", "--id", str(mapping.pk), "--as", "admin", stdout=out)
-    assert not GroupMapping.objects.exists()
-    assert AuditEvent.objects.filter(action="group_mapping_removed").exists()
-
-
-@pytest.mark.django_db
-def test_identities_page_shows_idp_roles_apart_from_hand_granted(
-    personas, django_assert_num_queries
-):
-    group_mapping_add(
-        project=personas.project, actor=personas.actor("admin"), group="ml", role="auditor"
-    )
-    sign_in("sub-nina", ["ml"], preferred_username="nina")
-    client = Client()
-    client.force_login(personas.admin)
-    client.get("/projects/support-assistant/identities/")
-    with django_assert_num_queries(QUERIES):
-        response = client.get("/projects/support-assistant/identities/")
-    assert response.status_code == 200
-    page = response.content.decode()
-    idp = page.split('id="roles-from-idp"')[1].split("</table>")[0]
-    by_hand = page.split('id="roles-by-hand"')[1].split("</table>")[0]
-    assert "nina" in idp and "ml" in idp
-    assert "nina" not in by_hand and "admin" in by_hand
 
 
 @pytest.mark.django_db

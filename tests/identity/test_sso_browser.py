@@ -1,6 +1,7 @@
 """Single sign-on in a real Chromium against a real OpenID provider (node-oidc-provider, started
-here on 127.0.0.1): code flow with PKCE and nonce, people created at first sign-in, IdP groups
-granting and revoking roles, password sign-in turned off, forged state and reused codes."""
+here on 127.0.0.1): code flow with PKCE and nonce, people created at first sign-in, a group
+mapping of `sme` confirmed by an sme holder and then granting and revoking sme at sign-in,
+password sign-in turned off, forged state and reused codes."""
 
 import json
 import os
@@ -13,10 +14,10 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 
-from releasegate.accounts.roles import roles_for
-from releasegate.identity.models import ExternalIdentity, IdpRoleGrant
-from releasegate.identity.services import group_mapping_add
+from releasegate.accounts.selectors import roles_for
+from releasegate.identity.models import ExternalIdentity, GroupMapping, IdpRoleGrant
 from tests.browser.test_story import CHROMIUM, CHROMIUM_ARGS
+from tests.builders import submitted_release
 from tests.conftest import make_personas, missing
 
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -115,59 +116,84 @@ def sign_in_at_idp(page: Any, base: str, login: str) -> None:
     page.wait_for_url(f"{base}/")
 
 
-def test_first_sign_in_creates_the_person_and_their_group_grants_sme(
+def sign_in_with_password(browser: Any, base: str, username: str) -> Any:
+    page = new_page(browser)
+    page.goto(f"{base}/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(f"{username}-password-123")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"{base}/")
+    return page
+
+
+def test_a_confirmed_group_mapping_grants_sme_at_sign_in_and_a_later_sign_in_revokes_it(
     browser, live_server, people, sso
 ):
-    group_mapping_add(
-        project=people.project, actor=people.actor("admin"), group="ml-experts", role="auditor"
-    )
-    sso.people(
-        {
-            "sub-nina": {
-                "email": "nina@example.com",
-                "preferred_username": "nina",
-                "groups": ["ml-experts"],
-            }
-        }
-    )
+    from playwright.sync_api import expect
+
+    base = live_server.url
+    identities = f"{base}/projects/support-assistant/identities/"
+    release = submitted_release(people.project, people.requester)
+
+    # The admin maps ml-experts to sme: a guarded role, so the mapping waits for an sme holder.
+    admin = sign_in_with_password(browser, base, "admin")
+    admin.goto(identities)
+    admin.get_by_role("textbox", name="IdP group").fill("ml-experts")
+    admin.get_by_role("combobox", name="Role").select_option("sme")
+    admin.get_by_role("button", name="Map", exact=True).click()
+    expect(admin.locator("main")).to_contain_text("waits for a sme holder other than you")
+    assert not GroupMapping.objects.exists()
+    admin.goto(f"{base}/projects/support-assistant/")
+    waiting = admin.locator(".pending-change").filter(has_text="IdP group ml-experts to sme")
+    expect(waiting).to_be_visible()
+    assert waiting.get_by_role("button", name="Confirm", exact=True).count() == 0  # its author
+
+    # Erin, who holds sme, confirms it on the project page.
+    erin = sign_in_with_password(browser, base, "sme")
+    erin.goto(f"{base}/projects/support-assistant/")
+    card = erin.locator(".pending-change").filter(has_text="IdP group ml-experts to sme")
+    card.get_by_role("button", name="Confirm", exact=True).click()
+    expect(erin.locator("main")).to_contain_text("Confirmed and applied.")
+    assert GroupMapping.objects.get().confirmed_by == people.sme
+
+    # Nina's first sign-in creates her and grants sme, with no further confirmation.
+    nina_at_idp = {"email": "nina@example.com", "preferred_username": "nina"}
+    sso.people({"sub-nina": {**nina_at_idp, "groups": ["ml-experts"]}})
     page = new_page(browser)
-    sign_in_at_idp(page, live_server.url, "sub-nina")
+    sign_in_at_idp(page, base, "sub-nina")
     assert page.locator(".who").inner_text() == "nina"
     identity = ExternalIdentity.objects.select_related("user").get(subject="sub-nina")
     assert identity.issuer == sso.issuer and identity.user.username == "nina"
-    assert "auditor" in roles_for(identity.user, people.project)
+    assert "sme" in roles_for(identity.user, people.project)
 
-    # The admin sees nina's sme role as coming from the IdP group.
-    admin = new_page(browser)
-    admin.goto(f"{live_server.url}/login/")
-    admin.get_by_label("Username").fill("admin")
-    admin.get_by_label("Password").fill("admin-password-123")
-    admin.get_by_role("button", name="Sign in").click()
-    admin.wait_for_url(f"{live_server.url}/")
-    admin.goto(f"{live_server.url}/projects/support-assistant/identities/")
+    # The admin sees nina's sme as coming from the IdP group, apart from the hand grants.
+    admin.goto(identities)
     row = admin.locator("#roles-from-idp tbody tr").filter(has_text="nina")
-    assert "ml-experts" in row.inner_text() and "auditor" in row.inner_text()
+    assert "ml-experts" in row.inner_text() and "sme" in row.inner_text()
+    assert "nina" not in admin.locator("#roles-by-hand").inner_text()
+    admin.goto(f"{base}/projects/support-assistant/")
+    expect(admin.locator("main")).to_contain_text("from the IdP group ml-experts")
+
+    # The role works: nina approves the release as sme.
+    page.goto(f"{base}/releases/{release.pk}/")
+    page.get_by_role("button", name="Approve").click()
+    expect(page.locator("main")).to_contain_text("Approved as sme.")
 
     # Nina leaves the group at the IdP; her next sign-in revokes the role.
-    sso.people(
-        {
-            "sub-nina": {
-                "email": "nina@example.com",
-                "preferred_username": "nina",
-                "groups": [],
-            }
-        }
-    )
+    sso.people({"sub-nina": {**nina_at_idp, "groups": []}})
     page.get_by_role("button", name="Sign out").click()
     page.wait_for_url(lambda url: url.startswith(sso.issuer))  # the IdP's end-session page
-    assert page.context.cookies(live_server.url) == [] or all(
-        c["name"] != "sessionid" for c in page.context.cookies(live_server.url)
-    )
-    page.goto(f"{live_server.url}/")
-    assert page.url.startswith(f"{live_server.url}/login/")
-    sign_in_at_idp(new_page(browser), live_server.url, "sub-nina")
-    assert "auditor" not in roles_for(identity.user, people.project)
+    assert all(c["name"] != "sessionid" for c in page.context.cookies(base))
+    page.goto(f"{base}/")
+    assert page.url.startswith(f"{base}/login/")
+    again = new_page(browser)
+    sign_in_at_idp(again, base, "sub-nina")
+    assert "sme" not in roles_for(identity.user, people.project)
     assert not IdpRoleGrant.objects.exists()
+    admin.goto(identities)
+    assert "nina" not in admin.locator("#roles-from-idp").inner_text()
+    again.goto(f"{base}/releases/{release.pk}/")
+    assert again.get_by_role("button", name="Approve").count() == 0
 
 
 def test_local_login_off_offers_only_single_sign_on(browser, live_server, people, sso, settings):

@@ -17,7 +17,7 @@ from releasegate.incidents.services import (
     break_glass_request,
     break_glass_review,
 )
-from releasegate.ops.services import notification_target_add
+from releasegate.notifications.services import notification_target_add
 from releasegate.releases.models import Promotion, Release
 from releasegate.releases.services import (
     approval_give,
@@ -31,7 +31,7 @@ from tests.builders import pass_checks, submitted_release
 from tests.conftest import Personas
 from tests.incidents.conftest import post_alerts
 from tests.incidents.payloads import alert, notification
-from tests.ops.test_notifications import eager_tasks  # noqa: F401  (fixture)
+from tests.notifications.test_notifications import eager_tasks  # noqa: F401  (fixture)
 from tests.releases.gatehelpers import codes, decide, load
 
 

@@ -18,7 +18,7 @@ from tests.builders import submitted_release
 from tests.conftest import Personas, make_personas
 from tests.incidents.conftest import post_alerts
 from tests.incidents.payloads import alert, notification
-from tests.ops.test_notifications import eager_tasks  # noqa: F401  (fixture)
+from tests.notifications.test_notifications import eager_tasks  # noqa: F401  (fixture)
 
 HOLDERS = sorted(
     f"{name}@example.com" for name in ("admin", "auditor", "requester", "security", "sme")

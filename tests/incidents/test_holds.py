@@ -6,15 +6,15 @@ from django.core import mail
 
 from releasegate.audit.models import AuditEvent
 from releasegate.incidents.models import Hold
-from releasegate.ops.models import Delivery
-from releasegate.ops.services import notification_target_add
+from releasegate.notifications.models import Delivery
+from releasegate.notifications.services import notification_target_add
 from releasegate.releases.models import Release
 from releasegate.releases.services import role_grant
 from tests.api.conftest import Caller, service_token
 from tests.conftest import Personas
 from tests.incidents.conftest import post_alerts, promote
 from tests.incidents.payloads import alert, notification
-from tests.ops.test_notifications import eager_tasks  # noqa: F401  (fixture)
+from tests.notifications.test_notifications import eager_tasks  # noqa: F401  (fixture)
 from tests.releases.gatehelpers import decide
 
 

@@ -68,9 +68,28 @@ def test_worker_and_scheduler_run_the_project_celery_app(compose: dict[str, Any]
     from celery.loaders.base import find_related_module
     from django.conf import settings
 
-    assert "releasegate.ops" in settings.INSTALLED_APPS
-    assert find_related_module("releasegate.ops", "tasks").__name__ == "releasegate.ops.tasks"
-    assert "releasegate.ops.tasks.deliver_notification" in celery_app.tasks
+    assert "releasegate.notifications" in settings.INSTALLED_APPS
+    tasks = find_related_module("releasegate.notifications", "tasks").__name__
+    assert tasks == "releasegate.notifications.tasks"
+
+
+def test_tasks_keep_the_names_the_broker_and_the_schedule_know_them_by() -> None:
+    """Retries waiting in the broker and the beat schedule name a task; a task moved to another
+    module keeps its registered name, or those messages would be dropped as unknown."""
+    from django.conf import settings
+
+    registered = set(celery_app.tasks)
+    scheduled = {entry["task"] for entry in settings.CELERY_BEAT_SCHEDULE.values()}
+    assert scheduled <= registered
+    assert {
+        "releasegate.checks.run_check",
+        "releasegate.checks.sweep",
+        "releasegate.ops.tasks.notify_release_event",
+        "releasegate.ops.tasks.deliver_notification",
+        "releasegate.ops.tasks.sweep_notices",
+        "releasegate.ops.tasks.sweep_deliveries",
+        "releasegate.accounts.tasks.tell_people",
+    } <= registered
 
 
 def test_migrate_runs_once_before_the_processes_that_need_the_schema(

@@ -13,8 +13,8 @@ from celery.signals import before_task_publish
 from django.test import Client
 
 from releasegate.celery import app as celery_app
+from releasegate.notifications.tasks import sweep_notices
 from releasegate.ops.context import current_request_id, request_id_var
-from releasegate.ops.tasks import sweep_notices
 from tests.conftest import Personas
 
 TOKEN = "rgs_0123456789ab_S3cretS3cretS3cretS3cretS3cretS3cret0"

@@ -5,7 +5,7 @@ import pytest
 from django.test import Client, override_settings
 from prometheus_client.parser import text_string_to_metric_families
 
-from releasegate.ops.tasks import sweep_notices
+from releasegate.notifications.tasks import sweep_notices
 from releasegate.releases.services import release_promote, veto_cast
 from tests.builders import submitted_release
 from tests.conftest import Personas

@@ -4,7 +4,9 @@ from datetime import timedelta
 
 import pytest
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
+from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 from guardian.models import UserObjectPermission
@@ -25,7 +27,7 @@ from releasegate.releases.models import (
     Release,
     Veto,
 )
-from releasegate.releases.services import approval_give, release_promote, veto_cast
+from releasegate.releases.services import approval_give, release_promote, role_grant, veto_cast
 from tests.releases.gatehelpers import cleared_release, snapshot, superuser
 
 READ_ONLY = [
@@ -128,6 +130,41 @@ def test_project_name_is_the_only_editable_field_and_is_audited(world, root_clie
         "root",
         "Support Assistant",
     )
+
+
+def _staff(username: str):
+    user = get_user_model().objects.create_user(
+        username, password="staff-password-123", is_staff=True
+    )
+    user.user_permissions.add(
+        *Permission.objects.filter(codename__in=["change_project", "view_project"])
+    )
+    return user
+
+
+def _rename(user, project, name: str):
+    client = Client(raise_request_exception=False)
+    client.force_login(user)
+    return client.post(f"/admin/releases/project/{project.pk}/change/", {"name": name})
+
+
+def test_staff_who_is_not_the_project_admin_cannot_rename_it(personas):
+    response = _rename(_staff("staffer"), personas.project, "Renamed")
+
+    assert response.status_code == 403
+    personas.project.refresh_from_db()
+    assert personas.project.name == "Support Assistant"
+
+
+def test_staff_who_is_the_project_admin_renames_it(personas):
+    staffer = _staff("staffer")
+    role_grant(project=personas.project, user=staffer, role="admin", actor=Actor.system_actor())
+
+    response = _rename(staffer, personas.project, "Renamed")
+
+    assert response.status_code == 302
+    personas.project.refresh_from_db()
+    assert personas.project.name == "Renamed"
 
 
 def test_superuser_cannot_add_or_delete_a_project(world, root_client):

@@ -12,8 +12,8 @@ from django.utils import timezone
 from releasegate.accounts.actors import Actor
 from releasegate.api.serializers import GateQuerySerializer
 from releasegate.api.views import plain_gate_query
+from releasegate.checks.invalidation import check_results_invalidate
 from releasegate.checks.models import CheckResult
-from releasegate.checks.services import check_results_invalidate
 from releasegate.errors import NotFound
 from releasegate.incidents.models import BreakGlass, Hold
 from releasegate.releases.gate_statement import read_visible

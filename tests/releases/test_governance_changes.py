@@ -8,7 +8,8 @@ import pytest
 from django.core import mail
 
 from releasegate.accounts.actors import Actor
-from releasegate.accounts.roles import Role, roles_for
+from releasegate.accounts.roles import Role
+from releasegate.accounts.selectors import roles_for
 from releasegate.audit.models import AuditEvent
 from releasegate.celery import app as celery_app
 from releasegate.errors import Conflict, InvalidInput, NotPermitted

@@ -207,6 +207,17 @@ def test_a_veto_needs_a_written_reason(personas, reason):
     assert decide(release).cleared
 
 
+@pytest.mark.parametrize("reason", ["leaks\x00PII", "x" * 5001])
+def test_a_veto_reason_with_a_nul_or_over_the_limit_is_refused_naming_it(personas, reason):
+    p = personas
+    release = cleared_release(p)
+    before = snapshot()
+    with pytest.raises(InvalidInput) as refused:
+        veto_cast(release=release, actor=p.actor("security"), role="security", reason=reason)
+    assert [e.field for e in refused.value.errors] == ["reason"]
+    assert snapshot() == before
+
+
 def test_unknown_veto_scope_is_bad_input(personas):
     p = personas
     release = cleared_release(p)
@@ -272,3 +283,25 @@ def test_requester_of_a_later_release_the_veto_carries_to_cannot_lift_it(persona
     release_withdraw(release=load(later), actor=Actor.for_user(bob), reason="replaced")
     veto_lift(veto=veto, actor=Actor.for_user(bob), reason="reviewed the fix")
     assert decide(vetoed).cleared
+
+
+def test_requester_of_a_promoted_release_the_veto_carries_to_cannot_lift_it(personas):
+    """A veto carried to a promoted release (through its artifact digest) stops its rollout;
+    that release's requester may not be the one to lift it, as for a release in review."""
+    p = personas
+    earlier = cleared_release(p, version="1.4.2")
+    bob = person_with(p, "bob", "requester", "security")
+    later = cleared_release(p, version="1.4.3", artifact=earlier.artifact_digest)
+    Release.objects.filter(pk=later.pk).update(requester=bob)
+    release_promote(release=load(later), actor=p.actor("requester"))
+    veto = veto_cast(
+        release=earlier, actor=p.actor("security"), role="security", reason="data leak found"
+    )
+    assert codes(decide(later)) == ["veto"]
+
+    with pytest.raises(NotPermitted) as refused:
+        veto_lift(veto=veto, actor=Actor.for_user(bob), reason="my release is rolling out")
+
+    assert refused.value.code == "requester_cannot_lift"
+    assert Veto.objects.get(pk=veto.pk).lifted_at is None
+    assert codes(decide(later)) == ["veto"]

@@ -63,6 +63,17 @@ def test_rotation_keeps_the_old_key_listed_and_verifying(key_file, capsys):
         dsse.open_envelope(envelope, payload_type=PAYLOAD_TYPE, key_for=_key_for)
 
 
+def test_a_running_process_signs_with_the_key_another_process_rotated_in(key_file):
+    old = dsse.sign_envelope(PAYLOAD_TYPE, b"before")["signatures"][0]["keyid"]
+    # rotate_signing_key run elsewhere (a shell, another web process) replaces the file only.
+    replacement = keys.generate_key()
+    keys.write_private_key(key_file, replacement)
+    after = dsse.sign_envelope(PAYLOAD_TYPE, b"after")
+    assert after["signatures"][0]["keyid"] == keys.keyid_of(replacement.public_key()) != old
+    assert {k.keyid: k.status for k in keys.public_keys()}[old] == "retired"
+    dsse.open_envelope(after, payload_type=PAYLOAD_TYPE, key_for=_key_for)
+
+
 def test_private_key_is_never_stored_in_the_database(key_file):
     keys.active_key()
     stored = json.dumps(list(SigningKey.objects.values()), default=str)
@@ -112,3 +123,16 @@ def test_unreadable_key_file_is_named_without_its_content(settings, tmp_path):
         keys.sign(b"x")
     assert str(path) in str(info.value) and "not a key" not in str(info.value)
     keys.forget_loaded_key()
+
+
+def test_an_unusable_key_is_a_json_503_that_names_nothing_secret(tmp_path, settings, client):
+    missing = tmp_path / "secret-place" / "signing-key.pem"
+    settings.RELEASEGATE_SIGNING_KEY = str(missing)
+    keys.forget_loaded_key()
+    try:
+        response = client.get("/api/v1/attestations/keys")
+    finally:
+        keys.forget_loaded_key()
+    assert response.status_code == 503
+    assert response.json()["code"] == "signing_unavailable"
+    assert "secret-place" not in response.content.decode()

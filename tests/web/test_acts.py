@@ -3,7 +3,7 @@
 import pytest
 
 from releasegate.accounts.models import ApiToken
-from releasegate.accounts.roles import roles_for
+from releasegate.accounts.selectors import roles_for
 from releasegate.accounts.tokens import token_authenticate
 from releasegate.releases.models import GatePolicy, GovernanceChange, Release, Veto
 from releasegate.releases.services import approval_give, veto_cast

@@ -5,6 +5,7 @@ import io
 import json
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from releasegate.releases.models import Evidence, Release
 from tests.builders import digest_of, document, make_release
@@ -257,6 +258,57 @@ def test_an_sbom_that_is_not_json_or_not_an_sbom_is_refused(client, personas):
     response = client.post(f"/releases/{release.pk}/evidence/sbom/", {"sbom": other})
     assert response.status_code == 400
     assert "not an SBOM" in text(response)
+    assert not Evidence.objects.exists()
+
+
+SBOM_HEAD = b'{"bomFormat": "CycloneDX", "specVersion": "1.5", "version": 1, "serialNumber": '
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        SBOM_HEAD + b'"\\u0000"}',
+        SBOM_HEAD + b'"\\ud800"}',
+        SBOM_HEAD + b"NaN}",
+        SBOM_HEAD + b"1e400}",
+        b"[" * 100_000 + b"]" * 100_000,
+    ],
+    ids=["nul", "surrogate", "nan", "infinity", "deep"],
+)
+def test_an_unstorable_sbom_upload_is_a_400_on_the_sbom_field(client, personas, content):
+    release = make_release(personas.project, personas.requester)
+
+    response = signed_in(client, personas.requester).post(
+        f"/releases/{release.pk}/evidence/sbom/",
+        {"sbom": SimpleUploadedFile("sbom.json", content, "application/json")},
+    )
+
+    assert response.status_code == 400
+    assert "not JSON" in response.content.decode()
+    assert not Evidence.objects.exists()
+
+
+def test_an_upload_over_the_body_limit_is_a_400_and_attaches_nothing(client, personas, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+    release = make_release(personas.project, personas.requester)
+    big = SBOM_HEAD + b'"' + b"x" * (1024 * 1024) + b'"}'
+
+    page = signed_in(client, personas.requester)
+    sbom = page.post(
+        f"/releases/{release.pk}/evidence/sbom/",
+        {"sbom": SimpleUploadedFile("sbom.json", big, "application/json")},
+    )
+    attachment = page.post(
+        f"/releases/{release.pk}/evidence/sbom/",
+        {
+            "sbom": SimpleUploadedFile("sbom.json", SBOM_HEAD + b'"x"}', "application/json"),
+            "attachment": SimpleUploadedFile("notes.txt", b"x" * (1024 * 1024 + 1)),
+        },
+    )
+
+    assert (sbom.status_code, attachment.status_code) == (400, 400)
+    assert "larger than 1 MB" in sbom.content.decode()
+    assert "larger than 1 MB" in attachment.content.decode()
     assert not Evidence.objects.exists()
 
 

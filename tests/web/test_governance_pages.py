@@ -4,7 +4,8 @@ a withdraw button for its requester and admins."""
 
 import pytest
 
-from releasegate.accounts.roles import Role, roles_for
+from releasegate.accounts.roles import Role
+from releasegate.accounts.selectors import roles_for
 from releasegate.releases.models import GovernanceChange, Release
 from releasegate.releases.services import policy_change
 from tests.releases.gatehelpers import cleared_release, person_with

@@ -25,7 +25,7 @@ from releasegate.releases.services import (
     veto_lift,
 )
 from tests.builders import attach_all, document, make_release, pass_checks, submitted_release
-from tests.conftest import Personas
+from tests.conftest import Personas, make_personas
 from tests.web.helpers import signed_in, text
 
 pytestmark = pytest.mark.django_db
@@ -193,3 +193,104 @@ def test_a_veto_carried_forward_to_a_later_release_is_lifted_through_that_releas
     veto.refresh_from_db()
     assert veto.lifted_by == p.security
     assert veto.lift_reason == "Redaction shipped in 1.1.0."
+
+
+# Lifting a veto through a release: the page and the API ask `permissions.veto_through` which
+# veto may be named there and `lift_refusal` whether this person may lift it, so they accept and
+# refuse the same lifts, a veto carried forward to a later release included.
+
+
+def _lift_scene(p: Personas, scene: str) -> tuple[Any, Release, Veto]:
+    """(who tries, the release they go through, the veto) for one situation."""
+    system = Actor.system_actor()
+    vetoed = submitted_release(p.project, p.requester, version="1.0.0")
+    scope = "release" if scene == "release-scoped, through a later release" else "carry_forward"
+    veto = veto_cast(
+        release=vetoed, actor=p.actor("security"), role="security", reason="Leaks PII.", scope=scope
+    )
+    colleague = get_user_model().objects.create_user("colleague")
+    role_grant(project=p.project, user=colleague, role="requester", actor=system)
+    later = submitted_release(p.project, colleague, version="1.1.0")
+    if scene == "own":
+        return p.security, vetoed, veto
+    if scene == "own, lifted already":
+        veto_lift(veto=veto, actor=p.actor("security"), reason="Fixed.")
+        return p.security, vetoed, veto
+    if scene == "own, by the sme":
+        return p.sme, vetoed, veto
+    if scene == "own, by an outsider":
+        return p.outsider, vetoed, veto
+    if scene in {"carried forward", "release-scoped, through a later release"}:
+        return p.security, later, veto
+    if scene == "carried forward, by its requester":
+        role_grant(project=p.project, user=colleague, role="security", actor=system)
+        return colleague, later, veto
+    if scene == "carried forward, through another environment":
+        staging = submitted_release(p.project, colleague, version="1.2.0", environment="staging")
+        return p.security, staging, veto
+    other = make_personas("other-project", prefix="o-")
+    theirs = submitted_release(other.project, other.requester, artifact=later.artifact_digest)
+    artifact_veto = veto_cast(
+        release=theirs, actor=other.actor("security"), role="security", reason="Exfiltrates."
+    )
+    if scene == "same artifact, another project, holder in both":
+        role_grant(project=other.project, user=p.security, role="security", actor=system)
+    return p.security, later, artifact_veto
+
+
+LIFT_SCENES = {
+    "own": "lifted",
+    "own, lifted already": "refused",
+    "own, by the sme": "forbidden",
+    "own, by an outsider": "not_found",
+    "carried forward": "lifted",
+    "carried forward, by its requester": "forbidden",
+    "carried forward, through another environment": "not_found",
+    "release-scoped, through a later release": "not_found",
+    "same artifact, another project, holder in both": "lifted",
+    "same artifact, another project, holder here only": "not_found",
+}
+
+
+def _api_lift(user: Any, release: Release, veto: Veto) -> str:
+    client = Client()
+    client.force_login(user)
+    response = client.post(
+        f"/api/v1/releases/{release.pk}/vetoes/{veto.pk}/lift",
+        data='{"reason": "Fixed in the prompt filter."}',
+        content_type="application/json",
+    )
+    return {200: "lifted", 403: "forbidden", 404: "not_found", 409: "refused"}[response.status_code]
+
+
+def _page_lift(user: Any, release: Release, veto: Veto) -> tuple[bool, str]:
+    """(whether the release page offers the lift, what posting the lift form does)."""
+    client = Client()
+    client.force_login(user)
+    page = client.get(f"/releases/{release.pk}/")
+    lift_url = reverse("web:lift", args=[release.pk, veto.pk])
+    offered = page.status_code == 200 and f'action="{lift_url}"' in text(page)
+    before = Veto.objects.get(pk=veto.pk).lifted_at
+    response = client.post(lift_url, {"reason": "Fixed in the prompt filter."})
+    if response.status_code in (403, 404):
+        return offered, {403: "forbidden", 404: "not_found"}[response.status_code]
+    assert response.status_code == 302
+    lifted = before is None and Veto.objects.get(pk=veto.pk).lifted_at is not None
+    return offered, "lifted" if lifted else "refused"
+
+
+@pytest.mark.parametrize("scene", sorted(LIFT_SCENES))
+def test_the_api_and_the_page_accept_and_refuse_the_same_lifts(personas, scene):
+    user, release, veto = _lift_scene(personas, scene)
+    outcomes = {}
+    for door, attempt in (("api", _api_lift), ("page", lambda *a: _page_lift(*a)[1])):
+        try:
+            with transaction.atomic():
+                outcomes[door] = attempt(user, release, veto)
+                raise _Undo
+        except _Undo:
+            pass
+    offered, _ = _page_lift(user, release, veto)
+
+    assert outcomes == {"api": LIFT_SCENES[scene], "page": LIFT_SCENES[scene]}
+    assert offered == (LIFT_SCENES[scene] == "lifted")

@@ -332,6 +332,18 @@ def test_release_list_filters_and_searches(client, personas, release):
     assert versions("project=nope") == {"1.0.0", "2.0.0-rc1", "1.2.0"}
 
 
+@pytest.mark.parametrize("gate", ["", "cleared"])
+def test_a_nul_in_the_release_search_is_a_400_naming_it(client, personas, gate):
+    make_release(personas.project, personas.requester)
+
+    response = signed_in(client, personas.security).get(
+        "/releases/", {"q": "1.0\x00", "gate": gate}
+    )
+
+    assert response.status_code == 400
+    assert "NUL" in response.content.decode()
+
+
 def test_release_list_query_count_is_bounded_by_the_page_size(
     client, personas, django_assert_num_queries
 ):
@@ -412,8 +424,9 @@ def test_project_page_for_members_query_count_pinned(
     client, personas, name, django_assert_num_queries
 ):
     signed_in(client, getattr(personas, name))
-    # The sixth: the governance requests waiting for confirmation.
-    with django_assert_num_queries(7):
+    # The sixth: the governance requests waiting for confirmation; the seventh: which roles came
+    # from the IdP.
+    with django_assert_num_queries(8):
         response = client.get("/projects/support-assistant/")
     body = text(response)
     assert "Gate policy (version 1)" in body
@@ -501,3 +514,23 @@ def test_changed_evidence_puts_a_release_back_on_the_reviewers_list(client, pers
         release=release, actor=p.actor("requester"), kind="data_flow_map", document=flows
     )
     assert "support-assistant 1.0.0" in text(client.get("/"))
+
+
+def test_the_release_page_lists_the_same_findings_as_the_api(client, personas):
+    """Real data (the PyPA advisories, a real SBOM): the page's list of each check's findings is
+    the API's, line for line (both read `releasegate.checks.findings`)."""
+    from django.utils.html import escape
+
+    from tests.checks.real_findings import failing_release
+
+    failing = failing_release(personas.project, personas.requester)
+    signed_in(client, personas.auditor)
+    api = client.get(f"/api/v1/releases/{failing.pk}").json()
+    page = text(client.get(f"/releases/{failing.pk}/"))
+    checks = [c for c in api["checks"] if c["current"]]
+    assert len(checks) == 7
+    for check in checks:
+        for finding in check["findings"]:
+            assert escape(finding["text"]) in page, finding["text"]
+        counting = sum(f["counts"] for f in check["findings"])
+        assert f"{counting} counting against the gate" in page
