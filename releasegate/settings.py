@@ -74,6 +74,9 @@ MIDDLEWARE = [
     "releasegate.ops.middleware.RequestContextMiddleware",
     "releasegate.ops.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # Bearer-token GETs of the gate are answered here, as the rest of the stack would answer them
+    # (releasegate/api/lean.py); everything else goes on.
+    "releasegate.api.lean.LeanGateMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",

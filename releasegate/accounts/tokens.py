@@ -266,21 +266,8 @@ def token_parts(raw: str) -> tuple[str, str, str]:
     return prefix, key_id, secret
 
 
-def token_lookup_sql() -> str:
-    """The token by key id (one bound parameter) with its user's columns, for a caller that reads
-    it inside a larger statement; `token_from_row` reads its columns back."""
-    return _token_lookup()[0]
-
-
-def token_columns() -> int:
-    """How many columns `token_lookup_sql` selects."""
-    _, token_columns, user_columns = _token_lookup()
-    return len(token_columns.attnames) + len(user_columns.attnames)
-
-
-def token_from_row(row: Sequence[Any]) -> ApiToken | None:
-    """The token and its user read from `token_lookup_sql`'s columns; None when there was no row
-    (every column NULL)."""
+def _token_from_row(row: Sequence[Any]) -> ApiToken | None:
+    """The token and its user read from `_token_lookup`'s columns."""
     _, token_columns, user_columns = _token_lookup()
     split = len(token_columns.attnames)
     if row[0] is None:
@@ -297,7 +284,7 @@ def _token_with_user(key_id: str) -> ApiToken | None:
     with connection.cursor() as cursor:
         cursor.execute(sql, [key_id])
         row = cursor.fetchone()
-    return None if row is None else token_from_row(row)
+    return None if row is None else _token_from_row(row)
 
 
 def token_checked(prefix: str, secret: str, token: ApiToken | None) -> ApiToken:

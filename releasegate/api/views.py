@@ -1,12 +1,12 @@
 """API v1 (the CI contract, docs/api.md). Thin: parse, call a selector or service, present."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Protocol
 from urllib.parse import urlencode
 
 from django.db.models import QuerySet
-from django.http import HttpRequest, JsonResponse, QueryDict
+from django.http import HttpRequest, JsonResponse
 from django.utils.dateparse import parse_datetime
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.types import OpenApiTypes
@@ -74,7 +74,7 @@ _GATE_QUERY_PATTERNS = {
 }
 
 
-def _plain_gate_query(query: QueryDict) -> dict[str, str] | None:
+def plain_gate_query(query: Mapping[str, str]) -> dict[str, str] | None:
     """The gate's query when it is plainly valid (the common case, read without building a
     serializer on the hot path); None for anything else, which `GateQuerySerializer` then
     validates and words the errors for, as it always has."""
@@ -107,7 +107,7 @@ class GateView(ScopedAPIView):
         tags=["gate"],
     )
     def get(self, request: Request) -> Response:
-        params = _plain_gate_query(request.query_params)
+        params = plain_gate_query(request.query_params)
         if params is None:
             query = s.GateQuerySerializer(data=request.query_params)
             query.is_valid(raise_exception=True)

@@ -2,21 +2,25 @@
 
 Every image of a Pod, or of the pod template of a Deployment, StatefulSet, DaemonSet, ReplicaSet,
 Job or CronJob, must be pinned by digest and belong to a release that the token's project promoted
-in the webhook's environment and that the gate clears now. The gate is asked once per distinct
-digest (its one-statement fast path on PostgreSQL); only a digest whose newest release is not the
-promoted one of this environment costs one more query to find that one.
+in the webhook's environment and that the gate clears now. On PostgreSQL a review costs one
+statement whatever its number of images (`answer_bearer`: the token and, for every digest, its
+release with every fact the gate reads, as the gate's own one statement reads them); elsewhere
+the gate is asked once per distinct digest (`answer`).
 """
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from releasegate.accounts.actors import Actor, Capability
+from releasegate.accounts.models import ApiToken
 from releasegate.errors import FieldError, InvalidInput, NotFound, NotPermitted
+from releasegate.releases import gate_statement
 from releasegate.releases.gate import GateDecision
 from releasegate.releases.identifiers import ENVIRONMENT_RE
 from releasegate.releases.models import Release
-from releasegate.releases.selectors import gate_decision_among
+from releasegate.releases.selectors import decision_from_facts, gate_decision_among
 
 API_VERSION = "admission.k8s.io/v1"
 KIND = "AdmissionReview"
@@ -131,6 +135,38 @@ def images_of(request: dict[str, Any]) -> list[str]:
     return images
 
 
+def pinned_digests(request: dict[str, Any]) -> list[str]:
+    """The distinct digests of the review's images pinned by digest, in order; none for a
+    removal or a review whose object cannot be read."""
+    if request.get("operation") == "DELETE":
+        return []
+    try:
+        images = images_of(request)
+    except Malformed:
+        return []
+    matches = (PINNED_RE.match(image) for image in images)
+    return list(dict.fromkeys(match.group(1) for match in matches if match is not None))
+
+
+def _unknown(digest: str) -> str:
+    return f"unknown digest {digest} (no release of this project has it)"
+
+
+def _not_promoted(release: Any, environment: str) -> str:
+    return (
+        f"{release.project_slug} {release.version} is not promoted in {environment} "
+        f"(it is {release.state} in {release.environment})"
+    )
+
+
+def _blocked(decision: GateDecision) -> str | None:
+    if decision.cleared:
+        return None
+    release = decision.release
+    blockers = "; ".join(f"{b.code}: {b.message}" for b in decision.blockers)
+    return f"{release.project_slug} {release.version} is blocked: {blockers}"
+
+
 def _promoted_here(project_ids: list[int], digest: str, environment: str) -> Release | None:
     """The newest release of these projects with this digest promoted in the environment."""
     return (
@@ -151,25 +187,35 @@ def _digest_problem(project_ids: list[int], digest: str, environment: str) -> st
     try:
         decision: GateDecision = gate_decision_among(project_ids, artifact_digest=digest)
     except NotFound:
-        return f"unknown digest {digest} (no release of this project has it)"
+        return _unknown(digest)
     release = decision.release
     if release.environment != environment or release.state != Release.State.PROMOTED:
         promoted = _promoted_here(project_ids, digest, environment)
         if promoted is None:
-            return (
-                f"{release.project_slug} {release.version} is not promoted in {environment} "
-                f"(it is {release.state} in {release.environment})"
-            )
+            return _not_promoted(release, environment)
         decision = gate_decision_among(project_ids, release_id=promoted.pk)
-        release = decision.release
-    if decision.cleared:
-        return None
-    blockers = "; ".join(f"{b.code}: {b.message}" for b in decision.blockers)
-    return f"{release.project_slug} {release.version} is blocked: {blockers}"
+    return _blocked(decision)
 
 
-def answer(actor: Actor, body: Any, environment: str) -> dict[str, Any]:
-    """The AdmissionReview answering `body` for the environment; 403 for a caller that may not
+def _read_problem(
+    project_ids: list[int], digest: str, read: gate_statement.GateRead | None, environment: str
+) -> str | None:
+    """As `_digest_problem`, from the release the one statement found for the digest (its newest
+    promoted in the environment, else its newest)."""
+    if read is None or read.project_id not in project_ids:
+        return _unknown(digest)
+    try:
+        facts = read.facts()
+    except NotFound:
+        return _unknown(digest)
+    release = facts.release
+    if release.environment != environment or release.state != Release.State.PROMOTED:
+        return _not_promoted(release, environment)
+    return _blocked(decision_from_facts(facts))
+
+
+def _checked(actor: Actor, body: Any, environment: str) -> tuple[list[int], str]:
+    """The projects the caller answers for and the review's uid: 403 for a caller that may not
     review, 404 for an environment name that cannot exist, 400 for a body that is no review."""
     project_ids = admission_project_ids(actor)
     if not project_ids:
@@ -179,29 +225,60 @@ def answer(actor: Actor, body: Any, environment: str) -> dict[str, Any]:
         )
     if not ENVIRONMENT_RE.fullmatch(environment):
         raise NotFound("No such environment.")
-    uid = review_uid(body)
-    return response_body(uid, review(project_ids, body["request"], environment))
+    return project_ids, review_uid(body)
 
 
-def review(project_ids: list[int], request: dict[str, Any], environment: str) -> Verdict:
-    """Decide the `request` of a review whose uid was read already."""
+def answer(actor: Actor, body: Any, environment: str) -> dict[str, Any]:
+    """The AdmissionReview answering `body` for the environment (see `_checked` for refusals)."""
+    project_ids, uid = _checked(actor, body, environment)
+
+    def problems(digests: list[str]) -> dict[str, str | None]:
+        return {d: _digest_problem(project_ids, d, environment) for d in digests}
+
+    return response_body(uid, review(body["request"], environment, problems))
+
+
+def answer_bearer(
+    prefix: str, key_id: str, secret: str, body: Any, environment: str
+) -> tuple[ApiToken, dict[str, Any]]:
+    """As `answer`, for the bearer token (`token_parts` of it) in the same statement as every
+    digest's release and facts (PostgreSQL): the token verified by `token_checked` first
+    (TokenRejected), then the same refusals in the same order."""
+    request = body.get("request") if isinstance(body, dict) else None
+    digests = pinned_digests(request) if isinstance(request, dict) else []
+    token, reads = gate_statement.read_bearer_digests(
+        prefix, key_id, secret, digests=digests, environment=environment
+    )
+    project_ids, uid = _checked(Actor.for_token(token), body, environment)
+    found = dict(zip(digests, reads, strict=True))
+
+    def problems(asked: list[str]) -> dict[str, str | None]:
+        return {d: _read_problem(project_ids, d, found[d], environment) for d in asked}
+
+    return token, response_body(uid, review(body["request"], environment, problems))
+
+
+def review(
+    request: dict[str, Any],
+    environment: str,
+    problems_of: Callable[[list[str]], dict[str, str | None]],
+) -> Verdict:
+    """Decide the `request` of a review whose uid was read already; `problems_of` says, for each
+    pinned digest, why it may not run here (None: it may)."""
     if request.get("operation") == "DELETE":
         return Verdict(True)  # removing workloads deploys nothing
     try:
         images = images_of(request)
     except Malformed as unreadable:
         return Verdict(False, f"releasegate cannot read this review: {unreadable}")
+    problem_of = problems_of(pinned_digests(request))
     problems: list[str] = []
-    decided: dict[str, str | None] = {}
     for image in dict.fromkeys(images):
         match = PINNED_RE.match(image)
         if match is None:
             problems.append(f"image {image}: not pinned by digest (use <image>@sha256:<hex>)")
             continue
-        digest = match.group(1)
-        if digest not in decided:
-            decided[digest] = _digest_problem(project_ids, digest, environment)
-        problem = decided[digest]
+        problem = problem_of[match.group(1)]
         if problem is not None:
             problems.append(f"image {image}: {problem}")
     if problems:

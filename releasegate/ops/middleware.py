@@ -12,6 +12,7 @@ from releasegate.ops.context import request_id_var, sane_request_id
 logger = logging.getLogger("releasegate.request")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_META = "HTTP_X_REQUEST_ID"  # read from META: `request.headers` parses every header
 PROBE_PATHS = frozenset({"/healthz", "/readyz"})
 
 
@@ -37,7 +38,7 @@ class RequestContextMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        request_id = sane_request_id(request.headers.get(REQUEST_ID_HEADER))
+        request_id = sane_request_id(request.META.get(_REQUEST_ID_META))
         # For the log lines django.request writes after this returns (RequestIdFilter).
         request.__dict__["request_id"] = request_id
         token = request_id_var.set(request_id)

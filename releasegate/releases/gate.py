@@ -205,9 +205,10 @@ def check_inputs_digest(
     return "sha256:" + hashlib.sha256(b"releasegate-check-inputs-v1\n" + body.encode()).hexdigest()
 
 
-def current_check_inputs(facts: GateFacts) -> dict[str, str]:
-    """The digest of the current inputs of every check the policy requires."""
-    manifest = current_manifest(facts)
+def current_check_inputs(facts: GateFacts, manifest: str | None = None) -> dict[str, str]:
+    """The digest of the current inputs of every check the policy requires (`manifest`: the
+    facts' `current_manifest`, when the caller has it already)."""
+    manifest = current_manifest(facts) if manifest is None else manifest
     return {
         check: check_inputs_digest(
             check,
@@ -359,7 +360,7 @@ def _recency(result: CheckFact) -> tuple[datetime, int]:
 
 
 def _check_blockers(facts: GateFacts, manifest: str, at: datetime) -> list[Blocker]:
-    current = current_check_inputs(facts)
+    current = current_check_inputs(facts, manifest)
     latest: dict[str, CheckFact] = {}
     outdated: set[str] = set()
     for result in facts.checks:

@@ -18,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from releasegate.accounts.tokens import token_create
 from tests.builders import submitted_release
 from tests.conftest import Personas
-from tests.ops.conftest import ROOT
+from tests.ops.conftest import ROOT, base_env, run_python
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -106,3 +106,28 @@ def test_metrics_add_up_gate_queries_served_by_every_gunicorn_process(
     assert len(gate_lines) == 24
     assert all(line["status"] == 200 and line["user_id"] == personas.sme.pk for line in gate_lines)
     assert token not in (tmp_path / "web.log").read_text()
+
+
+PRELOAD_CHECK = """
+import threading
+from releasegate.ops import gunicorn_conf
+import releasegate.wsgi
+from django.db import connections
+assert gunicorn_conf.preload_app
+open_connections = [c.alias for c in connections.all() if c.connection is not None]
+print(open_connections, threading.active_count())
+"""
+
+
+def test_the_preloaded_app_opens_no_connection_and_starts_no_thread_before_the_fork() -> None:
+    # gunicorn imports releasegate.wsgi once, in the master, and forks every worker from it: a
+    # database connection or a thread made by the import would be shared by every worker.
+    env = base_env(
+        DATABASE_URL=f"postgres://postgres@127.0.0.1:5432/{connection.settings_dict['NAME']}",
+        SECRET_KEY="x" * 50,
+        ALLOWED_HOSTS="localhost",
+        CELERY_BROKER_URL="memory://",
+    )
+    done = run_python(PRELOAD_CHECK, env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[-2] == "[] 1"

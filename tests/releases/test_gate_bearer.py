@@ -22,9 +22,9 @@ from releasegate.accounts.tokens import (
     token_revoke,
     token_verify,
 )
+from releasegate.releases.gate_statement import read_visible
 from releasegate.releases.selectors import (
     load_bearer_gate_facts,
-    load_visible_gate_facts,
     visible_project_ids,
 )
 from releasegate.releases.services import role_grant, veto_cast
@@ -41,7 +41,7 @@ def _reference(raw: str, **query: Any) -> tuple[Any, ...]:
     except TokenRejected as rejected:
         return ("refused", rejected.code)
     project_ids = visible_project_ids(Actor.for_token(token))
-    return ("read", token.pk, load_visible_gate_facts(project_ids=project_ids, **query))
+    return ("read", token.pk, read_visible(project_ids, **query))
 
 
 def _fused(raw: str, **query: Any) -> tuple[Any, ...]:
@@ -284,3 +284,20 @@ def test_an_artifact_digest_nobody_released_is_404_for_a_valid_token(world, clie
         f"/api/v1/gate?digest={digest_of('never released')}", HTTP_AUTHORIZATION=f"Bearer {raw}"
     )
     assert response.status_code == 404
+
+
+@pytest.mark.parametrize("kind", ["service", "personal"])
+def test_the_token_read_back_by_name_is_the_orms_field_for_field(world, kind):
+    p = world["p"]
+    token, raw = _service(p.project) if kind == "service" else _personal(p.security)
+    # Used a moment ago, so neither path records its use.
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    fused, _ = load_bearer_gate_facts(*token_parts(raw), release_id=world["release"].pk)
+    orm = ApiToken.objects.select_related("user").get(pk=token.pk)
+    for field in ApiToken._meta.concrete_fields:
+        assert getattr(fused, field.attname) == getattr(orm, field.attname), field.name
+    if kind == "personal":
+        for field in type(orm.user)._meta.concrete_fields:
+            assert getattr(fused.user, field.attname) == getattr(orm.user, field.attname)
+    else:
+        assert fused.user is None

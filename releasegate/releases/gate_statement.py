@@ -1,0 +1,582 @@
+"""The gate's one-statement read (PostgreSQL): the release and every fact the gate reads and, for a
+bearer token, the token with its user and the projects it may see, in one prepared statement.
+
+The statement answers one JSON document, read back by name: each fact's keys are its dataclass's
+field names. It is composed once from the models' own table and column names, so it follows the
+migrations; every value is a bound parameter. `selectors.load_gate_facts` (the ORM loader) is its
+reference: tests prove the two equal over generated facts.
+"""
+
+import json
+import re
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from typing import Any, TypeVar
+
+import psycopg
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
+from django.core.exceptions import ImproperlyConfigured
+from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db.models import Model
+from guardian.models import UserObjectPermission
+
+from releasegate.accounts.models import ApiToken
+from releasegate.accounts.roles import ROLE_PERMISSION_PREFIX
+from releasegate.accounts.tokens import token_checked
+from releasegate.checks.models import AdvisoryGeneration, CheckResult, WaiverGeneration
+from releasegate.errors import NotFound
+from releasegate.incidents.models import BreakGlass, Hold
+from releasegate.releases.gate import (
+    ApprovalFact,
+    BreakGlassFact,
+    CheckFact,
+    EvidenceFact,
+    GateFacts,
+    HoldFact,
+    PolicyFacts,
+    ReleaseFacts,
+    ReviewDueFact,
+    VetoFact,
+)
+from releasegate.releases.models import (
+    Approval,
+    Evidence,
+    GatePolicy,
+    Project,
+    Promotion,
+    Release,
+    Veto,
+)
+
+# -- composing -------------------------------------------------------------------------------------
+
+
+class _Columns:
+    """A model's quoted columns under a table alias, by field name (`{r.version}` in a template
+    reads `r."version"`), and its quoted table (`{r.table}`)."""
+
+    def __init__(self, model: type[Model], alias: str):
+        self._model, self._alias = model, alias
+        self.table = connection.ops.quote_name(model._meta.db_table)
+
+    def __getattr__(self, name: str) -> str:
+        column = self._model._meta.get_field(name).column  # type: ignore[union-attr]
+        return f"{self._alias}.{connection.ops.quote_name(str(column))}"
+
+
+def _names() -> dict[str, Any]:
+    user = get_user_model()
+    aliases: dict[str, type[Model]] = {
+        "r0": Release,
+        "p0": Project,
+        "gp": GatePolicy,
+        "pm": Promotion,
+        "ag": AdvisoryGeneration,
+        "wg": WaiverGeneration,
+        "e": Evidence,
+        "a": Approval,
+        "au": user,
+        "g": UserObjectPermission,
+        "perm": Permission,
+        "v": Veto,
+        "vu": user,
+        "c": CheckResult,
+        "h": Hold,
+        "b": BreakGlass,
+        "ru": user,
+        "cu": user,
+        "rr": Release,
+        "tok": ApiToken,
+        "t": ApiToken,
+        "u": user,
+    }
+    names: dict[str, Any] = {alias: _Columns(model, alias) for alias, model in aliases.items()}
+    for alias in ("au", "vu", "ru", "cu"):  # the people, by their username
+        names[f"{alias}_name"] = getattr(names[alias], user.USERNAME_FIELD)
+    return names
+
+
+# The release the question names, and its facts. `{where}` and `{first}` are filled in per kind
+# of question (see `_gate_sql`); `r` is the chosen release, one row or none. Each list of facts is
+# an ARRAY of its rows, ordered as the ORM loader orders them (cheaper to start than an aggregate).
+_GATE_DOCUMENT = """
+SELECT json_build_object(
+    'release', json_build_object(
+        'id', r.id, 'project_id', r.project_id, 'project_slug', r.project_slug,
+        'version', r.version, 'artifact_digest', r.artifact_digest,
+        'environment', r.environment, 'state', r.state, 'requester_id', r.requester_id,
+        'promoted_at', {pm.promoted_at}),
+    'policy', CASE WHEN {gp.id} IS NOT NULL THEN json_build_object(
+        'version', {gp.version}, 'required_items', {gp.required_items},
+        'required_checks', {gp.required_checks}, 'required_approvals', {gp.required_approvals},
+        'max_approval_age_days', {gp.max_approval_age_days},
+        'max_review_age_days', {gp.max_review_age_days},
+        'vulnerability_threshold', {gp.vulnerability_threshold},
+        'license_denylist', {gp.license_denylist}, 'external_ci', {gp.external_ci}) END,
+    'advisory_generation', (SELECT {ag.value} FROM {ag.table} ag LIMIT 1),
+    'waiver_generation', (
+        SELECT {wg.value} FROM {wg.table} wg WHERE {wg.project} = r.project_id),
+    'evidence', array_to_json(ARRAY(
+        SELECT json_build_object(
+            'kind', {e.kind}, 'digest', {e.digest},
+            'reviewed_at', {e.document} ->> 'reviewed_at')
+        FROM {e.table} e WHERE {e.release} = r.id AND {e.is_current}
+        ORDER BY {e.kind})),
+    'approvals', array_to_json(ARRAY(
+        SELECT json_build_object(
+            'user_id', {a.user}, 'username', {au_name}, 'role', {a.role},
+            'manifest_digest', {a.manifest_digest}, 'created_at', {a.created_at},
+            'holds_role', {au.is_active} AND EXISTS (
+                SELECT 1 FROM {g.table} g JOIN {perm.table} perm ON {perm.id} = {g.permission}
+                WHERE {g.user} = {a.user} AND {g.content_type} = %(project_type)s
+                    AND {g.object_pk} = r.project_id::text
+                    AND {perm.codename} = %(role_prefix)s || {a.role}))
+        FROM {a.table} a JOIN {au.table} au ON {au.id} = {a.user}
+        WHERE {a.release} = r.id
+        ORDER BY {a.created_at}, {a.id})),
+    'vetoes', array_to_json(ARRAY(
+        SELECT json_build_object(
+            'id', {v.id}, 'release_id', {v.release}, 'project_id', {v.project},
+            'role', {v.role}, 'by', {vu_name}, 'reason', {v.reason}, 'since', {v.created_at},
+            'scope', {v.scope})
+        FROM {v.table} v JOIN {vu.table} vu ON {vu.id} = {v.user}
+        WHERE {v.lifted_at} IS NULL AND (
+            {v.release} = r.id
+            OR ({v.scope} = %(carry_forward)s AND (
+                ({v.project} = r.project_id AND {v.environment} = r.environment
+                    AND (r.state <> %(promoted)s OR {pm.promoted_at} IS NULL
+                        OR {v.created_at} < {pm.promoted_at}))
+                OR {v.artifact_digest} = r.artifact_digest)))
+        ORDER BY {v.created_at}, {v.id})),
+    'checks', array_to_json(ARRAY(
+        SELECT json_build_object(
+            'check', {c.check_name}, 'status', {c.status},
+            'manifest_digest', {c.manifest_digest}, 'updated_at', {c.updated_at},
+            'summary', {c.summary}, 'valid_until', {c.valid_until},
+            'inputs_digest', {c.inputs_digest})
+        FROM {c.table} c
+        WHERE {c.release} = r.id AND {c.manifest_digest} = r.manifest_digest
+        ORDER BY {c.check_name}, {c.updated_at} DESC, {c.id})),
+    'holds', array_to_json(ARRAY(
+        SELECT json_build_object(
+            'id', {h.id}, 'alert_name', {h.alert_name}, 'summary', {h.summary},
+            'severity', {h.severity}, 'signal', {h.signal}, 'since', {h.since},
+            'alert_status', {h.alert_status}, 'resolved_at', {h.resolved_at})
+        FROM {h.table} h WHERE {h.release} = r.id AND {h.lifted_at} IS NULL
+        ORDER BY {h.since}, {h.id})),
+    'break_glasses', array_to_json(ARRAY(
+        SELECT json_build_object(
+            'id', {b.id}, 'release_id', {b.release}, 'project_id', {b.project},
+            'requested_by', {ru_name}, 'confirmed_by', {cu_name},
+            'confirmed_at', {b.confirmed_at}, 'until', {b.until}, 'review_due', {b.review_due},
+            'reviewed', {b.reviewed_at} IS NOT NULL, 'version', {rr.version})
+        FROM {b.table} b
+        JOIN {ru.table} ru ON {ru.id} = {b.requested_by}
+        JOIN {cu.table} cu ON {cu.id} = {b.confirmed_by}
+        JOIN {rr.table} rr ON {rr.id} = {b.release}
+        WHERE {b.confirmed_at} IS NOT NULL
+            AND ({b.release} = r.id OR ({b.project} = r.project_id AND {b.reviewed_at} IS NULL))
+        ORDER BY {b.confirmed_at}, {b.id}))
+) AS document
+FROM (
+    SELECT {r0.id} AS id, {r0.project} AS project_id, {p0.slug} AS project_slug,
+        {r0.version} AS version, {r0.artifact_digest} AS artifact_digest,
+        {r0.environment} AS environment, {r0.state} AS state, {r0.requester} AS requester_id,
+        {r0.manifest_digest} AS manifest_digest, {p0.current_policy} AS policy_id
+    FROM {r0.table} r0 JOIN {p0.table} p0 ON {p0.id} = {r0.project}
+    WHERE {where}
+    ORDER BY {first} DESC, {r0.created_at} DESC, {r0.id} DESC
+    LIMIT 1
+) r
+LEFT JOIN {gp.table} gp ON {gp.id} = r.policy_id
+LEFT JOIN {pm.table} pm ON {pm.release} = r.id
+"""
+
+# A bearer token's row (`tok`), the projects it may see (`vis`: a service token's project; the
+# projects where a personal token's user holds a role, as `project_ids_with_role` reads them).
+_TOKEN_CTE = """
+WITH tok AS MATERIALIZED (SELECT * FROM {t.table} t WHERE {t.key_id} = %(key_id)s),
+vis AS (
+    SELECT {tok.project} AS id FROM tok
+    WHERE {tok.kind} = %(service)s AND {tok.project} IS NOT NULL
+    UNION
+    SELECT {g.object_pk}::bigint FROM tok
+    JOIN {g.table} g ON {g.user} = {tok.user}
+    JOIN {perm.table} perm ON {perm.id} = {g.permission}
+    WHERE {tok.kind} = %(personal)s AND {g.content_type} = %(project_type)s
+        AND starts_with({perm.codename}, %(role_prefix)s)
+)"""
+_TOKEN_COLUMNS = """
+    'token', (SELECT row_to_json(tok) FROM tok),
+    'user', (SELECT row_to_json(u) FROM tok JOIN {u.table} u ON {u.id} = {tok.user}),"""
+
+# How a question names its release, each a condition on `r0`/`p0`.
+_CONDITIONS = {
+    "release_id": "{r0.id} = %(release_id)s",
+    "project_slug": "{p0.slug} = %(project_slug)s",
+    "version": "{r0.version} = %(version)s",
+    "artifact_digest": "{r0.artifact_digest} = %(artifact_digest)s",
+}
+_SCOPES = {
+    "projects": "{r0.project} = ANY(%(project_ids)s)",
+    "token": "{r0.project} IN (SELECT id FROM vis)",
+}
+# Which release comes first when several answer the question: the one of the environment asked
+# about (a digest released to several); for admission, the one promoted in it.
+_FIRST = {
+    "environment": "{r0.environment} = %(environment)s",
+    "promoted_here": "({r0.environment} = %(environment)s AND {r0.state} = %(promoted)s)",
+}
+
+
+@dataclass(frozen=True)
+class Statement:
+    """A statement with PostgreSQL's own `$n` placeholders (executed without client-side
+    rewriting) and the named parameters they stand for, in order; `logged_sql` is the same
+    statement with `%(name)s` placeholders, for Django's cursor when queries are logged."""
+
+    sql: str
+    names: tuple[str, ...]
+    logged_sql: str
+
+    @classmethod
+    def of(cls, template: str) -> "Statement":
+        logged = " ".join(template.format(**_names()).split())
+        names: list[str] = []
+
+        def number(match: re.Match[str]) -> str:
+            if match.group(1) not in names:
+                names.append(match.group(1))
+            return f"${names.index(match.group(1)) + 1}"
+
+        return cls(re.sub(r"%\((\w+)\)s", number, logged), tuple(names), logged)
+
+    def params(self, values: dict[str, Any]) -> list[Any]:
+        return [values[name] for name in self.names]
+
+
+def _gate_sql(scope: str, names: frozenset[str], first: str = "environment") -> str:
+    if not names:
+        raise ValueError("Name the release: its id, its version or its artifact digest.")
+    where = " AND ".join([_SCOPES[scope], *(_CONDITIONS[name] for name in sorted(names))])
+    return _GATE_DOCUMENT.replace("{where}", where).replace("{first}", _FIRST[first])
+
+
+@cache
+def _visible_statement(names: frozenset[str]) -> Statement:
+    return Statement.of(f"SELECT ({_gate_sql('projects', names)})::text")
+
+
+@cache
+def _bearer_statement(names: frozenset[str]) -> Statement:
+    gate = _gate_sql("token", names)
+    return Statement.of(
+        f"{_TOKEN_CTE}\nSELECT json_build_object({_TOKEN_COLUMNS}\n    'gate', ({gate})\n)::text"
+    )
+
+
+@cache
+def _admission_statement() -> Statement:
+    """The token and, for each digest of `%(digests)s` in order, its release among the token's
+    projects (the newest promoted in the environment, else the newest) with its facts."""
+    gate = _gate_sql("token", frozenset({"artifact_digest"}), first="promoted_here").replace(
+        "%(artifact_digest)s", "d.digest"
+    )
+    # Only the models' quoted identifiers are formatted in; every value is a bound parameter.
+    return Statement.of(
+        f"{_TOKEN_CTE}\nSELECT json_build_object({_TOKEN_COLUMNS}\n    'gates', ("  # noqa: S608
+        f"SELECT json_agg(g.document ORDER BY d.n) FROM unnest(%(digests)s::text[]) "
+        f"WITH ORDINALITY AS d(digest, n) LEFT JOIN LATERAL ({gate}) g ON TRUE)\n)::text"
+    )
+
+
+def _constants() -> dict[str, Any]:
+    return {
+        "project_type": ContentType.objects.get_for_model(Project).pk,
+        "role_prefix": ROLE_PERMISSION_PREFIX,
+        "carry_forward": Veto.Scope.CARRY_FORWARD.value,
+        "promoted": Release.State.PROMOTED.value,
+        "service": ApiToken.Kind.SERVICE.value,
+        "personal": ApiToken.Kind.PERSONAL.value,
+    }
+
+
+# -- executing -------------------------------------------------------------------------------------
+
+
+def _document(statement: Statement, values: dict[str, Any]) -> Any:
+    """The statement's one JSON value, parsed; None when it answers NULL.
+
+    It runs prepared (PostgreSQL keeps its plan for the connection; planning it costs several
+    times running it) on a psycopg cursor of Django's own connection, in autocommit as every
+    read, with Django's health check, thread check and error translation. Where queries are
+    logged (DEBUG, query-count tests) it runs through Django's cursor instead, so it is logged
+    and counted as any other query."""
+    db = connections[DEFAULT_DB_ALIAS]
+    if db.queries_logged:
+        with db.cursor() as cursor:
+            cursor.execute(statement.logged_sql, values)
+            row = cursor.fetchone()
+    else:
+        db.close_if_health_check_failed()
+        db.ensure_connection()
+        db.validate_thread_sharing()
+        with db.wrap_database_errors:
+            raw = _raw_cursor(db)
+            raw.execute(statement.sql, statement.params(values), prepare=True)
+            row = raw.fetchone()
+    return None if row is None or row[0] is None else json.loads(row[0])
+
+
+def _raw_cursor(db: Any) -> psycopg.RawCursor[Any]:
+    """A cursor kept with the connection: creating one per request costs more than reusing it."""
+    kept: psycopg.RawCursor[Any] | None = getattr(db, "_releasegate_gate_cursor", None)
+    if kept is None or kept.connection is not db.connection or kept.closed:
+        kept = psycopg.RawCursor(db.connection)
+        db._releasegate_gate_cursor = kept
+    return kept
+
+
+# -- reading back ----------------------------------------------------------------------------------
+
+_Fact = TypeVar("_Fact")
+
+
+@cache
+def _moments(cls: type) -> tuple[str, ...]:
+    """The fields of a fact dataclass that hold a moment (`datetime`, maybe None)."""
+    hints = typing.get_type_hints(cls)
+    return tuple(f.name for f in fields(cls) if hints[f.name] in (datetime, datetime | None))
+
+
+def moment(value: str | None) -> datetime | None:
+    """A timestamp as PostgreSQL writes it in JSON (ISO 8601 with the session's offset), in UTC
+    as the ORM gives it."""
+    return None if value is None else datetime.fromisoformat(value).astimezone(UTC)
+
+
+def _fact(cls: Callable[..., _Fact], item: dict[str, Any]) -> _Fact:
+    for name in _moments(cls):
+        item[name] = moment(item[name])
+    return cls(**item)
+
+
+def _facts_of(cls: Callable[..., _Fact], items: list[dict[str, Any]] | None) -> tuple[_Fact, ...]:
+    return tuple(_fact(cls, item) for item in items or ())
+
+
+def _policy(policy: dict[str, Any] | None) -> PolicyFacts:
+    if policy is None:
+        raise NotFound("The project has no gate policy.")
+    return PolicyFacts(
+        version=policy["version"],
+        required_items=tuple(policy["required_items"]),
+        required_checks=tuple(policy["required_checks"]),
+        required_approvals=dict(policy["required_approvals"]),
+        max_approval_age=timedelta(days=policy["max_approval_age_days"]),
+        max_review_age=timedelta(days=policy["max_review_age_days"]),
+        vulnerability_threshold=policy["vulnerability_threshold"],
+        license_denylist=tuple(policy["license_denylist"]),
+        external_ci=dict(policy["external_ci"]),
+    )
+
+
+def _break_glass(
+    release: ReleaseFacts, rows: list[dict[str, Any]] | None
+) -> tuple[BreakGlassFact | None, tuple[ReviewDueFact, ...]]:
+    """As `incidents.selectors.break_glass_facts`: the release's latest confirmed break-glass,
+    and its project's confirmed ones whose review is not filed."""
+    latest: BreakGlassFact | None = None
+    due: list[ReviewDueFact] = []
+    for row in rows or ():
+        if row["release_id"] == release.id:
+            latest = BreakGlassFact(
+                id=row["id"],
+                requested_by=row["requested_by"],
+                confirmed_by=row["confirmed_by"],
+                confirmed_at=moment(row["confirmed_at"]),  # type: ignore[arg-type]
+                until=moment(row["until"]),  # type: ignore[arg-type]
+            )
+        if row["project_id"] == release.project_id and not row["reviewed"]:
+            due.append(
+                ReviewDueFact(
+                    break_glass_id=row["id"],
+                    release_id=row["release_id"],
+                    version=row["version"],
+                    due=moment(row["review_due"]),  # type: ignore[arg-type]
+                )
+            )
+    return latest, tuple(due)
+
+
+def facts_from(document: dict[str, Any]) -> GateFacts:
+    """The `GateFacts` of one release's document, exactly as `selectors.load_gate_facts` loads
+    them; NotFound when its project has no policy."""
+    policy = _policy(document["policy"])
+    release_row = document["release"]
+    promoted = release_row["state"] == Release.State.PROMOTED
+    release_row["promoted_at"] = moment(release_row["promoted_at"]) if promoted else None
+    release = ReleaseFacts(**release_row)
+    break_glass, reviews_due = _break_glass(release, document["break_glasses"])
+    return GateFacts(
+        release=release,
+        policy=policy,
+        evidence=_facts_of(EvidenceFact, document["evidence"]),
+        approvals=_facts_of(ApprovalFact, document["approvals"]),
+        vetoes=_facts_of(VetoFact, document["vetoes"]),
+        checks=_facts_of(CheckFact, document["checks"]),
+        holds=_facts_of(HoldFact, document["holds"]),
+        break_glass=break_glass,
+        reviews_due=reviews_due,
+        advisory_generation=document["advisory_generation"] or 0,
+        waiver_generation=document["waiver_generation"] or 0,
+    )
+
+
+@dataclass(frozen=True)
+class GateRead:
+    """A release found by the statement: its project, to decide on before `facts()` reads the
+    rest of its document (a caller that may not see the project learns nothing of it)."""
+
+    project_id: int
+    document: dict[str, Any] = field(repr=False)
+
+    def facts(self) -> GateFacts:
+        return facts_from(self.document)
+
+
+def _read(document: dict[str, Any] | None) -> GateRead | None:
+    return None if document is None else GateRead(document["release"]["project_id"], document)
+
+
+def _question(
+    release_id: int | None,
+    project_slug: str | None,
+    version: str | None,
+    artifact_digest: str | None,
+) -> dict[str, Any]:
+    named = {
+        "release_id": release_id,
+        "project_slug": project_slug,
+        "version": version,
+        "artifact_digest": artifact_digest,
+    }
+    return {name: value for name, value in named.items() if value is not None}
+
+
+def read_visible(
+    project_ids: list[int],
+    *,
+    release_id: int | None = None,
+    project_slug: str | None = None,
+    version: str | None = None,
+    artifact_digest: str | None = None,
+    environment: str | None = None,
+) -> GateFacts | None:
+    """The release with `release_id`, or the project's `version`, or the newest with
+    `artifact_digest` (optionally in `project_slug`; one of `environment` first), among
+    `project_ids` only, with every fact the gate reads; None when there is none."""
+    if not project_ids:
+        return None
+    question = _question(release_id, project_slug, version, artifact_digest)
+    statement = _visible_statement(frozenset(question))
+    values = {**_constants(), **question, "project_ids": list(project_ids)}
+    document = _document(statement, {**values, "environment": environment})
+    return None if document is None else facts_from(document)
+
+
+# Model fields whose value in `row_to_json` is the ORM's value as it is, and those read back.
+_AS_IN_JSON = frozenset(
+    {
+        "AutoField",
+        "BigAutoField",
+        "BigIntegerField",
+        "BooleanField",
+        "CharField",
+        "EmailField",
+        "ForeignKey",
+        "IntegerField",
+        "JSONField",
+        "OneToOneField",
+        "PositiveIntegerField",
+        "PositiveSmallIntegerField",
+        "SlugField",
+        "SmallIntegerField",
+        "TextField",
+    }
+)
+_FROM_JSON: dict[str, Callable[[Any], Any]] = {"DateTimeField": moment}
+
+
+@cache
+def _reader(model: type[Model]) -> tuple[list[str], list[tuple[str, Callable[[Any], Any] | None]]]:
+    """A model's attribute names, and for each concrete field its column and how its value in
+    `row_to_json` becomes the ORM's (None: as it is)."""
+    concrete = model._meta.concrete_fields
+    columns: list[tuple[str, Callable[[Any], Any] | None]] = []
+    for f in concrete:
+        kind = f.get_internal_type()
+        if kind not in _AS_IN_JSON and kind not in _FROM_JSON:
+            raise ImproperlyConfigured(f"{model.__name__}.{f.name}: no reader for a {kind}")
+        columns.append((str(f.column), _FROM_JSON.get(kind)))
+    return [f.attname for f in concrete], columns
+
+
+def _instance(model: type[Model], row: dict[str, Any]) -> Any:
+    """The model instance of a row as `row_to_json` writes it (keys: column names), with the
+    values the ORM would load."""
+    attnames, columns = _reader(model)
+    values = [
+        row[column] if convert is None or row[column] is None else convert(row[column])
+        for column, convert in columns
+    ]
+    return model.from_db(DEFAULT_DB_ALIAS, attnames, values)
+
+
+def _verified(prefix: str, secret: str, document: dict[str, Any]) -> ApiToken:
+    """The token of a bearer statement's document with its user, if `secret` is its secret and
+    it is active now (`token_checked`, as on every endpoint); TokenRejected otherwise."""
+    token: ApiToken | None = None
+    if document["token"] is not None:
+        token = _instance(ApiToken, document["token"])
+        if token.user_id is not None:
+            token.user = _instance(get_user_model(), document["user"])
+    return token_checked(prefix, secret, token)
+
+
+def read_bearer(
+    prefix: str,
+    key_id: str,
+    secret: str,
+    *,
+    release_id: int | None = None,
+    project_slug: str | None = None,
+    version: str | None = None,
+    artifact_digest: str | None = None,
+    environment: str | None = None,
+) -> tuple[ApiToken, GateRead | None]:
+    """The bearer token (`token_parts` of it), verified by `token_checked` before anything else
+    is read back (TokenRejected when it is not valid, whatever the rest says), and the release it
+    names among the projects its row says it may see, in one round trip."""
+    question = _question(release_id, project_slug, version, artifact_digest)
+    statement = _bearer_statement(frozenset(question))
+    values = {**_constants(), **question, "key_id": key_id, "environment": environment}
+    document = _document(statement, values)
+    return _verified(prefix, secret, document), _read(document["gate"])
+
+
+def read_bearer_digests(
+    prefix: str, key_id: str, secret: str, *, digests: list[str], environment: str
+) -> tuple[ApiToken, list[GateRead | None]]:
+    """As `read_bearer`, for several artifact digests at once (an admission review): for each
+    digest in order, its newest release promoted in `environment` among the token's projects,
+    else its newest release there; None for a digest no such release has."""
+    values = {**_constants(), "key_id": key_id, "digests": digests, "environment": environment}
+    document = _document(_admission_statement(), values)
+    token = _verified(prefix, secret, document)
+    return token, [_read(gate) for gate in document["gates"] or [None] * len(digests)]
