@@ -435,9 +435,10 @@ class OidcToken:
         if not _in_github_actions():
             self._static_id_token = id_token
         self._token, seconds = self._exchange(id_token, first=first)
-        # Renew a minute before the end, or a quarter of the lifetime for a short one; a token
-        # that cannot be renewed is used to its end.
-        margin = min(60.0, seconds / 4) if _in_github_actions() else 0.0
+        # Renew a minute before the end, or a quarter of the lifetime for a short one. A token
+        # that cannot be renewed is used almost to its end: a few seconds short of it, so that no
+        # request leaves with a token that expires on its way (a 401 instead of saying why).
+        margin = min(60.0, seconds / 4) if _in_github_actions() else min(5.0, seconds / 4)
         self._renew_at = time.monotonic() + seconds - margin
 
     def _outlived(self) -> str:
