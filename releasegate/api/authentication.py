@@ -67,7 +67,12 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         return principal_for(token), token
 
     def authenticate_header(self, request: Request) -> str:
-        return f'{self.keyword} realm="releasegate"'
+        return self.challenge()
+
+    @classmethod
+    def challenge(cls) -> str:
+        """The WWW-Authenticate value of a 401, the same whatever the request."""
+        return f'{cls.keyword} realm="releasegate"'
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,7 @@ class LeanGateMiddleware:
             import_string(name) for name in _after_this() if name in _HEADERS_ONLY
         ]
         self.headers: dict[tuple[int, str], tuple[tuple[str, str], ...]] = {}
-        self.authenticate_header = GateBearerAuthentication().authenticate_header(None)  # type: ignore[arg-type]
+        self.authenticate_header = GateBearerAuthentication.challenge()
         self.renderer = JSONRenderer()
         # The gate's one statement is PostgreSQL's; elsewhere (the SQLite demo) the views answer.
         self.enabled = connection.vendor == "postgresql"
@@ -211,7 +211,8 @@ class LeanGateMiddleware:
 
     def authenticated(self, request: HttpRequest, token: ApiToken) -> None:
         # As DRF's view would leave them: the request log names the person.
-        request.user, request.auth = principal_for(token), token  # type: ignore[attr-defined]
+        request.user = principal_for(token)
+        request.__dict__["auth"] = token  # HttpRequest declares no `auth`; DRF's Request does
 
     def answered(self, request: HttpRequest, data: Any, kind: str) -> HttpResponseBase:
         body = self.renderer.render(data)
@@ -224,7 +225,8 @@ class LeanGateMiddleware:
         if isinstance(exc, TokenRejected):
             exc = rejected(exc)
         if isinstance(exc, AuthenticationFailed):
-            exc.auth_header = self.authenticate_header  # type: ignore[attr-defined]
+            # As DRF's APIView.handle_exception sets it (an attribute no stub declares).
+            exc.__dict__["auth_header"] = self.authenticate_header
         if database_failed(exc):
             mark_database_failed(request)  # DatabaseUnavailableMiddleware reads once more
         response = exception_handler(exc, {})

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import psycopg
 from django.contrib.auth import get_user_model
@@ -22,7 +22,7 @@ from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ImproperlyConfigured
 from django.db import DEFAULT_DB_ALIAS, connection, connections
-from django.db.models import Model
+from django.db.models import Field, Model
 from guardian.models import UserObjectPermission
 
 from releasegate.accounts.models import ApiToken
@@ -65,8 +65,9 @@ class _Columns:
         self.table = connection.ops.quote_name(model._meta.db_table)
 
     def __getattr__(self, name: str) -> str:
-        column = self._model._meta.get_field(name).column  # type: ignore[union-attr]
-        return f"{self._alias}.{connection.ops.quote_name(str(column))}"
+        field = self._model._meta.get_field(name)
+        assert isinstance(field, Field) and field.column, f"{self._model.__name__}.{name}"
+        return f"{self._alias}.{connection.ops.quote_name(field.column)}"
 
 
 def _names() -> dict[str, Any]:
@@ -354,6 +355,14 @@ def _moments(cls: type) -> tuple[str, ...]:
     return tuple(f.name for f in fields(cls) if hints[f.name] in (datetime, datetime | None))
 
 
+@overload
+def moment(value: str) -> datetime: ...
+
+
+@overload
+def moment(value: None) -> None: ...
+
+
 def moment(value: str | None) -> datetime | None:
     """A timestamp as PostgreSQL writes it in JSON (ISO 8601 with the session's offset), in UTC
     as the ORM gives it."""
@@ -399,8 +408,8 @@ def _break_glass(
                 id=row["id"],
                 requested_by=row["requested_by"],
                 confirmed_by=row["confirmed_by"],
-                confirmed_at=moment(row["confirmed_at"]),  # type: ignore[arg-type]
-                until=moment(row["until"]),  # type: ignore[arg-type]
+                confirmed_at=moment(row["confirmed_at"]),
+                until=moment(row["until"]),
             )
         if row["project_id"] == release.project_id and not row["reviewed"]:
             due.append(
@@ -408,7 +417,7 @@ def _break_glass(
                     break_glass_id=row["id"],
                     release_id=row["release_id"],
                     version=row["version"],
-                    due=moment(row["review_due"]),  # type: ignore[arg-type]
+                    due=moment(row["review_due"]),
                 )
             )
     return latest, tuple(due)
