@@ -22,7 +22,6 @@ requests/s, p50 and p99 for each and the gate's ratios to both floors.
 import argparse
 import os
 import re
-import secrets
 import shutil
 import signal
 import socket
@@ -33,6 +32,8 @@ import time
 import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
+
+from deployed import production_environment
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -45,15 +46,10 @@ GATE_PATH = "/api/v1/gate?project=bench-assistant&version=2.0.0&environment=prod
 
 
 def _env(database_url: str) -> dict[str, str]:
-    env = dict(os.environ)
+    env = {**os.environ, **production_environment()}
     env.update(
         DATABASE_URL=database_url,
-        DEBUG="false",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        ALLOWED_HOSTS="127.0.0.1,localhost",
-        SECURE_SSL_REDIRECT="false",
         CELERY_BROKER_URL="memory://",
-        DJANGO_SETTINGS_MODULE="releasegate.settings",
         PYTHONPATH=os.pathsep.join([str(ROOT), str(BENCH)]),
         WEB_CONCURRENCY="2",
     )

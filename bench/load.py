@@ -620,30 +620,14 @@ def _recreate_database() -> str:
 
 
 def _production_like_environment() -> None:
-    """DEBUG off, as deployed, with what that needs on loopback: a secret, a signing key file,
-    plain HTTP allowed."""
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
+    """DEBUG off, as deployed (bench/deployed.py), with a static root and the broker."""
+    from bench.deployed import production_environment
 
-    key = Path(tempfile.mkdtemp(prefix="releasegate-load-key-")) / "signing-key.pem"
-    key.write_bytes(
-        ec.generate_private_key(ec.SECP256R1()).private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    key.chmod(0o600)
     os.environ.update(
         {
-            "DEBUG": "false",
-            "SECRET_KEY": secrets.token_urlsafe(50),
-            "ALLOWED_HOSTS": "127.0.0.1,localhost",
-            "SECURE_SSL_REDIRECT": "false",
+            **production_environment(),
             "STATIC_ROOT": tempfile.mkdtemp(prefix="releasegate-load-static-"),
-            "RELEASEGATE_SIGNING_KEY": str(key),
             "CELERY_BROKER_URL": BROKER,
-            "DJANGO_SETTINGS_MODULE": "releasegate.settings",
         }
     )
 
