@@ -7,6 +7,7 @@ migrations; every value is a bound parameter. `selectors.load_gate_facts` (the O
 reference: tests prove the two equal over generated facts.
 """
 
+import hashlib
 import json
 import re
 import typing
@@ -14,14 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from functools import cache
-from typing import Any, TypeVar, overload
+from typing import Any, TypeVar, cast, overload
 
 import psycopg
+import psycopg.errors
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DEFAULT_DB_ALIAS, connection, connections
+from django.db import DEFAULT_DB_ALIAS, ProgrammingError, connection, connections
 from django.db.models import Field, Model
 from guardian.models import UserObjectPermission
 
@@ -235,27 +237,86 @@ _FIRST = {
 }
 
 
+# PostgreSQL's type of each parameter a statement may name: the arguments of its function.
+_PARAMETER_TYPES = {
+    "key_id": "text",
+    "service": "text",
+    "personal": "text",
+    "project_type": "integer",
+    "role_prefix": "text",
+    "carry_forward": "text",
+    "promoted": "text",
+    "release_id": "bigint",
+    "project_slug": "text",
+    "version": "text",
+    "artifact_digest": "text",
+    "environment": "text",
+    "project_ids": "bigint[]",
+    "digests": "text[]",
+}
+# What would make a document depend on the moment it is read, not only on the data: a document
+# kept across requests (see `_answer`) must be the same at every moment of one snapshot.
+_MOMENTS = re.compile(
+    r"\b(?:now|clock_timestamp|statement_timestamp|transaction_timestamp|"
+    r"timeofday|random)\s*\(|\bcurrent_(?:date|time|timestamp)\b|\blocal"
+    r"(?:time|timestamp)\b",
+    re.IGNORECASE,
+)
+
+
 @dataclass(frozen=True)
 class Statement:
-    """A statement with PostgreSQL's own `$n` placeholders (executed without client-side
-    rewriting) and the named parameters they stand for, in order; `logged_sql` is the same
-    statement with `%(name)s` placeholders, for Django's cursor when queries are logged."""
+    """A query as a PostgreSQL function (PL/pgSQL, STABLE: one snapshot throughout) that answers
+    the snapshot it read under and, only when that differs from the snapshot the caller names
+    (or the caller's transaction has written), the query's document; see `_answer`.
 
-    sql: str
+    `sql` calls it with PostgreSQL's own `$n` placeholders (executed without client-side
+    rewriting; the first is the snapshot known), `names` are the named parameters the others
+    stand for, in order; `logged_sql` is the same call with `%(name)s` placeholders, for Django's
+    cursor when queries are logged. The function's name carries a digest of its definition, so a
+    changed query is a new function and a process never calls another version's."""
+
+    function: str
+    definition: str
     names: tuple[str, ...]
+    sql: str
     logged_sql: str
 
     @classmethod
     def of(cls, template: str) -> "Statement":
-        logged = " ".join(template.format(**_names()).split())
+        query = " ".join(template.format(**_names()).split())
+        if _MOMENTS.search(query):
+            raise ImproperlyConfigured("A gate statement must read the data alone, not the clock")
         names: list[str] = []
-
-        def number(match: re.Match[str]) -> str:
-            if match.group(1) not in names:
-                names.append(match.group(1))
-            return f"${names.index(match.group(1)) + 1}"
-
-        return cls(re.sub(r"%\((\w+)\)s", number, logged), tuple(names), logged)
+        for name in re.findall(r"%\((\w+)\)s", query):
+            if name not in names:
+                names.append(name)
+        body = re.sub(r"%\((\w+)\)s", r"rg_\1", query)
+        arguments = "".join(f", rg_{name} {_PARAMETER_TYPES[name]}" for name in names)
+        digest = hashlib.sha256(f"{arguments}\n{body}".encode()).hexdigest()[:16]
+        function = f"releasegate_gate_{digest}"
+        definition = (
+            f"CREATE OR REPLACE FUNCTION {function}(rg_known text{arguments}, "
+            "OUT rg_snapshot text, OUT rg_changed boolean, OUT rg_document text) "
+            "LANGUAGE plpgsql STABLE AS $releasegate$ BEGIN "
+            "rg_snapshot := pg_current_snapshot()::text; "
+            "rg_changed := rg_known IS DISTINCT FROM rg_snapshot "
+            "OR pg_current_xact_id_if_assigned() IS NOT NULL; "
+            f"IF rg_changed THEN {body} INTO rg_document; END IF; "
+            "END $releasegate$"
+        )
+        # The function's name is a digest; every value is a bound parameter.
+        call = f"SELECT rg_snapshot, rg_changed, rg_document FROM {function}"  # noqa: S608
+        typed = [f"::{_PARAMETER_TYPES[name]}" for name in names]
+        numbered = ", ".join(f"${i + 2}{t}" for i, t in enumerate(typed))
+        named = ", ".join(f"%({name})s{t}" for name, t in zip(names, typed, strict=True))
+        return cls(
+            function=function,
+            definition=definition,
+            names=tuple(names),
+            sql=f"{call}($1::text, {numbered})",
+            logged_sql=f"{call}(%(rg_known)s::text, {named})",
+        )
 
     def params(self, values: dict[str, Any]) -> list[Any]:
         return [values[name] for name in self.names]
@@ -310,8 +371,32 @@ def _constants() -> dict[str, Any]:
 # -- executing -------------------------------------------------------------------------------------
 
 
-def _document(statement: Statement, values: dict[str, Any]) -> Any:
-    """The statement's one JSON value, parsed; None when it answers NULL.
+_Built = TypeVar("_Built")
+
+
+@dataclass(frozen=True)
+class _Kept:
+    snapshot: str
+    built: Any
+
+
+# What each question's statement answered last in this process, under which snapshot.
+_kept: dict[tuple[Any, ...], _Kept] = {}
+_KEPT_MAX = 1024
+
+
+def _answer(statement: Statement, values: dict[str, Any], build: Callable[[Any], _Built]) -> _Built:
+    """`build` of the statement's JSON document (None when it answers NULL), as read now.
+
+    One round trip, whatever happens. The statement's function answers the snapshot it read
+    under (`pg_current_snapshot()`, the set of transactions whose writes it sees) and sends the
+    document only when that differs from the snapshot this process last read the same question
+    under, or when the caller's own transaction has written. Two reads under the same snapshot
+    see the same rows, so an unchanged snapshot means the document it would send is the one kept:
+    a commit anywhere in the database (a veto, a token revoked, anything) changes the snapshot,
+    and the next read sends the document again. Nothing in a document depends on the moment it is
+    read (`Statement.of` refuses the clock); what depends on the time is decided after, on every
+    request (`token_checked`, `evaluate_gate`).
 
     It runs prepared (PostgreSQL keeps its plan for the connection; planning it costs several
     times running it) on a psycopg cursor of Django's own connection, in autocommit as every
@@ -319,9 +404,44 @@ def _document(statement: Statement, values: dict[str, Any]) -> Any:
     logged (DEBUG, query-count tests) it runs through Django's cursor instead, so it is logged
     and counted as any other query."""
     db = connections[DEFAULT_DB_ALIAS]
+    params = statement.params(values)
+    where = db.settings_dict
+    key = (
+        where["HOST"],
+        where["PORT"],
+        where["NAME"],
+        statement.function,
+        *(tuple(v) if isinstance(v, list) else v for v in params),
+    )
+    kept = _kept.get(key)
+    known = None if kept is None else kept.snapshot
+    try:
+        snapshot, changed, document = _call(db, statement, known, params, values)
+    except ProgrammingError as error:
+        # A database migrated by another version of the code has not this version's function
+        # yet; create it (outside a transaction only: the failed call ended a transaction).
+        if not isinstance(error.__cause__, psycopg.errors.UndefinedFunction) or (
+            db.in_atomic_block
+        ):
+            raise
+        with db.cursor() as cursor:
+            cursor.execute(statement.definition)
+        snapshot, changed, document = _call(db, statement, known, params, values)
+    if not changed and kept is not None:
+        return cast(_Built, kept.built)
+    built = build(None if document is None else json.loads(document))
+    if len(_kept) >= _KEPT_MAX:
+        _kept.clear()
+    _kept[key] = _Kept(snapshot, built)
+    return built
+
+
+def _call(
+    db: Any, statement: Statement, known: str | None, params: list[Any], values: dict[str, Any]
+) -> tuple[str, bool, str | None]:
     if db.queries_logged:
         with db.cursor() as cursor:
-            cursor.execute(statement.logged_sql, values)
+            cursor.execute(statement.logged_sql, {**values, "rg_known": known})
             row = cursor.fetchone()
     else:
         db.close_if_health_check_failed()
@@ -329,9 +449,10 @@ def _document(statement: Statement, values: dict[str, Any]) -> Any:
         db.validate_thread_sharing()
         with db.wrap_database_errors:
             raw = _raw_cursor(db)
-            raw.execute(statement.sql, statement.params(values), prepare=True)
+            raw.execute(statement.sql, [known, *params], prepare=True)
             row = raw.fetchone()
-    return None if row is None or row[0] is None else json.loads(row[0])
+    snapshot, changed, document = row
+    return snapshot, changed, document
 
 
 def _raw_cursor(db: Any) -> psycopg.RawCursor[Any]:
@@ -341,6 +462,40 @@ def _raw_cursor(db: Any) -> psycopg.RawCursor[Any]:
         kept = psycopg.RawCursor(db.connection)
         db._releasegate_gate_cursor = kept
     return kept
+
+
+def _questions() -> list[Statement]:
+    """The statement of every question the gate is asked: by release id, by project and
+    version, by artifact digest (in a project or not); and an admission review's."""
+    shapes = [
+        frozenset({"release_id"}),
+        frozenset({"project_slug", "version"}),
+        frozenset({"artifact_digest"}),
+        frozenset({"project_slug", "artifact_digest"}),
+    ]
+    return [
+        *(_visible_statement(shape) for shape in shapes),
+        *(_bearer_statement(shape) for shape in shapes),
+        _admission_statement(),
+    ]
+
+
+def create_functions(sender: Any = None, using: str = DEFAULT_DB_ALIAS, **kwargs: Any) -> None:
+    """Create the gate statements' functions that the database has not (after `migrate`: the
+    functions read the tables as the migrations left them)."""
+    db = connections[using]
+    if db.vendor != "postgresql" or using != DEFAULT_DB_ALIAS:
+        return
+    statements = _questions()
+    with db.cursor() as cursor:
+        cursor.execute(
+            "SELECT proname FROM pg_proc WHERE proname = ANY(%s)",
+            [[statement.function for statement in statements]],
+        )
+        present = {name for (name,) in cursor.fetchall()}
+        for statement in statements:
+            if statement.function not in present:
+                cursor.execute(statement.definition)
 
 
 # -- reading back ----------------------------------------------------------------------------------
@@ -370,9 +525,8 @@ def moment(value: str | None) -> datetime | None:
 
 
 def _fact(cls: Callable[..., _Fact], item: dict[str, Any]) -> _Fact:
-    for name in _moments(cls):
-        item[name] = moment(item[name])
-    return cls(**item)
+    # A new mapping: the document is kept across requests and read by several threads.
+    return cls(**{**item, **{name: moment(item[name]) for name in _moments(cls)}})
 
 
 def _facts_of(cls: Callable[..., _Fact], items: list[dict[str, Any]] | None) -> tuple[_Fact, ...]:
@@ -429,8 +583,8 @@ def facts_from(document: dict[str, Any]) -> GateFacts:
     policy = _policy(document["policy"])
     release_row = document["release"]
     promoted = release_row["state"] == Release.State.PROMOTED
-    release_row["promoted_at"] = moment(release_row["promoted_at"]) if promoted else None
-    release = ReleaseFacts(**release_row)
+    promoted_at = moment(release_row["promoted_at"]) if promoted else None
+    release = ReleaseFacts(**{**release_row, "promoted_at": promoted_at})
     break_glass, reviews_due = _break_glass(release, document["break_glasses"])
     return GateFacts(
         release=release,
@@ -450,13 +604,17 @@ def facts_from(document: dict[str, Any]) -> GateFacts:
 @dataclass(frozen=True)
 class GateRead:
     """A release found by the statement: its project, to decide on before `facts()` reads the
-    rest of its document (a caller that may not see the project learns nothing of it)."""
+    rest of its document (a caller that may not see the project learns nothing of it). Kept
+    with its document while the database does not change (`_answer`), it reads the facts once."""
 
     project_id: int
     document: dict[str, Any] = field(repr=False)
+    _facts: list[GateFacts] = field(default_factory=list, repr=False, compare=False)
 
     def facts(self) -> GateFacts:
-        return facts_from(self.document)
+        if not self._facts:
+            self._facts.append(facts_from(self.document))
+        return self._facts[0]
 
 
 def _read(document: dict[str, Any] | None) -> GateRead | None:
@@ -495,8 +653,8 @@ def read_visible(
     question = _question(release_id, project_slug, version, artifact_digest)
     statement = _visible_statement(frozenset(question))
     values = {**_constants(), **question, "project_ids": list(project_ids)}
-    document = _document(statement, {**values, "environment": environment})
-    return None if document is None else facts_from(document)
+    read = _answer(statement, {**values, "environment": environment}, _read)
+    return None if read is None else read.facts()
 
 
 # Model fields whose value in `row_to_json` is the ORM's value as it is, and those read back.
@@ -548,14 +706,34 @@ def _instance(model: type[Model], row: dict[str, Any]) -> Any:
 
 
 def _verified(prefix: str, secret: str, document: dict[str, Any]) -> ApiToken:
-    """The token of a bearer statement's document with its user, if `secret` is its secret and
-    it is active now (`token_checked`, as on every endpoint); TokenRejected otherwise."""
+    """The token of a bearer statement's document with its user (new instances on every call),
+    if `secret` is its secret and it is active now (`token_checked`, as on every endpoint);
+    TokenRejected otherwise."""
     token: ApiToken | None = None
     if document["token"] is not None:
         token = _instance(ApiToken, document["token"])
         if token.user_id is not None:
             token.user = _instance(get_user_model(), document["user"])
     return token_checked(prefix, secret, token)
+
+
+@dataclass(frozen=True)
+class _BearerRead:
+    """A bearer statement's document: its token's row and what it found."""
+
+    document: dict[str, Any] = field(repr=False)
+    gates: tuple[GateRead | None, ...]
+
+
+def _bearer_read(document: dict[str, Any]) -> _BearerRead:
+    return _BearerRead(document, (_read(document["gate"]),))
+
+
+def _digests_read(count: int) -> Callable[[dict[str, Any]], _BearerRead]:
+    def build(document: dict[str, Any]) -> _BearerRead:
+        return _BearerRead(document, tuple(_read(g) for g in document["gates"] or [None] * count))
+
+    return build
 
 
 def read_bearer(
@@ -575,8 +753,8 @@ def read_bearer(
     question = _question(release_id, project_slug, version, artifact_digest)
     statement = _bearer_statement(frozenset(question))
     values = {**_constants(), **question, "key_id": key_id, "environment": environment}
-    document = _document(statement, values)
-    return _verified(prefix, secret, document), _read(document["gate"])
+    read = _answer(statement, values, _bearer_read)
+    return _verified(prefix, secret, read.document), read.gates[0]
 
 
 def read_bearer_digests(
@@ -586,6 +764,5 @@ def read_bearer_digests(
     digest in order, its newest release promoted in `environment` among the token's projects,
     else its newest release there; None for a digest no such release has."""
     values = {**_constants(), "key_id": key_id, "digests": digests, "environment": environment}
-    document = _document(_admission_statement(), values)
-    token = _verified(prefix, secret, document)
-    return token, [_read(gate) for gate in document["gates"] or [None] * len(digests)]
+    read = _answer(_admission_statement(), values, _digests_read(len(digests)))
+    return _verified(prefix, secret, read.document), list(read.gates)
