@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
+from functools import lru_cache
 from typing import Any
 
 from releasegate.releases.evidence import manifest_digest
@@ -196,9 +197,18 @@ def check_inputs_digest(
     reads and, for `vulnerabilities`, the advisory and waiver generations. Workers store it with
     each result; the gate counts a result only while it equals the digest of the current inputs."""
     reads = _CHECK_INPUTS.get(check)
-    parameters = reads(policy, advisory_generation, waiver_generation) if reads else {}
+    parameters = reads(policy, advisory_generation, waiver_generation) if reads else None
+    # Most checks read the manifest alone; the others' parameters are a few small values.
+    encoded = "{}" if parameters is None else json.dumps(parameters, sort_keys=True)
+    return _inputs_digest(check, manifest, encoded)
+
+
+@lru_cache(maxsize=4096)
+def _inputs_digest(check: str, manifest: str, parameters: str) -> str:
+    """A pure function of its arguments, asked for every required check of every gate answer:
+    kept (by value) rather than hashed again on each."""
     body = json.dumps(
-        {"check": check, "manifest": manifest, "parameters": parameters},
+        {"check": check, "manifest": manifest, "parameters": json.loads(parameters)},
         sort_keys=True,
         separators=(",", ":"),
     )

@@ -694,44 +694,64 @@ def _reader(model: type[Model]) -> tuple[list[str], list[tuple[str, Callable[[An
     return [f.attname for f in concrete], columns
 
 
-def _instance(model: type[Model], row: dict[str, Any]) -> Any:
-    """The model instance of a row as `row_to_json` writes it (keys: column names), with the
-    values the ORM would load."""
-    attnames, columns = _reader(model)
-    values = [
+def _values(model: type[Model], row: dict[str, Any] | None) -> list[Any] | None:
+    """The values the ORM would load for a row as `row_to_json` writes it (keys: column names),
+    in the order of `_reader`'s attribute names."""
+    if row is None:
+        return None
+    _, columns = _reader(model)
+    return [
         row[column] if convert is None or row[column] is None else convert(row[column])
         for column, convert in columns
     ]
-    return model.from_db(DEFAULT_DB_ALIAS, attnames, values)
 
 
-def _verified(prefix: str, secret: str, document: dict[str, Any]) -> ApiToken:
-    """The token of a bearer statement's document with its user (new instances on every call),
-    if `secret` is its secret and it is active now (`token_checked`, as on every endpoint);
-    TokenRejected otherwise."""
-    token: ApiToken | None = None
-    if document["token"] is not None:
-        token = _instance(ApiToken, document["token"])
-        if token.user_id is not None:
-            token.user = _instance(get_user_model(), document["user"])
-    return token_checked(prefix, secret, token)
+def _instance(model: type[Model], values: list[Any]) -> Any:
+    """A new model instance of kept values (a list or mapping among them copied: an instance
+    may be changed, what is kept may not)."""
+    attnames, _ = _reader(model)
+    fresh = [v.copy() if isinstance(v, list | dict) else v for v in values]
+    return model.from_db(DEFAULT_DB_ALIAS, attnames, fresh)
 
 
 @dataclass(frozen=True)
 class _BearerRead:
-    """A bearer statement's document: its token's row and what it found."""
+    """A bearer statement's document: its token's row and its user's, as the ORM would load
+    them, and what it found."""
 
-    document: dict[str, Any] = field(repr=False)
+    token: list[Any] | None
+    user: list[Any] | None
     gates: tuple[GateRead | None, ...]
+
+    @classmethod
+    def of(cls, document: dict[str, Any], gates: tuple[GateRead | None, ...]) -> "_BearerRead":
+        return cls(
+            _values(ApiToken, document["token"]),
+            _values(get_user_model(), document["user"]),
+            gates,
+        )
+
+
+def _verified(prefix: str, secret: str, read: _BearerRead) -> ApiToken:
+    """The token of a bearer statement's document with its user (new instances on every call),
+    if `secret` is its secret and it is active now (`token_checked`, as on every endpoint);
+    TokenRejected otherwise."""
+    token: ApiToken | None = None
+    if read.token is not None:
+        token = _instance(ApiToken, read.token)
+        if token.user_id is not None and read.user is not None:
+            token.user = _instance(get_user_model(), read.user)
+    return token_checked(prefix, secret, token)
 
 
 def _bearer_read(document: dict[str, Any]) -> _BearerRead:
-    return _BearerRead(document, (_read(document["gate"]),))
+    return _BearerRead.of(document, (_read(document["gate"]),))
 
 
 def _digests_read(count: int) -> Callable[[dict[str, Any]], _BearerRead]:
     def build(document: dict[str, Any]) -> _BearerRead:
-        return _BearerRead(document, tuple(_read(g) for g in document["gates"] or [None] * count))
+        gates = tuple(_read(g) for g in document["gates"] or [None] * count)
+        return _BearerRead.of(document, gates)
 
     return build
 
@@ -754,7 +774,7 @@ def read_bearer(
     statement = _bearer_statement(frozenset(question))
     values = {**_constants(), **question, "key_id": key_id, "environment": environment}
     read = _answer(statement, values, _bearer_read)
-    return _verified(prefix, secret, read.document), read.gates[0]
+    return _verified(prefix, secret, read), read.gates[0]
 
 
 def read_bearer_digests(
@@ -765,4 +785,4 @@ def read_bearer_digests(
     else its newest release there; None for a digest no such release has."""
     values = {**_constants(), "key_id": key_id, "digests": digests, "environment": environment}
     read = _answer(_admission_statement(), values, _digests_read(len(digests)))
-    return _verified(prefix, secret, read.document), list(read.gates)
+    return _verified(prefix, secret, read), list(read.gates)
