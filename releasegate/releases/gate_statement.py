@@ -293,18 +293,21 @@ class Statement:
                 names.append(name)
         body = re.sub(r"%\((\w+)\)s", r"rg_\1", query)
         arguments = "".join(f", rg_{name} {_PARAMETER_TYPES[name]}" for name in names)
-        digest = hashlib.sha256(f"{arguments}\n{body}".encode()).hexdigest()[:16]
-        function = f"releasegate_gate_{digest}"
-        definition = (
-            f"CREATE OR REPLACE FUNCTION {function}(rg_known text{arguments}, "
+        template = (
+            "CREATE OR REPLACE FUNCTION {function}(rg_known text" + arguments + ", "
             "OUT rg_snapshot text, OUT rg_changed boolean, OUT rg_document text) "
             "LANGUAGE plpgsql STABLE AS $releasegate$ BEGIN "
-            "rg_snapshot := pg_current_snapshot()::text; "
-            "rg_changed := rg_known IS DISTINCT FROM rg_snapshot "
-            "OR pg_current_xact_id_if_assigned() IS NOT NULL; "
-            f"IF rg_changed THEN {body} INTO rg_document; END IF; "
+            # No snapshot for a caller whose transaction has written: it sees rows no other
+            # transaction sees, and what it reads is neither kept nor answered from what is.
+            "IF pg_current_xact_id_if_assigned() IS NULL THEN "
+            "rg_snapshot := pg_current_snapshot()::text; END IF; "
+            "rg_changed := rg_snapshot IS NULL OR rg_known IS DISTINCT FROM rg_snapshot; "
+            "IF rg_changed THEN " + body + " INTO rg_document; END IF; "
             "END $releasegate$"
         )
+        # Named by a digest of the whole definition: any change to it is another function.
+        function = f"releasegate_gate_{hashlib.sha256(template.encode()).hexdigest()[:16]}"
+        definition = template.replace("{function}", function, 1)
         # The function's name is a digest; every value is a bound parameter.
         call = f"SELECT rg_snapshot, rg_changed, rg_document FROM {function}"  # noqa: S608
         typed = [f"::{_PARAMETER_TYPES[name]}" for name in names]
@@ -389,14 +392,15 @@ def _answer(statement: Statement, values: dict[str, Any], build: Callable[[Any],
     """`build` of the statement's JSON document (None when it answers NULL), as read now.
 
     One round trip, whatever happens. The statement's function answers the snapshot it read
-    under (`pg_current_snapshot()`, the set of transactions whose writes it sees) and sends the
-    document only when that differs from the snapshot this process last read the same question
-    under, or when the caller's own transaction has written. Two reads under the same snapshot
-    see the same rows, so an unchanged snapshot means the document it would send is the one kept:
-    a commit anywhere in the database (a veto, a token revoked, anything) changes the snapshot,
-    and the next read sends the document again. Nothing in a document depends on the moment it is
-    read (`Statement.of` refuses the clock); what depends on the time is decided after, on every
-    request (`token_checked`, `evaluate_gate`).
+    under (`pg_current_snapshot()`: which transactions' writes it sees) and sends the document
+    only when that differs from the snapshot this process last read the same question under.
+    Two reads under the same snapshot see the same rows, so an unchanged snapshot means the
+    document it would send is the one kept: a commit anywhere in the database (a veto, a token
+    revoked, anything) changes the snapshot, and the next read sends the document again. A
+    caller whose own transaction has written sees rows nobody else does: it gets no snapshot, and
+    what it reads is neither answered from what is kept nor kept. Nothing in a document depends on
+    the moment it is read (`Statement.of` refuses the clock); what depends on the time is decided
+    after, on every request (`token_checked`, `evaluate_gate`).
 
     It runs prepared (PostgreSQL keeps its plan for the connection; planning it costs several
     times running it) on a psycopg cursor of Django's own connection, in autocommit as every
@@ -430,15 +434,16 @@ def _answer(statement: Statement, values: dict[str, Any], build: Callable[[Any],
     if not changed and kept is not None:
         return cast(_Built, kept.built)
     built = build(None if document is None else json.loads(document))
-    if len(_kept) >= _KEPT_MAX:
-        _kept.clear()
-    _kept[key] = _Kept(snapshot, built)
+    if snapshot is not None:
+        if len(_kept) >= _KEPT_MAX:
+            _kept.clear()
+        _kept[key] = _Kept(snapshot, built)
     return built
 
 
 def _call(
     db: Any, statement: Statement, known: str | None, params: list[Any], values: dict[str, Any]
-) -> tuple[str, bool, str | None]:
+) -> tuple[str | None, bool, str | None]:
     if db.queries_logged:
         with db.cursor() as cursor:
             cursor.execute(statement.logged_sql, {**values, "rg_known": known})
