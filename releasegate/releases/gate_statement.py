@@ -383,9 +383,17 @@ class _Kept:
     built: Any
 
 
-# What each question's statement answered last in this process, under which snapshot.
-_kept: dict[tuple[Any, ...], _Kept] = {}
+# Documents kept per connection (a new connection, maybe to another server, starts with none).
 _KEPT_MAX = 1024
+
+
+def _kept_with(db: Any) -> dict[tuple[Any, ...], _Kept]:
+    """What each question's statement answered last on this connection, under which snapshot."""
+    kept: tuple[Any, dict[tuple[Any, ...], _Kept]] | None = getattr(db, "_releasegate_kept", None)
+    if kept is None or kept[0] is not db.connection:
+        kept = (db.connection, {})
+        db._releasegate_kept = kept
+    return kept[1]
 
 
 def _answer(statement: Statement, values: dict[str, Any], build: Callable[[Any], _Built]) -> _Built:
@@ -393,7 +401,8 @@ def _answer(statement: Statement, values: dict[str, Any], build: Callable[[Any],
 
     One round trip, whatever happens. The statement's function answers the snapshot it read
     under (`pg_current_snapshot()`: which transactions' writes it sees) and sends the document
-    only when that differs from the snapshot this process last read the same question under.
+    only when that differs from the snapshot the same question was last read under on this
+    connection.
     Two reads under the same snapshot see the same rows, so an unchanged snapshot means the
     document it would send is the one kept: a commit anywhere in the database (a veto, a token
     revoked, anything) changes the snapshot, and the next read sends the document again. A
@@ -403,21 +412,17 @@ def _answer(statement: Statement, values: dict[str, Any], build: Callable[[Any],
     after, on every request (`token_checked`, `evaluate_gate`).
 
     It runs prepared (PostgreSQL keeps its plan for the connection; planning it costs several
-    times running it) on a psycopg cursor of Django's own connection, in autocommit as every
+    times running it; unless DATABASE_PREPARED_STATEMENTS is off) on a psycopg cursor of Django's own connection, in autocommit as every
     read, with Django's health check, thread check and error translation. Where queries are
     logged (DEBUG, query-count tests) it runs through Django's cursor instead, so it is logged
     and counted as any other query."""
     db = connections[DEFAULT_DB_ALIAS]
     params = statement.params(values)
-    where = db.settings_dict
-    key = (
-        where["HOST"],
-        where["PORT"],
-        where["NAME"],
-        statement.function,
-        *(tuple(v) if isinstance(v, list) else v for v in params),
-    )
-    kept = _kept.get(key)
+    db.close_if_health_check_failed()
+    db.ensure_connection()
+    documents = _kept_with(db)
+    key = (statement.function, *(tuple(v) if isinstance(v, list) else v for v in params))
+    kept = documents.get(key)
     known = None if kept is None else kept.snapshot
     try:
         snapshot, changed, document = _call(db, statement, known, params, values)
@@ -435,9 +440,9 @@ def _answer(statement: Statement, values: dict[str, Any], build: Callable[[Any],
         return cast(_Built, kept.built)
     built = build(None if document is None else json.loads(document))
     if snapshot is not None:
-        if len(_kept) >= _KEPT_MAX:
-            _kept.clear()
-        _kept[key] = _Kept(snapshot, built)
+        if len(documents) >= _KEPT_MAX:
+            documents.clear()
+        documents[key] = _Kept(snapshot, built)
     return built
 
 
@@ -449,12 +454,13 @@ def _call(
             cursor.execute(statement.logged_sql, {**values, "rg_known": known})
             row = cursor.fetchone()
     else:
-        db.close_if_health_check_failed()
         db.ensure_connection()
         db.validate_thread_sharing()
         with db.wrap_database_errors:
             raw = _raw_cursor(db)
-            raw.execute(statement.sql, [known, *params], prepare=True)
+            # Prepared on first use, as the connection's prepare_threshold says: 0, or None when
+            # DATABASE_PREPARED_STATEMENTS is off (a pooler in transaction mode).
+            raw.execute(statement.sql, [known, *params])
             row = raw.fetchone()
     snapshot, changed, document = row
     return snapshot, changed, document

@@ -134,3 +134,21 @@ def test_a_statement_that_reads_the_clock_is_refused():
     for clock in ("now()", "CURRENT_TIMESTAMP", "clock_timestamp()", "localtimestamp"):
         with pytest.raises(ImproperlyConfigured, match="not the clock"):
             Statement.of(f"SELECT {clock} AS document")
+
+
+@pytest.mark.parametrize(("threshold", "prepared"), [(0, 1), (None, 0)])
+def test_the_read_is_prepared_unless_prepared_statements_are_off(threshold, prepared):
+    """DATABASE_PREPARED_STATEMENTS=false (a pooler in transaction mode) sets the connection's
+    prepare_threshold to None: then nothing is prepared, and the read answers all the same."""
+    p = make_personas()
+    release = cleared_release(p)
+    connection.ensure_connection()
+    connection.connection.prepare_threshold = threshold
+    with connection.cursor() as cursor:
+        cursor.execute("DEALLOCATE ALL")
+    facts = read_visible([p.project.pk], release_id=release.pk)
+    assert facts is not None and facts.release.id == release.pk
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+        assert cursor.fetchone() == (prepared,)
+    connection.close()
