@@ -750,8 +750,11 @@ def _verified(prefix: str, secret: str, read: _BearerRead) -> ApiToken:
     token: ApiToken | None = None
     if read.token is not None:
         token = _instance(ApiToken, read.token)
+        user = None
         if token.user_id is not None and read.user is not None:
-            token.user = _instance(get_user_model(), read.user)
+            user = _instance(get_user_model(), read.user)
+        # As `select_related("user")` leaves it: `token.user` is read, never loaded.
+        ApiToken.user.field.set_cached_value(token, user)
     return token_checked(prefix, secret, token)
 
 
