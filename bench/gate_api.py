@@ -16,7 +16,8 @@ Three apps, each served by gunicorn with releasegate's production configuration
 
 They are loaded one after the other, alternating, with wrk (Debian's package, installed when
 missing and running as root) at 2 threads and --connections keep-alive connections. Prints
-requests/s, p50 and p99 for each and the gate's ratios to both floors.
+requests/s, p50 and p99 for each, the CPU each request cost its gunicorn workers and PostgreSQL
+(read from /proc: PostgreSQL on this machine), and the gate's ratios to both floors.
 """
 
 import argparse
@@ -30,6 +31,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -185,22 +187,74 @@ def _ms(text: str) -> float:
     return float(number) * _UNITS[unit]
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return None
+
+
+def _cpu(server: int, database: str) -> dict[str, float]:
+    """CPU seconds so far of a gunicorn server's workers (the live ones, and those it reaped)
+    and of the PostgreSQL backends connected to `database` on this machine."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {"web": 0.0, "postgres": 0.0}
+    master = _stat(server)
+    if master is not None:  # children's time: workers recycled and reaped
+        found["web"] += (int(master[13]) + int(master[14])) / tick
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        stat = _stat(pid)
+        if stat is None:
+            continue
+        seconds = (int(stat[11]) + int(stat[12])) / tick
+        if int(stat[1]) == server:
+            found["web"] += seconds
+            continue
+        try:
+            title = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if title.startswith("postgres: ") and f" {database} " in title:
+            found[f"postgres:{pid}"] = seconds
+    return found
+
+
+def _cpu_used(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
+    used = {"web": after["web"] - before["web"], "postgres": 0.0}
+    for key, seconds in after.items():
+        if key.startswith("postgres:"):
+            used["postgres"] += seconds - before.get(key, 0.0)
+    return used
+
+
 def _load(
-    wrk: str, port: int, path: str, headers: dict[str, str], seconds: float, connections: int
+    wrk: str,
+    port: int,
+    path: str,
+    headers: dict[str, str],
+    seconds: float,
+    connections: int,
+    cpu: Callable[[], dict[str, float]] | None = None,
 ) -> dict[str, float]:
-    """wrk for `seconds`; every answer must be a 2xx (wrk counts the others)."""
+    """wrk for `seconds`; every answer must be a 2xx (wrk counts the others). With `cpu`, also
+    the CPU microseconds per request of the server's workers and of PostgreSQL."""
     command = [wrk, "-t2", f"-c{connections}", f"-d{seconds:.0f}s", "--latency"]
     for name, value in headers.items():
         command += ["-H", f"{name}: {value}"]
+    before = cpu() if cpu else None
     out = subprocess.run(
         [*command, f"http://127.0.0.1:{port}{path}"], capture_output=True, text=True, check=True
     ).stdout
+    used = _cpu_used(before, cpu()) if cpu and before else {"web": 0.0, "postgres": 0.0}
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errors = re.search(r"Socket errors: (.*)", out)
     if bad or errors:
         raise SystemExit(f"{path}: failed requests:\n{out}")
+    requests = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     return {
-        "requests": float(re.search(r"(\d+) requests in", out).group(1)),  # type: ignore[union-attr]
+        "requests": requests,
+        "web_us": used["web"] / requests * 1e6,
+        "postgres_us": used["postgres"] / requests * 1e6,
         "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),  # type: ignore[union-attr]
         "p50": _ms(re.search(r"\s50%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
         "p99": _ms(re.search(r"\s99%\s+(\S+)", out).group(1)),  # type: ignore[union-attr]
@@ -208,8 +262,12 @@ def _load(
 
 
 def _merge(runs: list[dict[str, float]]) -> dict[str, float]:
+    requests = sum(r["requests"] for r in runs)
     return {
-        "requests": sum(r["requests"] for r in runs),
+        "requests": requests,
+        # CPU per request, where the runs measured it (admission.py's do not).
+        "web_us": sum(r.get("web_us", 0.0) * r["requests"] for r in runs) / requests,
+        "postgres_us": sum(r.get("postgres_us", 0.0) * r["requests"] for r in runs) / requests,
         "rps": sum(r["rps"] for r in runs) / len(runs),
         "p50": sum(r["p50"] for r in runs) / len(runs),
         "p99": max(r["p99"] for r in runs),
@@ -258,16 +316,20 @@ def main() -> int:
             ),
         }
         ports: dict[str, int] = {}
+        cpus: dict[str, Callable[[], dict[str, float]]] = {}
+        database = urlparse(database_url).path.lstrip("/")
         for name, (app, app_env, _, _) in apps.items():
             server, ports[name] = _serve(app, app_env)
             servers.append(server)
+            cpus[name] = lambda pid=server.pid: _cpu(pid, database)
         for name, (_, _, path, headers) in apps.items():
             _wait_until_serving(ports[name], path, headers, time.monotonic() + 60)
             _load(wrk, ports[name], path, headers, 2, connections)  # warm every worker
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in apps}
         for _ in range(rounds):
             for name, (_, _, path, headers) in apps.items():
-                runs[name].append(_load(wrk, ports[name], path, headers, seconds, connections))
+                found = _load(wrk, ports[name], path, headers, seconds, connections, cpus[name])
+                runs[name].append(found)
         results = {name: _merge(found) for name, found in runs.items()}
     finally:
         for server in servers:
@@ -284,12 +346,17 @@ def main() -> int:
         "gunicorn (releasegate.ops.gunicorn_conf) 2 sync workers each, DEBUG off, PostgreSQL; "
         f"wrk -t2 -c{connections}, {rounds} x {seconds:.0f}s per app, alternating"
     )
-    print(f"{'app':<40} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}")
+    print(
+        f"{'app':<40} {'requests':>9} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}"
+        f" {'web CPU µs':>11} {'PG CPU µs':>10}"
+    )
     for name, result in results.items():
         print(
             f"{name:<40} {result['requests']:>9.0f} {result['rps']:>8.1f} "
             f"{result['p50']:>8.2f} {result['p99']:>8.2f}"
+            f" {result['web_us']:>11.0f} {result['postgres_us']:>10.0f}"
         )
+    print("(CPU µs: per request, of the server's gunicorn workers and of PostgreSQL's backends)")
     names = list(results)
     gate, bare, one_read = results[names[2]], results[names[0]], results[names[1]]
     print(f"gate / bare floor:     {gate['rps'] / bare['rps']:.2f}")
