@@ -412,10 +412,10 @@ def _answer(statement: Statement, values: dict[str, Any], build: Callable[[Any],
     after, on every request (`token_checked`, `evaluate_gate`).
 
     It runs prepared (PostgreSQL keeps its plan for the connection; planning it costs several
-    times running it; unless DATABASE_PREPARED_STATEMENTS is off) on a psycopg cursor of Django's own connection, in autocommit as every
-    read, with Django's health check, thread check and error translation. Where queries are
-    logged (DEBUG, query-count tests) it runs through Django's cursor instead, so it is logged
-    and counted as any other query."""
+    times running it; unless DATABASE_PREPARED_STATEMENTS is off) on a psycopg cursor of
+    Django's own connection, in autocommit as every read, with Django's health check, thread
+    check and error translation. Where queries are logged (DEBUG, query-count tests) it runs
+    through Django's cursor instead, so it is logged and counted as any other query."""
     db = connections[DEFAULT_DB_ALIAS]
     params = statement.params(values)
     db.close_if_health_check_failed()
