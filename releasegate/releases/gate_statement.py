@@ -23,7 +23,13 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import ImproperlyConfigured
-from django.db import DEFAULT_DB_ALIAS, ProgrammingError, connection, connections
+from django.db import (
+    DEFAULT_DB_ALIAS,
+    DatabaseError,
+    ProgrammingError,
+    connection,
+    connections,
+)
 from django.db.models import Field, Model
 from guardian.models import UserObjectPermission
 
@@ -433,8 +439,11 @@ def _answer(statement: Statement, values: dict[str, Any], build: Callable[[Any],
             db.in_atomic_block
         ):
             raise
-        with db.cursor() as cursor:
-            cursor.execute(statement.definition)
+        try:
+            with db.cursor() as cursor:
+                cursor.execute(statement.definition)
+        except DatabaseError:
+            pass  # another connection created it meanwhile (a duplicate key in pg_proc)
         snapshot, changed, document = _call(db, statement, known, params, values)
     if not changed and kept is not None:
         return cast(_Built, kept.built)

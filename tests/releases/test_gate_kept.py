@@ -130,6 +130,34 @@ def test_a_database_without_this_versions_function_gets_it_on_first_use():
         assert cursor.fetchone() == (1,)
 
 
+def test_connections_that_find_the_function_missing_at_once_all_answer():
+    """A rolling deploy: every worker of the new version asks before `migrate` has run."""
+    p = make_personas()
+    release = cleared_release(p)
+    statement, _ = _statement(release.pk)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DROP FUNCTION {statement.function}")
+    start = threading.Barrier(8)
+    answers: list[Any] = []
+
+    def ask() -> None:
+        try:
+            start.wait()
+            facts = read_visible([p.project.pk], release_id=release.pk)
+            answers.append(None if facts is None else facts.release.id)
+        except Exception as error:  # noqa: BLE001 - the assertion below names it
+            answers.append(error)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert answers == [release.pk] * 8
+
+
 def test_a_statement_that_reads_the_clock_is_refused():
     for clock in ("now()", "CURRENT_TIMESTAMP", "clock_timestamp()", "localtimestamp"):
         with pytest.raises(ImproperlyConfigured, match="not the clock"):
