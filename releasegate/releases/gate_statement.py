@@ -408,14 +408,13 @@ def _answer(statement: Statement, values: dict[str, Any], build: Callable[[Any],
     One round trip, whatever happens. The statement's function answers the snapshot it read
     under (`pg_current_snapshot()`: which transactions' writes it sees) and sends the document
     only when that differs from the snapshot the same question was last read under on this
-    connection.
-    Two reads under the same snapshot see the same rows, so an unchanged snapshot means the
-    document it would send is the one kept: a commit anywhere in the database (a veto, a token
-    revoked, anything) changes the snapshot, and the next read sends the document again. A
-    caller whose own transaction has written sees rows nobody else does: it gets no snapshot, and
-    what it reads is neither answered from what is kept nor kept. Nothing in a document depends on
-    the moment it is read (`Statement.of` refuses the clock); what depends on the time is decided
-    after, on every request (`token_checked`, `evaluate_gate`).
+    connection. Two reads under the same snapshot see the same rows, so an unchanged snapshot
+    means the document it would send is the one kept: a commit anywhere in the database (a veto,
+    a token revoked, anything) changes the snapshot, and the next read sends the document again.
+    A caller whose own transaction has written sees rows nobody else does: it gets no snapshot,
+    and what it reads is neither answered from what is kept nor kept. Nothing in a document
+    depends on the moment it is read (`Statement.of` refuses the clock); what depends on the time
+    is decided after, on every request (`token_checked`, `evaluate_gate`).
 
     It runs prepared (PostgreSQL keeps its plan for the connection; planning it costs several
     times running it; unless DATABASE_PREPARED_STATEMENTS is off) on a psycopg cursor of
