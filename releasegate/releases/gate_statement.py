@@ -462,7 +462,7 @@ def _call(
             cursor.execute(statement.logged_sql, {**values, "rg_known": known})
             row = cursor.fetchone()
     else:
-        db.ensure_connection()
+        # `_answer` opened the connection (after the health check) to find what it keeps.
         db.validate_thread_sharing()
         with db.wrap_database_errors:
             raw = _raw_cursor(db)
