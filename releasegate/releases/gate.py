@@ -12,7 +12,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from enum import StrEnum
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from types import MappingProxyType
 from typing import Any
 
 from releasegate.releases.evidence import manifest_digest
@@ -164,6 +165,34 @@ class GateFacts:
     advisory_generation: int = 0
     waiver_generation: int = 0
 
+    # Pure functions of the facts, which are frozen: worked out once per facts, however many
+    # times they are judged (a connection keeps the facts of a read the database has not changed
+    # since, releasegate/releases/gate_statement.py). Not fields: equality and `replace` ignore
+    # them, and a replaced copy works them out afresh.
+    @cached_property
+    def manifest(self) -> str:
+        """The digest of the artifact and the evidence as they stand (`current_manifest`)."""
+        return manifest_digest(
+            artifact_digest=self.release.artifact_digest,
+            evidence={e.kind: e.digest for e in self.evidence},
+        )
+
+    @cached_property
+    def check_inputs(self) -> MappingProxyType[str, str]:
+        """The digest of the current inputs of every required check (`current_check_inputs`)."""
+        return MappingProxyType(
+            {
+                check: check_inputs_digest(
+                    check,
+                    manifest=self.manifest,
+                    policy=self.policy,
+                    advisory_generation=self.advisory_generation,
+                    waiver_generation=self.waiver_generation,
+                )
+                for check in self.policy.required_checks
+            }
+        )
+
 
 def _vulnerability_inputs(policy: PolicyFacts, advisories: int, waivers: int) -> dict[str, Any]:
     return {
@@ -215,20 +244,9 @@ def _inputs_digest(check: str, manifest: str, parameters: str) -> str:
     return "sha256:" + hashlib.sha256(b"releasegate-check-inputs-v1\n" + body.encode()).hexdigest()
 
 
-def current_check_inputs(facts: GateFacts, manifest: str | None = None) -> dict[str, str]:
-    """The digest of the current inputs of every check the policy requires (`manifest`: the
-    facts' `current_manifest`, when the caller has it already)."""
-    manifest = current_manifest(facts) if manifest is None else manifest
-    return {
-        check: check_inputs_digest(
-            check,
-            manifest=manifest,
-            policy=facts.policy,
-            advisory_generation=facts.advisory_generation,
-            waiver_generation=facts.waiver_generation,
-        )
-        for check in facts.policy.required_checks
-    }
+def current_check_inputs(facts: GateFacts) -> dict[str, str]:
+    """The digest of the current inputs of every check the policy requires."""
+    return dict(facts.check_inputs)
 
 
 @dataclass(frozen=True)
@@ -295,10 +313,7 @@ def _iso(moment: datetime) -> str:
 
 
 def current_manifest(facts: GateFacts) -> str:
-    return manifest_digest(
-        artifact_digest=facts.release.artifact_digest,
-        evidence={e.kind: e.digest for e in facts.evidence},
-    )
+    return facts.manifest
 
 
 def _lifecycle_blockers(release: ReleaseFacts) -> list[Blocker]:
@@ -370,7 +385,7 @@ def _recency(result: CheckFact) -> tuple[datetime, int]:
 
 
 def _check_blockers(facts: GateFacts, manifest: str, at: datetime) -> list[Blocker]:
-    current = current_check_inputs(facts, manifest)
+    current = facts.check_inputs
     latest: dict[str, CheckFact] = {}
     outdated: set[str] = set()
     for result in facts.checks:
@@ -570,7 +585,7 @@ def _environment_blockers(release: ReleaseFacts, environment: str | None) -> lis
 def evaluate_gate(facts: GateFacts, now: datetime, environment: str | None = None) -> GateDecision:
     """Decide whether the release is cleared at `now` for a deploy to `environment` (None: to its
     own environment), with every blocker that stands."""
-    manifest = current_manifest(facts)
+    manifest = facts.manifest
     # A promoted release was judged when it was promoted; what can still stop it is a veto.
     at = facts.release.promoted_at or now
     blockers = [
