@@ -4,7 +4,7 @@ Every query for releases goes through `visible_releases` / `release`, which a su
 override (the class refuses to be defined), so no endpoint can forget to scope to the caller.
 """
 
-from typing import Any, ClassVar, TypedDict, cast
+from typing import Any, ClassVar, cast
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -33,16 +33,7 @@ from releasegate.releases import selectors
 from releasegate.releases.gate import GateDecision
 from releasegate.releases.identifiers import MAX_ID
 from releasegate.releases.models import Project, Release
-
-
-class GateQuery(TypedDict):
-    """Which release the gate is asked about, as both gate selectors take it."""
-
-    release_id: int | None
-    project_slug: str | None
-    version: str | None
-    artifact_digest: str | None
-    environment: str | None
+from releasegate.releases.questions import GateQuestion
 
 
 class HasActor(BasePermission):
@@ -121,35 +112,17 @@ class ScopedAPIView(APIView):
             raise NotFound("No such project.")
         return selectors.project_for(self.actor, slug)
 
-    def gate_decision(
-        self,
-        *,
-        release_id: int | None = None,
-        project_slug: str | None = None,
-        version: str | None = None,
-        artifact_digest: str | None = None,
-        environment: str | None = None,
-    ) -> GateDecision:
+    def gate_decision(self, question: GateQuestion) -> GateDecision:
         """The gate's answer for the release the caller names among those it may see. A bearer
         token (`GateBearerAuthentication`) is verified in the same round trip as the facts are
         read; a 401 with the token's code when it is refused, a 404 when the release is not
         visible, exactly as on the reference path (`visible_gate_decision`)."""
-        query: GateQuery = {
-            "release_id": release_id,
-            "project_slug": project_slug,
-            "version": version,
-            "artifact_digest": artifact_digest,
-            "environment": environment,
-        }
         bearer = self.request.auth
         if not isinstance(bearer, DeferredBearer):
-            return selectors.visible_gate_decision(self.actor, **query)
+            return selectors.visible_gate_decision(self.actor, question)
         try:
             token, decision = selectors.bearer_gate_decision(
-                bearer.prefix,
-                bearer.key_id,
-                bearer.secret,
-                **query,
+                bearer.prefix, bearer.key_id, bearer.secret, question
             )
         except TokenRejected as error:
             raise rejected(error) from None

@@ -50,6 +50,7 @@ from releasegate.errors import NotFound
 from releasegate.ops.middleware import mark_database_failed
 from releasegate.releases import selectors
 from releasegate.releases.identifiers import ENVIRONMENT_RE, MAX_ID
+from releasegate.releases.questions import GateQuestion
 from releasegate.transactions import database_failed
 
 _PATHS = re.compile(
@@ -155,18 +156,11 @@ class LeanGateMiddleware:
         if request.META.get("CONTENT_LENGTH") not in (None, "", "0"):
             return None
         query = request.GET
-        question: dict[str, Any]
         if path["gate"] is not None:
             params = plain_gate_query(query)
             if params is None:
                 return None
-            by_digest = "digest" in params
-            question = {
-                "project_slug": params.get("project"),
-                "version": None if by_digest else params["version"],
-                "artifact_digest": params.get("digest"),
-                "environment": params.get("environment"),
-            }
+            question = GateQuestion.of_gate_query(params)
         else:
             release_id = int(path["release"])
             environment = query.get("environment")
@@ -174,11 +168,11 @@ class LeanGateMiddleware:
                 environment is not None and ENVIRONMENT_RE.fullmatch(environment) is None
             ):
                 return None
-            question = {"release_id": release_id, "environment": environment}
+            question = GateQuestion(release_id=release_id, environment=environment)
         kind = "gate" if path["gate"] is not None else "release"
         try:
             prefix, key_id, secret = token_parts(raw)
-            token, decision = selectors.bearer_gate_decision(prefix, key_id, secret, **question)
+            token, decision = selectors.bearer_gate_decision(prefix, key_id, secret, question)
         except Exception as exc:
             return self.refused(request, exc, kind)
         self.authenticated(request, token)

@@ -36,6 +36,7 @@ from releasegate.releases import services
 from releasegate.releases.identifiers import DIGEST_RE, ENVIRONMENT_RE, MAX_ID, SLUG_RE, VERSION_RE
 from releasegate.releases.models import EvidenceKind, GovernanceChange, Project, Veto
 from releasegate.releases.permissions import veto_through
+from releasegate.releases.questions import GateQuestion
 
 _ERROR_TEXT = {
     400: "Bad input; `errors` names the fields.",
@@ -112,12 +113,7 @@ class GateView(ScopedAPIView):
             query = s.GateQuerySerializer(data=request.query_params)
             query.is_valid(raise_exception=True)
             params = query.validated_data
-        decision = self.gate_decision(
-            project_slug=params.get("project"),
-            version=None if "digest" in params else params["version"],
-            artifact_digest=params.get("digest"),
-            environment=params.get("environment"),
-        )
+        decision = self.gate_decision(GateQuestion.of_gate_query(params))
         return Response(decision.as_dict())
 
 
@@ -138,7 +134,7 @@ class ReleaseGateView(ScopedAPIView):
             query.is_valid(raise_exception=True)
         if release_id > MAX_ID:
             raise NotFound("No such release.")
-        decision = self.gate_decision(release_id=release_id, environment=environment)
+        decision = self.gate_decision(GateQuestion(release_id=release_id, environment=environment))
         return Response(decision.as_dict())
 
 

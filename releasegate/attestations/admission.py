@@ -20,6 +20,7 @@ from releasegate.releases import gate_statement
 from releasegate.releases.gate import GateDecision
 from releasegate.releases.identifiers import ENVIRONMENT_RE
 from releasegate.releases.models import Release
+from releasegate.releases.questions import GateQuestion
 from releasegate.releases.selectors import decision_from_facts, gate_decision_among
 
 API_VERSION = "admission.k8s.io/v1"
@@ -185,7 +186,9 @@ def _promoted_here(project_ids: list[int], digest: str, environment: str) -> Rel
 def _digest_problem(project_ids: list[int], digest: str, environment: str) -> str | None:
     """Why images with this digest may not run in the environment, or None when they may."""
     try:
-        decision: GateDecision = gate_decision_among(project_ids, artifact_digest=digest)
+        decision: GateDecision = gate_decision_among(
+            project_ids, GateQuestion(artifact_digest=digest)
+        )
     except NotFound:
         return _unknown(digest)
     release = decision.release
@@ -193,7 +196,7 @@ def _digest_problem(project_ids: list[int], digest: str, environment: str) -> st
         promoted = _promoted_here(project_ids, digest, environment)
         if promoted is None:
             return _not_promoted(release, environment)
-        decision = gate_decision_among(project_ids, release_id=promoted.pk)
+        decision = gate_decision_among(project_ids, GateQuestion(release_id=promoted.pk))
     return _blocked(decision)
 
 

@@ -60,6 +60,7 @@ from releasegate.releases.models import (
     Release,
     Veto,
 )
+from releasegate.releases.questions import GateQuestion
 
 # -- composing -------------------------------------------------------------------------------------
 
@@ -640,39 +641,15 @@ def _read(document: dict[str, Any] | None) -> GateRead | None:
     return None if document is None else GateRead(document["release"]["project_id"], document)
 
 
-def _question(
-    release_id: int | None,
-    project_slug: str | None,
-    version: str | None,
-    artifact_digest: str | None,
-) -> dict[str, Any]:
-    named = {
-        "release_id": release_id,
-        "project_slug": project_slug,
-        "version": version,
-        "artifact_digest": artifact_digest,
-    }
-    return {name: value for name, value in named.items() if value is not None}
-
-
-def read_visible(
-    project_ids: list[int],
-    *,
-    release_id: int | None = None,
-    project_slug: str | None = None,
-    version: str | None = None,
-    artifact_digest: str | None = None,
-    environment: str | None = None,
-) -> GateFacts | None:
-    """The release with `release_id`, or the project's `version`, or the newest with
-    `artifact_digest` (optionally in `project_slug`; one of `environment` first), among
-    `project_ids` only, with every fact the gate reads; None when there is none."""
+def read_visible(project_ids: list[int], question: GateQuestion) -> GateFacts | None:
+    """The release the question names among `project_ids` only, with every fact the gate reads;
+    None when there is none."""
     if not project_ids:
         return None
-    question = _question(release_id, project_slug, version, artifact_digest)
-    statement = _visible_statement(frozenset(question))
-    values = {**_constants(), **question, "project_ids": list(project_ids)}
-    read = _answer(statement, {**values, "environment": environment}, _read)
+    names = question.names()
+    statement = _visible_statement(frozenset(names))
+    values = {**_constants(), **names, "project_ids": list(project_ids)}
+    read = _answer(statement, {**values, "environment": question.environment}, _read)
     return None if read is None else read.facts()
 
 
@@ -779,22 +756,14 @@ def _digests_read(count: int) -> Callable[[dict[str, Any]], _BearerRead]:
 
 
 def read_bearer(
-    prefix: str,
-    key_id: str,
-    secret: str,
-    *,
-    release_id: int | None = None,
-    project_slug: str | None = None,
-    version: str | None = None,
-    artifact_digest: str | None = None,
-    environment: str | None = None,
+    prefix: str, key_id: str, secret: str, question: GateQuestion
 ) -> tuple[ApiToken, GateRead | None]:
     """The bearer token (`token_parts` of it), verified by `token_checked` before anything else
     is read back (TokenRejected when it is not valid, whatever the rest says), and the release it
     names among the projects its row says it may see, in one round trip."""
-    question = _question(release_id, project_slug, version, artifact_digest)
-    statement = _bearer_statement(frozenset(question))
-    values = {**_constants(), **question, "key_id": key_id, "environment": environment}
+    names = question.names()
+    statement = _bearer_statement(frozenset(names))
+    values = {**_constants(), **names, "key_id": key_id, "environment": question.environment}
     read = _answer(statement, values, _bearer_read)
     return _verified(prefix, secret, read), read.gates[0]
 

@@ -42,6 +42,7 @@ from releasegate.releases.models import (
     Release,
     Veto,
 )
+from releasegate.releases.questions import GateQuestion
 from releasegate.releases.signals import gate_evaluated
 
 
@@ -268,31 +269,14 @@ def load_gate_facts(release: GenerationsRelease) -> GateFacts:
 
 
 def load_bearer_gate_facts(
-    prefix: str,
-    key_id: str,
-    secret: str,
-    *,
-    release_id: int | None = None,
-    project_slug: str | None = None,
-    version: str | None = None,
-    artifact_digest: str | None = None,
-    environment: str | None = None,
+    prefix: str, key_id: str, secret: str, question: GateQuestion
 ) -> tuple[ApiToken, GateFacts | None]:
     """PostgreSQL only: the bearer token (`token_parts` of it) and the gate facts of the release
     it names among the projects the token may read, in one round trip (`gate_statement`): the
     same token as `token_verify` and the same facts as `gate_statement.read_visible` over
     `visible_project_ids` (its reference). The token is verified by `token_checked` before any
     fact is looked at: TokenRejected when it is not valid, whatever the facts say."""
-    token, found = gate_statement.read_bearer(
-        prefix,
-        key_id,
-        secret,
-        release_id=release_id,
-        project_slug=project_slug,
-        version=version,
-        artifact_digest=artifact_digest,
-        environment=environment,
-    )
+    token, found = gate_statement.read_bearer(prefix, key_id, secret, question)
     if found is None:
         return token, None
     # The statement found it among the projects where a personal token's user holds a role, or
@@ -305,30 +289,13 @@ def load_bearer_gate_facts(
 
 
 def bearer_gate_decision(
-    prefix: str,
-    key_id: str,
-    secret: str,
-    *,
-    release_id: int | None = None,
-    project_slug: str | None = None,
-    version: str | None = None,
-    artifact_digest: str | None = None,
-    environment: str | None = None,
+    prefix: str, key_id: str, secret: str, question: GateQuestion
 ) -> tuple[ApiToken, GateDecision | None]:
     """The verified token and the gate's answer for the release it names, in one round trip (see
     `load_bearer_gate_facts`), None when it names none it may see (a 404 for the caller);
     TokenRejected as `token_verify` would."""
-    token, facts = load_bearer_gate_facts(
-        prefix,
-        key_id,
-        secret,
-        release_id=release_id,
-        project_slug=project_slug,
-        version=version,
-        artifact_digest=artifact_digest,
-        environment=environment,
-    )
-    return token, None if facts is None else decision_from_facts(facts, environment)
+    token, facts = load_bearer_gate_facts(prefix, key_id, secret, question)
+    return token, None if facts is None else decision_from_facts(facts, question.environment)
 
 
 def gate_release_queryset() -> QuerySet[GenerationsRelease]:
@@ -350,83 +317,37 @@ def gate_decision(release: GenerationsRelease) -> GateDecision:
     return decision_from_facts(load_gate_facts(release))
 
 
-def visible_gate_decision(
-    actor: Actor,
-    *,
-    release_id: int | None = None,
-    project_slug: str | None = None,
-    version: str | None = None,
-    artifact_digest: str | None = None,
-    environment: str | None = None,
-) -> GateDecision:
-    """The gate's answer for the release the actor names (by id, by project and version, or the
-    newest with an artifact digest), among the projects it may see, for a deploy to
-    `environment` (None: to the release's own); a 404 otherwise."""
-    return gate_decision_among(
-        visible_project_ids(actor),
-        release_id=release_id,
-        project_slug=project_slug,
-        version=version,
-        artifact_digest=artifact_digest,
-        environment=environment,
-    )
+def visible_gate_decision(actor: Actor, question: GateQuestion) -> GateDecision:
+    """The gate's answer to the actor's question, for a release among the projects it may see;
+    a 404 otherwise."""
+    return gate_decision_among(visible_project_ids(actor), question)
 
 
-def release_among(
-    project_ids: list[int],
-    *,
-    release_id: int | None = None,
-    project_slug: str | None = None,
-    version: str | None = None,
-    artifact_digest: str | None = None,
-    environment: str | None = None,
-) -> GenerationsRelease | None:
+def release_among(project_ids: list[int], question: GateQuestion) -> GenerationsRelease | None:
     """The release a gate question names among `project_ids`, loaded for `load_gate_facts`: the
     ORM reference of the one statement's choice (`gate_statement`)."""
     releases = gate_release_queryset().filter(project_id__in=project_ids)
-    if release_id is not None:
-        releases = releases.filter(pk=release_id)
-    if project_slug is not None:
-        releases = releases.filter(project__slug=project_slug)
-    if version is not None:
-        releases = releases.filter(version=version)
-    if artifact_digest is not None:
-        releases = releases.filter(artifact_digest=artifact_digest)
+    if question.release_id is not None:
+        releases = releases.filter(pk=question.release_id)
+    if question.project_slug is not None:
+        releases = releases.filter(project__slug=question.project_slug)
+    if question.version is not None:
+        releases = releases.filter(version=question.version)
+    if question.artifact_digest is not None:
+        releases = releases.filter(artifact_digest=question.artifact_digest)
     # A digest released to several environments: the release of the one asked about.
-    asked_first = Case(When(environment=environment, then=0), default=1)
+    asked_first = Case(When(environment=question.environment, then=0), default=1)
     return releases.order_by(asked_first, "-created_at", "-id").first()
 
 
-def gate_decision_among(
-    project_ids: list[int],
-    *,
-    release_id: int | None = None,
-    project_slug: str | None = None,
-    version: str | None = None,
-    artifact_digest: str | None = None,
-    environment: str | None = None,
-) -> GateDecision:
+def gate_decision_among(project_ids: list[int], question: GateQuestion) -> GateDecision:
     """As `visible_gate_decision`, among `project_ids`: for a caller that may ask the gate of a
     project without reading it (an admission token), decided by the caller's own "may"."""
     if connection.vendor == "postgresql":
-        facts = gate_statement.read_visible(
-            project_ids,
-            release_id=release_id,
-            project_slug=project_slug,
-            version=version,
-            artifact_digest=artifact_digest,
-            environment=environment,
-        )
+        facts = gate_statement.read_visible(project_ids, question)
     else:
-        release = release_among(
-            project_ids,
-            release_id=release_id,
-            project_slug=project_slug,
-            version=version,
-            artifact_digest=artifact_digest,
-            environment=environment,
-        )
+        release = release_among(project_ids, question)
         facts = load_gate_facts(release) if release is not None else None
     if facts is None:
         raise NotFound("No such release.")
-    return decision_from_facts(facts, environment)
+    return decision_from_facts(facts, question.environment)

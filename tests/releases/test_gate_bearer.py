@@ -23,6 +23,7 @@ from releasegate.accounts.tokens import (
     token_verify,
 )
 from releasegate.releases.gate_statement import read_visible
+from releasegate.releases.questions import GateQuestion
 from releasegate.releases.selectors import (
     load_bearer_gate_facts,
     visible_project_ids,
@@ -41,13 +42,13 @@ def _reference(raw: str, **query: Any) -> tuple[Any, ...]:
     except TokenRejected as rejected:
         return ("refused", rejected.code)
     project_ids = visible_project_ids(Actor.for_token(token))
-    return ("read", token.pk, read_visible(project_ids, **query))
+    return ("read", token.pk, read_visible(project_ids, GateQuestion(**query)))
 
 
 def _fused(raw: str, **query: Any) -> tuple[Any, ...]:
     try:
         prefix, key_id, secret = token_parts(raw)
-        token, facts = load_bearer_gate_facts(prefix, key_id, secret, **query)
+        token, facts = load_bearer_gate_facts(prefix, key_id, secret, GateQuestion(**query))
     except TokenRejected as rejected:
         return ("refused", rejected.code)
     return ("read", token.pk, facts)
@@ -292,7 +293,9 @@ def test_the_token_read_back_by_name_is_the_orms_field_for_field(world, kind):
     token, raw = _service(p.project) if kind == "service" else _personal(p.security)
     # Used a moment ago, so neither path records its use.
     ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
-    fused, _ = load_bearer_gate_facts(*token_parts(raw), release_id=world["release"].pk)
+    fused, _ = load_bearer_gate_facts(
+        *token_parts(raw), GateQuestion(release_id=world["release"].pk)
+    )
     orm = ApiToken.objects.select_related("user").get(pk=token.pk)
     for field in ApiToken._meta.concrete_fields:
         assert getattr(fused, field.attname) == getattr(orm, field.attname), field.name

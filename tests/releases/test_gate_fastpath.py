@@ -18,6 +18,7 @@ from releasegate.errors import NotFound
 from releasegate.incidents.models import BreakGlass, Hold
 from releasegate.releases.gate_statement import read_visible
 from releasegate.releases.models import Approval, Evidence, Project, Release, Veto
+from releasegate.releases.questions import GateQuestion
 from releasegate.releases.selectors import (
     load_gate_facts,
     visible_gate_decision,
@@ -45,7 +46,7 @@ from tests.releases.gatehelpers import cleared_release, load, person_with
 
 def assert_same_facts(release: Release) -> None:
     reference = load_gate_facts(load(release))
-    fast = read_visible([release.project_id], release_id=release.pk)
+    fast = read_visible([release.project_id], GateQuestion(release_id=release.pk))
     assert fast == reference
 
 
@@ -143,7 +144,7 @@ def test_approvers_who_lost_the_role_or_were_deactivated_read_the_same(personas)
     _approve(release, gone, "sme")
     role_revoke(project=p.project, user=p.security, role="security", actor=Actor.system_actor())
     get_user_model().objects.filter(pk=gone.pk).update(is_active=False)
-    facts = read_visible([p.project.pk], release_id=release.pk)
+    facts = read_visible([p.project.pk], GateQuestion(release_id=release.pk))
     assert facts is not None
     assert {(a.username, a.holds_role) for a in facts.approvals} == {
         ("security", False),
@@ -160,7 +161,7 @@ def test_an_approval_held_under_another_project_does_not_hold_the_role_here(pers
     release = cleared_release(p)
     outsider = person_with(other, "borrowed", "security")
     _approve(release, outsider, "security")
-    facts = read_visible([p.project.pk], release_id=release.pk)
+    facts = read_visible([p.project.pk], GateQuestion(release_id=release.pk))
     assert facts is not None
     assert [a.holds_role for a in facts.approvals if a.username == "borrowed"] == [False]
     assert_same_facts(release)
@@ -189,7 +190,7 @@ def test_lifted_active_carried_release_only_and_cross_project_vetoes_read_the_sa
     )
     lifted = veto_cast(release=release, actor=p.actor("security"), role="security", reason="x")
     veto_lift(veto=lifted, actor=p.actor("security"), reason="fixed")
-    facts = read_visible([p.project.pk], release_id=release.pk)
+    facts = read_visible([p.project.pk], GateQuestion(release_id=release.pk))
     assert facts is not None
     assert {v.reason for v in facts.vetoes} == {
         "carried from earlier",
@@ -212,7 +213,7 @@ def test_a_carried_veto_reaches_what_was_not_promoted_when_it_was_cast_in_both_l
     later = make_release(p.project, p.requester, version="2.0.0")
     reached = {}
     for each in (shipped, spare, vetoed, later):
-        facts = read_visible([p.project.pk], release_id=each.pk)
+        facts = read_visible([p.project.pk], GateQuestion(release_id=each.pk))
         assert facts is not None
         reached[each.version] = [v.reason for v in facts.vetoes]
         assert_same_facts(each)
@@ -230,7 +231,7 @@ def test_a_promoted_release_reads_the_same(personas):
     release = cleared_release(p)
     promoted, decision = release_promote(release=release, actor=p.actor("requester"))
     assert decision.cleared
-    facts = read_visible([p.project.pk], release_id=release.pk)
+    facts = read_visible([p.project.pk], GateQuestion(release_id=release.pk))
     assert facts is not None and facts.release.promoted_at is not None
     assert_same_facts(release)
     _veto(promoted, p.sme, reason="after the fact")
@@ -280,7 +281,7 @@ def test_a_project_without_a_policy_is_refused_by_both(personas):
     with pytest.raises(NotFound):
         load_gate_facts(load(release))
     with pytest.raises(NotFound):
-        read_visible([project.pk], release_id=release.pk)
+        read_visible([project.pk], GateQuestion(release_id=release.pk))
 
 
 @pytest.mark.postgres
@@ -291,17 +292,19 @@ def test_only_releases_of_the_given_projects_are_found(personas):
     mine = make_release(p.project, p.requester, version="1.0.0", artifact=artifact)
     theirs = make_release(other.project, other.requester, version="1.0.0", artifact=artifact)
     here = [p.project.pk]
-    assert read_visible(here, release_id=theirs.pk) is None
-    assert read_visible([], release_id=mine.pk) is None
-    assert read_visible(here, release_id=mine.pk + 10_000) is None
-    by_digest = read_visible(here, artifact_digest=artifact)
+    assert read_visible(here, GateQuestion(release_id=theirs.pk)) is None
+    assert read_visible([], GateQuestion(release_id=mine.pk)) is None
+    assert read_visible(here, GateQuestion(release_id=mine.pk + 10_000)) is None
+    by_digest = read_visible(here, GateQuestion(artifact_digest=artifact))
     assert by_digest is not None and by_digest.release.id == mine.pk
     both = [p.project.pk, other.project.pk]
-    newest = read_visible(both, artifact_digest=artifact)
+    newest = read_visible(both, GateQuestion(artifact_digest=artifact))
     assert newest is not None and newest.release.id == theirs.pk
-    narrowed = read_visible(both, project_slug=p.project.slug, artifact_digest=artifact)
+    narrowed = read_visible(
+        both, GateQuestion(project_slug=p.project.slug, artifact_digest=artifact)
+    )
     assert narrowed is not None and narrowed.release.id == mine.pk
-    by_version = read_visible(both, project_slug=other.project.slug, version="1.0.0")
+    by_version = read_visible(both, GateQuestion(project_slug=other.project.slug, version="1.0.0"))
     assert by_version is not None and by_version.release.id == theirs.pk
 
 
@@ -310,12 +313,12 @@ def test_a_veto_shows_on_the_very_next_gate_query(personas):
     p = personas
     release = cleared_release(p)
     ask = {"project_slug": p.project.slug, "version": release.version}
-    assert visible_gate_decision(p.actor("auditor"), **ask).cleared
+    assert visible_gate_decision(p.actor("auditor"), GateQuestion(**ask)).cleared
     veto_cast(release=release, actor=p.actor("sme"), role="sme", reason="stop")
-    after = visible_gate_decision(p.actor("auditor"), **ask)
+    after = visible_gate_decision(p.actor("auditor"), GateQuestion(**ask))
     assert [b.code for b in after.blockers] == ["veto"]
     with pytest.raises(NotFound):
-        visible_gate_decision(p.actor("outsider"), **ask)
+        visible_gate_decision(p.actor("outsider"), GateQuestion(**ask))
 
 
 @pytest.mark.parametrize(
@@ -383,7 +386,7 @@ def test_active_resolved_and_lifted_holds_read_the_same(personas):
     _hold(promoted, "b2", alert_status="resolved", resolved_at=now, alert_name="PiiLeak")
     _hold(promoted, "c3", lifted_at=now, lifted_by=p.security, lift_reason="false alarm")
     _hold(other, "d4")
-    facts = read_visible([p.project.pk], release_id=release.pk)
+    facts = read_visible([p.project.pk], GateQuestion(release_id=release.pk))
     assert facts is not None and {h.alert_name for h in facts.holds} == {
         "ToxicOutputRate",
         "PiiLeak",
@@ -424,7 +427,7 @@ def test_break_glasses_and_reviews_due_read_the_same(personas):
     _break_glass(earlier, p.requester, p.security, review_due=now - timedelta(days=1))
     _break_glass(earlier, p.requester, p.security, reviewed_at=now, reviewed_by=p.security)
     _break_glass(foreign, elsewhere.requester, elsewhere.security)
-    facts = read_visible([p.project.pk], release_id=release.pk)
+    facts = read_visible([p.project.pk], GateQuestion(release_id=release.pk))
     assert facts is not None and facts.break_glass is not None
     assert facts.break_glass.requested_by == "admin"
     assert len(facts.reviews_due) == 3
@@ -449,7 +452,7 @@ def test_the_inputs_the_checks_read_read_the_same(personas):
     check_results_invalidate(project_id=None, check="vulnerabilities")  # an import
     check_results_invalidate(project_id=p.project.pk, check="vulnerabilities")  # a waiver
     check_results_invalidate(project_id=p.project.pk, check="vulnerabilities")
-    facts = read_visible([p.project.pk], release_id=release.pk)
+    facts = read_visible([p.project.pk], GateQuestion(release_id=release.pk))
     assert facts is not None
     assert (facts.advisory_generation, facts.waiver_generation) == (1, 2)
     assert facts.policy.license_denylist == ("GPL-3.0-only",)

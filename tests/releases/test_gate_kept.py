@@ -18,6 +18,7 @@ from releasegate.accounts.models import ApiToken
 from releasegate.releases import gate_statement
 from releasegate.releases.gate_statement import Statement, read_visible
 from releasegate.releases.models import Veto
+from releasegate.releases.questions import GateQuestion
 from releasegate.releases.services import veto_cast
 from tests.api.conftest import service_token
 from tests.api.test_lean_gate import lean_answered
@@ -123,7 +124,7 @@ def test_a_database_without_this_versions_function_gets_it_on_first_use():
     statement, _ = _statement(release.pk)
     with connection.cursor() as cursor:
         cursor.execute(f"DROP FUNCTION {statement.function}")
-    facts = read_visible([p.project.pk], release_id=release.pk)
+    facts = read_visible([p.project.pk], GateQuestion(release_id=release.pk))
     assert facts is not None and [v.reason for v in facts.vetoes] == ["stop"]
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_proc WHERE proname = %s", [statement.function])
@@ -143,7 +144,7 @@ def test_connections_that_find_the_function_missing_at_once_all_answer():
     def ask() -> None:
         try:
             start.wait()
-            facts = read_visible([p.project.pk], release_id=release.pk)
+            facts = read_visible([p.project.pk], GateQuestion(release_id=release.pk))
             answers.append(None if facts is None else facts.release.id)
         except Exception as error:  # noqa: BLE001 - the assertion below names it
             answers.append(error)
@@ -174,7 +175,7 @@ def test_the_read_is_prepared_unless_prepared_statements_are_off(threshold, prep
     connection.connection.prepare_threshold = threshold
     with connection.cursor() as cursor:
         cursor.execute("DEALLOCATE ALL")
-    facts = read_visible([p.project.pk], release_id=release.pk)
+    facts = read_visible([p.project.pk], GateQuestion(release_id=release.pk))
     assert facts is not None and facts.release.id == release.pk
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*) FROM pg_prepared_statements")

@@ -14,6 +14,7 @@ from releasegate.checks.models import CheckResult
 from releasegate.incidents.models import BreakGlass, Hold
 from releasegate.releases.gate_statement import read_visible
 from releasegate.releases.models import Approval, Evidence, Release, Veto
+from releasegate.releases.questions import GateQuestion
 from releasegate.releases.selectors import (
     gate_decision,
     gate_release_queryset,
@@ -174,7 +175,7 @@ def test_the_api_gate_reads_a_release_and_all_its_facts_in_one_query(
 ):
     release = _release_with(personas, n)
     with django_assert_num_queries(1):
-        facts = read_visible([personas.project.pk], release_id=release.pk)
+        facts = read_visible([personas.project.pk], GateQuestion(release_id=release.pk))
     assert facts is not None
     assert len(facts.vetoes) == _blocking_vetoes(n)
     assert len(facts.evidence) == 5

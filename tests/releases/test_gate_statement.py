@@ -26,6 +26,7 @@ from releasegate.releases.models import (
     Release,
     Veto,
 )
+from releasegate.releases.questions import GateQuestion
 from releasegate.releases.selectors import load_gate_facts, release_among
 from releasegate.releases.services import role_grant
 from tests.builders import DEFAULT_CHECKS, digest_of, document
@@ -40,7 +41,7 @@ PEOPLE = ["requester", "security", "sme", "admin", "auditor", "inactive", "nobod
 
 
 def reference(project_ids: list[int], **question: Any) -> GateFacts | None:
-    release = release_among(project_ids, **question)
+    release = release_among(project_ids, GateQuestion(**question))
     return None if release is None else load_gate_facts(release)
 
 
@@ -51,7 +52,7 @@ def assert_same_answer(project_ids: list[int], **question: Any) -> GateFacts | N
     except NotFound as refused:
         expected = ("refused", refused.message)
     try:
-        found: Any = read_visible(project_ids, **question)
+        found: Any = read_visible(project_ids, GateQuestion(**question))
     except NotFound as refused:
         found = ("refused", refused.message)
     assert found == expected
