@@ -5,6 +5,8 @@ password sign-in turned off, forged state and reused codes."""
 
 import json
 import os
+import secrets
+import select
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -13,6 +15,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
+from joserfc.jwk import RSAKey
 
 from releasegate.accounts.selectors import roles_for
 from releasegate.identity.models import ExternalIdentity, GroupMapping, IdpRoleGrant
@@ -27,6 +30,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 OP_DIR = Path(__file__).resolve().parent / "op"
 CLIENT_ID = "releasegate-test"
 CLIENT_SECRET = "a-client-secret-for-the-test-provider"
+# Seconds the provider has to say it listens (it starts in well under one).
+PROVIDER_START_SECONDS = 30
 
 
 class Provider:
@@ -55,6 +60,14 @@ def provider(live_server: Any, tmp_path_factory: Any) -> Iterator[Provider]:
         "CLIENT_ID": CLIENT_ID,
         "CLIENT_SECRET": CLIENT_SECRET,
         "ACCOUNTS_FILE": str(accounts),
+        "SIGNING_JWK": json.dumps(
+            {
+                **RSAKey.generate_key(2048, private=True).as_dict(private=True),
+                "kid": secrets.token_hex(8),
+                "use": "sig",
+                "alg": "RS256",
+            }
+        ),
     }
     process = subprocess.Popen(
         [str(node), "server.mjs"],
@@ -65,10 +78,13 @@ def provider(live_server: Any, tmp_path_factory: Any) -> Iterator[Provider]:
         text=True,
     )
     assert process.stdout is not None
-    line = process.stdout.readline()
+    # A provider that hangs fails the test in seconds rather than holding the run.
+    ready, _, _ = select.select([process.stdout], [], [], PROVIDER_START_SECONDS)
+    line = process.stdout.readline() if ready else ""
     if not line:
         process.kill()
-        pytest.fail("the test OpenID provider did not start")
+        log = (accounts.parent / "op.log").read_text()
+        pytest.fail(f"the test OpenID provider did not start in {PROVIDER_START_SECONDS} s:\n{log}")
     yield Provider(accounts, process, json.loads(line)["issuer"])
     process.terminate()
     process.wait(10)

@@ -4,8 +4,11 @@
 //   CLIENT_ID, CLIENT_SECRET             the relying party's credentials
 //   ACCOUNTS_FILE                        JSON {sub: {email, groups, ...}}, read at each
 //                                        sign-in so a test can change a person's groups
+//   SIGNING_JWK                          the provider's private RSA signing key, as a JWK
+//                                        (made by the test: Node 20's generateKeyPairSync
+//                                        then export() can deadlock in a garbage collection)
 // Prints one JSON line {"issuer": "..."} once it is listening.
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:http';
 import Provider from 'oidc-provider';
@@ -13,8 +16,7 @@ import Provider from 'oidc-provider';
 const env = process.env;
 const accounts = () => JSON.parse(readFileSync(env.ACCOUNTS_FILE, 'utf8'));
 
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const jwk = { ...privateKey.export({ format: 'jwk' }), kid: randomBytes(8).toString('hex'), use: 'sig', alg: 'RS256' };
+const jwk = JSON.parse(env.SIGNING_JWK);
 
 const server = createServer();
 server.listen(0, '127.0.0.1', () => {
