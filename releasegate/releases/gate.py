@@ -171,7 +171,7 @@ class GateFacts:
     # them, and a replaced copy works them out afresh.
     @cached_property
     def manifest(self) -> str:
-        """The digest of the artifact and the evidence as they stand (`current_manifest`)."""
+        """The digest of the artifact and the evidence as they stand."""
         return manifest_digest(
             artifact_digest=self.release.artifact_digest,
             evidence={e.kind: e.digest for e in self.evidence},
@@ -179,7 +179,7 @@ class GateFacts:
 
     @cached_property
     def check_inputs(self) -> MappingProxyType[str, str]:
-        """The digest of the current inputs of every required check (`current_check_inputs`)."""
+        """The digest of the current inputs of every check the policy requires."""
         return MappingProxyType(
             {
                 check: check_inputs_digest(
@@ -244,11 +244,6 @@ def _inputs_digest(check: str, manifest: str, parameters: str) -> str:
     return "sha256:" + hashlib.sha256(b"releasegate-check-inputs-v1\n" + body.encode()).hexdigest()
 
 
-def current_check_inputs(facts: GateFacts) -> dict[str, str]:
-    """The digest of the current inputs of every check the policy requires."""
-    return dict(facts.check_inputs)
-
-
 @dataclass(frozen=True)
 class Blocker:
     code: str
@@ -310,10 +305,6 @@ class GateDecision:
 
 def _iso(moment: datetime) -> str:
     return moment.isoformat().replace("+00:00", "Z")
-
-
-def current_manifest(facts: GateFacts) -> str:
-    return facts.manifest
 
 
 def _lifecycle_blockers(release: ReleaseFacts) -> list[Blocker]:
@@ -384,8 +375,8 @@ def _recency(result: CheckFact) -> tuple[datetime, int]:
     return result.updated_at, severity
 
 
-def _check_blockers(facts: GateFacts, manifest: str, at: datetime) -> list[Blocker]:
-    current = facts.check_inputs
+def _check_blockers(facts: GateFacts, at: datetime) -> list[Blocker]:
+    manifest, current = facts.manifest, facts.check_inputs
     latest: dict[str, CheckFact] = {}
     outdated: set[str] = set()
     for result in facts.checks:
@@ -448,8 +439,8 @@ def _check_blockers(facts: GateFacts, manifest: str, at: datetime) -> list[Block
     return blockers
 
 
-def _approval_blockers(facts: GateFacts, manifest: str, at: datetime) -> list[Blocker]:
-    policy = facts.policy
+def _approval_blockers(facts: GateFacts, at: datetime) -> list[Blocker]:
+    policy, manifest = facts.policy, facts.manifest
     oldest_valid = at - policy.max_approval_age
     counted_role: dict[int, str] = {}  # one person counts for one role only: their first
     stale: dict[str, set[int]] = {}
@@ -585,7 +576,6 @@ def _environment_blockers(release: ReleaseFacts, environment: str | None) -> lis
 def evaluate_gate(facts: GateFacts, now: datetime, environment: str | None = None) -> GateDecision:
     """Decide whether the release is cleared at `now` for a deploy to `environment` (None: to its
     own environment), with every blocker that stands."""
-    manifest = facts.manifest
     # A promoted release was judged when it was promoted; what can still stop it is a veto.
     at = facts.release.promoted_at or now
     blockers = [
@@ -595,8 +585,8 @@ def evaluate_gate(facts: GateFacts, now: datetime, environment: str | None = Non
         *_hold_blockers(facts),
         *_review_overdue_blockers(facts, now),
         *_evidence_blockers(facts, at),
-        *_check_blockers(facts, manifest, at),
-        *_approval_blockers(facts, manifest, at),
+        *_check_blockers(facts, at),
+        *_approval_blockers(facts, at),
     ]
     use = None
     in_force = _break_glass_in_force(facts, at)
@@ -608,7 +598,7 @@ def evaluate_gate(facts: GateFacts, now: datetime, environment: str | None = Non
         cleared=not blockers,
         blockers=tuple(blockers),
         policy_version=facts.policy.version,
-        manifest_digest=manifest,
+        manifest_digest=facts.manifest,
         evaluated_at=now,
         break_glass=use,
     )

@@ -40,7 +40,6 @@ from releasegate.releases.gate import (
     GateFacts,
     ReleaseFacts,
     VetoFact,
-    current_check_inputs,
     evaluate_gate,
 )
 from releasegate.releases.models import Approval, Evidence, Project, Release, Veto
@@ -294,7 +293,7 @@ class _Facts:
         )
         # History keeps no advisory or waiver generations: a result stands, as when it was
         # recorded, for the inputs of its moment (the live gate binds them; see gate.py).
-        inputs = current_check_inputs(facts)
+        inputs = facts.check_inputs
         facts = replace(
             facts,
             checks=tuple(replace(c, inputs_digest=inputs.get(c.check, "")) for c in facts.checks),

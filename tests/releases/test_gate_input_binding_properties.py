@@ -17,8 +17,6 @@ from releasegate.releases.gate import (
     GateFacts,
     PolicyFacts,
     ReleaseFacts,
-    current_check_inputs,
-    current_manifest,
     evaluate_gate,
 )
 
@@ -67,7 +65,7 @@ def passed_facts(draw) -> GateFacts:
         advisory_generation=draw(st.integers(min_value=0, max_value=5)),
         waiver_generation=draw(st.integers(min_value=0, max_value=5)),
     )
-    manifest = current_manifest(facts)
+    manifest = facts.manifest
     facts = replace(
         facts,
         approvals=(ApprovalFact(2, "sam", "security", manifest, NOW - timedelta(hours=1)),),
@@ -77,8 +75,8 @@ def passed_facts(draw) -> GateFacts:
 
 def recomputed(facts: GateFacts) -> GateFacts:
     """What the workers do: a passed result for every required check, on the current inputs."""
-    manifest = current_manifest(facts)
-    inputs = current_check_inputs(facts)
+    manifest = facts.manifest
+    inputs = facts.check_inputs
     newer = tuple(
         CheckFact(check, "passed", manifest, NOW - timedelta(minutes=1), inputs_digest=digest)
         for check, digest in inputs.items()
@@ -111,7 +109,7 @@ def changed(facts: GateFacts, what: str, data: st.DataObject) -> GateFacts:
             digest = "sha256:" + data.draw(st.sampled_from("cdef")) * 64
             fresh = replace(facts, evidence=(EvidenceFact("sbom", digest),))
             # The approval is re-given on the new evidence: only the checks are in question.
-            approval = replace(facts.approvals[0], manifest_digest=current_manifest(fresh))
+            approval = replace(facts.approvals[0], manifest_digest=fresh.manifest)
             return replace(fresh, approvals=(approval,))
     raise AssertionError(what)
 

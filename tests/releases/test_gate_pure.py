@@ -12,8 +12,6 @@ from releasegate.releases.gate import (
     GateFacts,
     PolicyFacts,
     ReleaseFacts,
-    current_check_inputs,
-    current_manifest,
     evaluate_gate,
 )
 
@@ -41,7 +39,7 @@ def _facts(**overrides) -> GateFacts:
         max_review_age=timedelta(days=180),
     )
     base = GateFacts(release=release, policy=policy, evidence=(EvidenceFact("sbom", "sha256:e"),))
-    manifest = current_manifest(base)
+    manifest = base.manifest
     defaults = {
         "release": release,
         "policy": policy,
@@ -51,7 +49,7 @@ def _facts(**overrides) -> GateFacts:
     }
     facts = GateFacts(**(defaults | overrides))
     # Results hand-made without their inputs digest stand for results on the current inputs.
-    inputs = current_check_inputs(facts)
+    inputs = facts.check_inputs
     return replace(
         facts,
         checks=tuple(
@@ -62,7 +60,7 @@ def _facts(**overrides) -> GateFacts:
 
 
 def _manifest() -> str:
-    return current_manifest(_facts())
+    return _facts().manifest
 
 
 def test_hand_made_facts_clear():
